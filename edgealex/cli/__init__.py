@@ -1,0 +1,1 @@
+"""The Typer CLI. One module per command; no logic lives here."""

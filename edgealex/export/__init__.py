@@ -1,0 +1,1 @@
+"""PyTorch -> ONNX export (stage 1 of the pipeline)."""

@@ -1,0 +1,5 @@
+"""AlexNet-class models (PyTorch). Importing this package does not import torch."""
+
+from edgealex.models.alexnet import ARCHS, build_model, load_checkpoint, save_checkpoint
+
+__all__ = ["ARCHS", "build_model", "load_checkpoint", "save_checkpoint"]

@@ -1,0 +1,1 @@
+"""Runners: one inference lifecycle for every backend (ONNX Runtime, TensorRT)."""
