@@ -1,0 +1,11 @@
+"""Procedural defect-inspection data: surfaces, defects, and the ImageFolder dataset writer."""
+
+from edgealex.synth.render import (  # noqa: F401
+    DEFECT_LABELS,
+    GENERATOR_VERSION,
+    LABELS,
+    SURFACES,
+    draw_defect,
+    render_sample,
+    render_surface,
+)
