@@ -252,7 +252,7 @@ def _toml():
 
 def _bad(path, key, what):
     return EdgeAlexError(f"{path} [{key}]", what,
-                         "fix the profile (see targets/README.md or an existing targets/*.toml)")
+                         "fix the profile; compare with a built-in one (edgealex targets show agx-xavier)")
 
 
 def _convert(path, key, kind, value):
