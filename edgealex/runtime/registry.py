@@ -1,0 +1,92 @@
+"""Pick the runner for an artifact: ``load_runner("model.onnx")``, ``load_runner("x.engine")``.
+
+=====================================  ====================================================
+artifact                               runner
+=====================================  ====================================================
+``.onnx`` with an engine sidecar       :class:`OrtRunner` with the sidecar's runtime options
+                                       (file checked against the sidecar's sha256)
+``.onnx`` without one (plain export)   :class:`OrtRunner`, CPU, labels from the ONNX metadata
+``.engine`` / ``.plan`` / ``.trt``     :class:`TrtRunner` after the sidecar check against this
+                                       machine (TensorRT version, CUDA device name)
+=====================================  ====================================================
+
+Backends are imported only when a runner of that kind is requested.
+"""
+
+import inspect
+import os
+
+from edgealex.artifacts import read_json, sidecar_path
+from edgealex.errors import EdgeAlexError
+
+TRT_SUFFIXES = (".engine", ".plan", ".trt")
+ONNX_SUFFIXES = (".onnx",)
+
+
+def _split_options(cls, options, path):
+    accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "record")]
+    accepted = [p for p in accepted if p not in ("model_path", "engine_path")]
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise EdgeAlexError(path, "option(s) {} do not apply to {}".format(", ".join(unknown), cls.__name__),
+                            "options for this runner: " + ", ".join(accepted))
+    return options
+
+
+def load_runner(path, verify_hash=True, **options):
+    """The runner for an engine or ONNX file, configured from its sidecar.
+
+    Args:
+        path (str): ``.onnx`` (ONNX Runtime) or ``.engine``/``.plan``/``.trt`` (TensorRT).
+        verify_hash (bool): compare the file's sha256 with its sidecar. Defaults to True.
+        **options: runner options overriding the sidecar's, e.g. ``providers=["cuda"]``,
+            ``intra_op_num_threads=2`` (:class:`OrtRunner`) or ``dla_core=1``,
+            ``cuda_backend="pycuda"`` (:class:`TrtRunner`).
+
+    Returns:
+        Runner: not yet active; use it as a context manager. ``runner.model_info`` holds the
+        labels and preprocessing, ``runner.record`` the sidecar (or None).
+
+    Raises:
+        EdgeAlexError: missing file, unknown artifact type, a sidecar that does not match the file
+            or this machine, or an option the runner does not take.
+    """
+    from edgealex.engine import EngineRecord, check_record, read_record
+
+    path = str(path)
+    if not os.path.isfile(path):
+        raise EdgeAlexError(path, "the engine does not exist" if os.path.splitext(path)[1] else "no such file",
+                            "build one with `edgealex build` or export an ONNX with `edgealex export`")
+    suffix = os.path.splitext(path)[1].lower()
+    if suffix in ONNX_SUFFIXES:
+        from edgealex.runtime.ort import OrtRunner
+
+        record = None
+        side = sidecar_path(path)
+        if os.path.isfile(side):
+            data = read_json(side, "sidecar")
+            if isinstance(data, dict) and data.get("artifact") == "engine":
+                record = EngineRecord.from_dict(data, source=side)
+                if record.backend != "ort":
+                    raise EdgeAlexError(path, "its sidecar describes a {} engine, not an ONNX Runtime one".format(
+                        record.backend), "pass the engine file the sidecar belongs to, or rebuild with `edgealex build`")
+                check_record(path, record, verify_hash=verify_hash)
+        return OrtRunner(path, record=record, **_split_options(OrtRunner, options, path))
+    if suffix in TRT_SUFFIXES:
+        from edgealex._optional import require
+        from edgealex.runtime.cudamem import current_device_name
+        from edgealex.runtime.trt import TrtRunner
+
+        record = read_record(path)
+        if record.backend != "tensorrt":
+            raise EdgeAlexError(path, "its sidecar describes a {} engine, not a TensorRT one".format(record.backend),
+                                "rebuild it with `edgealex build --backend tensorrt`")
+        # File against sidecar first: that answer needs no TensorRT and no GPU.
+        check_record(path, record, verify_hash=verify_hash)
+        _split_options(TrtRunner, options, path)
+        trt = require("tensorrt", "the TensorRT backend")
+        device_name = current_device_name(options.get("cuda_backend"), options.get("device", 0))
+        check_record(path, record, tensorrt_version=trt.__version__, device_name=device_name, verify_hash=False)
+        return TrtRunner(path, record=record, **options)
+    raise EdgeAlexError(path, "unknown artifact type '{}'".format(suffix or "(no extension)"),
+                        "pass an ONNX Runtime engine (.onnx) or a TensorRT engine (.engine/.plan)")
