@@ -34,6 +34,27 @@ L4T_TO_JETPACK = {
     "36.4.4": "6.2.1", "36.4.7": "6.2.1", "36.5.0": "6.2.1",
 }
 
+
+
+def l4t_tensorrt(l4t):
+    """TensorRT major.minor that JetPack's apt packages bring for an L4T release (facts §0), or None.
+
+    R32.6.1 (JetPack 4.6) -> 8.0 (3rd-party package lists); R32.7.x -> 8.2; R35.1.0 (JetPack 5.0.2) -> 8.4
+    (UNVERIFIED); other R35 -> 8.5; R36.2/R36.3 (CUDA 12.2) -> 8.6; R36.4+ (CUDA 12.6) -> 10.3.
+    """
+    match = re.match(r"(\d+)\.(\d+)(?:\.(\d+))?", l4t or "")
+    if not match:
+        return None
+    release = tuple(int(x or 0) for x in match.groups())
+    if release[0] == 32:
+        return "8.0" if release[:2] <= (32, 6) else "8.2"
+    if release[0] in (34, 35):
+        return "8.4" if release[:2] <= (35, 1) else "8.5"
+    if release[0] == 36:
+        return "8.6" if release[:2] <= (36, 3) else "10.3"
+    return None
+
+
 _RELEASE_RE = re.compile(r"#\s*R(\d+)\s*\(release\),\s*REVISION:\s*(\d+)(?:\.(\d+))?")
 _MODULE_RE = re.compile(r"p\d{4}-\d{4}")
 _TEGRA_RE = re.compile(r"^nvidia,(tegra\d+)$")

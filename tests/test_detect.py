@@ -219,3 +219,11 @@ def test_this_machine_is_cpu():
     assert det.tensorrt is None and det.tensorrt_error  # probed: the reason it does not import
     assert det.cuda_probe
     assert detect_target().name == "cpu"
+
+
+def test_tensorrt_that_jetpack_brings():
+    from edgealex.detect import l4t_tensorrt
+
+    assert [l4t_tensorrt(v) for v in ("32.6.1", "32.7.1", "32.7.6", "35.1.0", "35.2.1", "36.3.0", "36.4.3")] == [
+        "8.0", "8.2", "8.2", "8.4", "8.5", "8.6", "10.3"]
+    assert l4t_tensorrt(None) is None and l4t_tensorrt("38.2.0") is None
