@@ -394,96 +394,51 @@ def _check_video_devices(ctx):
                  "plug in a camera, or run on a video file or an image folder instead")
 
 
-def power_sources(root, probe_runtime):
-    """Every power sensor edgealex knows how to read, with whether it is readable now.
+def power_sources(root, target=None, probe_runtime=True):
+    """Try every power meter ``edgealex bench`` can use (its own code, so doctor and bench agree).
 
     Returns:
-        list[dict]: ``{"kind", "where", "readable", "detail"}``.
+        list[dict]: ``{"kind", "readable", "detail"}`` per meter in bench's ``auto`` order; jtop and
+        NVML (interpreter probes) only when ``probe_runtime``.
     """
+    from edgealex.bench.power import AUTO_ORDER, NullMeter, open_meter
+
     sources = []
-    # jtop service socket (jetson-stats)
-    for sock in ("/run/jtop.sock",):
-        if os.path.exists(_path(root, sock)):
-            sources.append({"kind": "jtop", "where": sock, "readable": True, "detail": "jetson_stats service socket"})
-    # INA3221, upstream hwmon driver (JetPack 5+)
-    for name_file in sorted(glob.glob(_path(root, "/sys/bus/i2c/devices/*/name"))):
-        if "ina3221" not in (_read_file(name_file) or ""):
+    for name in AUTO_ORDER:
+        if name in ("jtop", "nvml") and not probe_runtime:
             continue
-        dev = os.path.dirname(name_file)
-        for hwmon in sorted(glob.glob(os.path.join(dev, "hwmon", "hwmon*"))):
-            labels = []
-            for label in sorted(glob.glob(os.path.join(hwmon, "in*_label"))):
-                channel = re.search(r"in(\d+)_label", label).group(1)
-                text = (_read_file(label) or "").strip()
-                if text and text != "NC" and _read_file(os.path.join(hwmon, f"curr{channel}_input")) is not None:
-                    labels.append(text)
-            sources.append({"kind": "ina3221", "where": _rel(root, hwmon), "readable": bool(labels),
-                            "detail": "rails " + ", ".join(labels) if labels else "no readable channel"})
-    # INA3221, downstream iio driver (JetPack 4)
-    for iio in sorted(glob.glob(_path(root, "/sys/bus/i2c/drivers/ina3221x/*/iio:device*"))):
-        labels = []
-        for rail in sorted(glob.glob(os.path.join(iio, "rail_name_*"))):
-            channel = rail.rsplit("_", 1)[-1]
-            if _read_file(os.path.join(iio, f"in_power{channel}_input")) is not None:
-                labels.append((_read_file(rail) or "").strip())
-        sources.append({"kind": "ina3221x", "where": _rel(root, iio), "readable": bool(labels),
-                        "detail": "rails " + ", ".join(labels) if labels else "no readable channel"})
-    # Intel RAPL
-    for energy in sorted(glob.glob(_path(root, "/sys/class/powercap/intel-rapl:*/energy_uj"))):
-        zone = os.path.dirname(energy)
-        label = (_read_file(os.path.join(zone, "name")) or os.path.basename(zone)).strip()
+        meter = open_meter(name, target=target, root=root)
+        if isinstance(meter, NullMeter):
+            reason = meter.reason.split(": ", 1)[-1]
+            sources.append({"kind": name, "readable": False, "detail": reason})
+            continue
         try:
-            with open(energy) as handle:
-                int(handle.read().strip())
-            sources.append({"kind": "rapl", "where": _rel(root, energy), "readable": True, "detail": label})
-        except (OSError, ValueError) as exc:
-            sources.append({"kind": "rapl", "where": _rel(root, energy), "readable": False,
-                            "detail": f"{label}: {type(exc).__name__}"})
-    if probe_runtime:
-        sources.extend(_nvml_source())
+            info = meter.describe()
+            sources.append({"kind": name, "readable": True,
+                            "detail": "; ".join(x for x in (info.get("total"), info.get("source")) if x)})
+        finally:
+            meter.close_impl()
     return sources
 
 
-def _nvml_source():
-    try:
-        import pynvml
-    except Exception:
-        return []
-    try:
-        pynvml.nvmlInit()
-        try:
-            handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-            milliwatts = pynvml.nvmlDeviceGetPowerUsage(handle)
-            return [{"kind": "nvml", "where": "GPU 0", "readable": True, "detail": f"{milliwatts / 1000.0:.1f} W now"}]
-        finally:
-            pynvml.nvmlShutdown()
-    except Exception as exc:
-        return [{"kind": "nvml", "where": "NVML", "readable": False, "detail": f"{type(exc).__name__}: {exc}"}]
-
-
-def _rel(root, path):
-    return path if os.path.abspath(root) == os.sep else os.sep + os.path.relpath(path, root)
-
-
 def _check_power(ctx):
-    sources = power_sources(ctx.root, ctx.probe)
+    sources = power_sources(ctx.root, ctx.target, ctx.probe)
     readable = [s for s in sources if s["readable"]]
     if readable:
-        return Check("power sensors", "ok", "; ".join(f"{s['kind']} {s['where']}: {s['detail']}" for s in readable))
-    unreadable = "; ".join(f"{s['kind']} {s['where']}: {s['detail']}" for s in sources)
-    rapl = [s for s in sources if s["kind"] == "rapl"]
+        return Check("power sensors", "ok", " | ".join(f"{s['kind']}: {s['detail']}" for s in readable))
+    detail = "no power sensor readable (" + "; ".join(f"{s['kind']}: {s['detail']}" for s in sources) + ")"
     if ctx.jetson:
-        fix = ("sudo pip3 install jetson-stats && sudo systemctl restart jtop (or read INA3221 under "
-               "/sys/bus/i2c/devices/*/hwmon as root)")
-    elif rapl:
-        fix = ("RAPL is root-only since Linux 5.10: sudo chmod a+r /sys/class/powercap/intel-rapl:*/energy_uj "
-               "(resets at boot; a udev rule makes it permanent)")
+        fix = ("sudo pip3 install jetson-stats && sudo systemctl restart jtop, or run as root to read the "
+               "INA3221 files under /sys/bus/i2c/devices/*/hwmon")
+    elif any(s["kind"] == "rapl" and "readable by root only" in s["detail"] for s in sources):
+        from edgealex.bench.power.rapl import PERMISSION_FIX
+
+        fix = PERMISSION_FIX
     elif ctx.det.nvidia_driver:
         fix = install_hint("pynvml") + " (NVML reports the GPU board's power)"
     else:
         fix = "none on this machine: results will report latency only, no energy per image"
-    return Check("power sensors", "warn", "no power sensor readable" + (f" ({unreadable})" if unreadable else
-                 " (no jtop socket, INA3221, NVML or RAPL)"), fix)
+    return Check("power sensors", "warn", detail, fix)
 
 
 def parse_nvpmodel_conf(text):

@@ -61,7 +61,7 @@ def nano_root(tmp_path):
 
 
 def orin_root(tmp_path):
-    """JetPack 6 AGX Orin: INA3221 via hwmon, jtop socket, MAXN, clocks pinned, no argus, no camera."""
+    """JetPack 6 AGX Orin: INA3221 via hwmon, MAXN, clocks pinned, no argus, no camera."""
     root = make_jetson(tmp_path, **AGX_ORIN)
     dev = "/sys/bus/i2c/devices/1-0040"
     write(root, f"{dev}/name", "ina3221\n")
@@ -70,7 +70,6 @@ def orin_root(tmp_path):
         write(root, f"{hwmon}/in{channel}_label", label + "\n")
         write(root, f"{hwmon}/in{channel}_input", "5000\n")
         write(root, f"{hwmon}/curr{channel}_input", "812\n")
-    write(root, "/run/jtop.sock", "")
     write(root, "/etc/nvpmodel.conf", ORIN_NVPMODEL_CONF)
     write(root, "/var/lib/nvpmodel/status", "pmode:0000 fmode:quiet\n")
     add_cpufreq(root, 12, 2201600, 2201600)
@@ -134,7 +133,7 @@ def test_orin_tree(tmp_path):
     assert checks["platform"].detail.endswith("target agx-orin")
     power = checks["power sensors"]
     assert power.status == "ok"
-    assert "jtop" in power.detail and "VDD_GPU_SOC" in power.detail and "hwmon3" in power.detail
+    assert power.detail.startswith("ina3221:") and "VDD_GPU_SOC" in power.detail and "hwmon3" in power.detail
     assert checks["nvpmodel"].status == "ok" and "mode 0 = MAXN" in checks["nvpmodel"].detail
     assert checks["jetson_clocks"].status == "ok" and "GPU min == max" in checks["jetson_clocks"].detail
     assert checks["nvargus-daemon"].status == "warn" and "restart nvargus-daemon" in checks["nvargus-daemon"].fix
@@ -158,6 +157,7 @@ def test_desktop_with_rapl(tmp_path):
     root = make_desktop(tmp_path)
     write(root, "/sys/class/powercap/intel-rapl:0/name", "package-0\n")
     write(root, "/sys/class/powercap/intel-rapl:0/energy_uj", "123456789\n")
+    write(root, "/sys/class/powercap/intel-rapl:0/max_energy_range_uj", "262143328850\n")
     checks = by_name(run_checks(root))
     assert checks["platform"].detail.endswith("target desktop-cuda")
     assert checks["power sensors"].status == "ok" and "rapl" in checks["power sensors"].detail
@@ -166,6 +166,8 @@ def test_desktop_with_rapl(tmp_path):
 @pytest.mark.skipif(hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads any file")
 def test_unreadable_rapl_gives_the_chmod_fix(tmp_path):
     root = make_cpu(tmp_path)
+    write(root, "/sys/class/powercap/intel-rapl:0/name", "package-0\n")
+    write(root, "/sys/class/powercap/intel-rapl:0/max_energy_range_uj", "262143328850\n")
     path = write(root, "/sys/class/powercap/intel-rapl:0/energy_uj", "1\n")
     os.chmod(path, 0)
     checks = by_name(run_checks(root))
