@@ -50,6 +50,8 @@ class EngineRecord:
         build_seconds (float): wall time of the build.
         sha256 (str): sha256 of the engine file itself.
         environment (dict): versions, host, command line, time.
+        build (dict): how the builder worked: the TensorRT build plan, why this builder, the build
+            log and the ONNX it parsed (``edgealex build``; empty for older sidecars).
     """
 
     backend: str
@@ -73,6 +75,7 @@ class EngineRecord:
     build_seconds: float = 0.0
     sha256: str = ""
     environment: dict = field(default_factory=environment_summary)
+    build: dict = field(default_factory=dict)
 
     def to_dict(self):
         data = asdict(self)
@@ -123,6 +126,23 @@ def read_record(engine_path):
     return EngineRecord.from_dict(read_json(side, "engine sidecar"), source=side)
 
 
+def same_tensorrt(recorded, local):
+    """True when an engine built with TensorRT ``recorded`` is for the ``local`` TensorRT.
+
+    Equal strings match. A trtexec build knows only ``major.minor.patch`` (its banner prints
+    ``[TensorRT v8502]``) while ``tensorrt.__version__`` has four parts ("8.5.2.2"), so a recorded
+    version with fewer parts matches when it is a prefix of the local one.
+
+    >>> same_tensorrt("8.5.2", "8.5.2.2"), same_tensorrt("8.5.2.2", "8.5.2.2"), same_tensorrt("8.5.2", "8.6.1")
+    (True, True, False)
+    """
+    recorded, local = str(recorded), str(local)
+    if recorded == local:
+        return True
+    mine, theirs = recorded.split("."), local.split(".")
+    return 3 <= len(mine) < len(theirs) and theirs[:len(mine)] == mine
+
+
 def check_record(engine_path, record, tensorrt_version=None, device_name=None, verify_hash=True):
     """Refuse an engine that does not match its sidecar or this machine.
 
@@ -141,7 +161,7 @@ def check_record(engine_path, record, tensorrt_version=None, device_name=None, v
         raise EdgeAlexError(engine_path, "the engine file does not match its sidecar (sha256 differs)",
                             "the file was modified or replaced; rebuild it with `edgealex build`")
     if record.backend == "tensorrt":
-        if tensorrt_version is not None and record.backend_version != tensorrt_version:
+        if tensorrt_version is not None and not same_tensorrt(record.backend_version, tensorrt_version):
             raise EdgeAlexError(engine_path, f"built with TensorRT {record.backend_version} but this machine has TensorRT {tensorrt_version}",
                 "TensorRT engines are not portable across versions; rebuild it here with `edgealex build`")
         if device_name is not None and record.device_name and record.device_name != device_name:

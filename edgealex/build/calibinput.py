@@ -1,0 +1,241 @@
+"""What ``edgealex build --calib X`` points at, and which calibration artifact a build takes.
+
+``--calib`` accepts:
+
+a. a TensorRT calibration cache file (``TRT-<n>-EntropyCalibration2`` header): used by the
+   calibrator of a TensorRT 8.x / DLA build; refused when ``<n>`` is not the builder's TensorRT;
+b. a calibration output folder of ``edgealex calibrate`` (holds ``calibration.json`` with
+   ``model_sha256``, ``qdq_onnx``, ``ort_int8_onnx`` and ``caches`` per TensorRT version), or that
+   ``calibration.json`` itself; refused when it was made for another ONNX (sha256 differs);
+c. a folder of images: on-device calibration through the model's own preprocessing (TensorRT
+   calibrator builds only; ONNX Runtime and 11.x need ``edgealex calibrate`` first).
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, Optional
+
+from edgealex.artifacts import read_json, sha256_file
+from edgealex.errors import EdgeAlexError
+
+CALIBRATION_JSON = "calibration.json"
+CALIBRATOR_ALGORITHM = "EntropyCalibration2"  # what IInt8EntropyCalibrator2 reads and writes
+
+
+@dataclass
+class CalibrationOffer:
+    """Everything a ``--calib`` argument provides.
+
+    Args:
+        source (str): the argument as given.
+        kind (str): "cache" (a cache file), "output" (a calibration folder) or "images".
+        caches (dict): TensorRT version number -> cache file.
+        qdq_onnx (str or None): TensorRT-loadable Q/DQ ONNX.
+        ort_int8_onnx (str or None): ONNX Runtime's own INT8 model.
+        images (str or None): image folder for on-device calibration.
+        record (dict): the calibration.json content (output folders).
+    """
+
+    source: str
+    kind: str
+    caches: Dict[int, str] = field(default_factory=dict)
+    qdq_onnx: Optional[str] = None
+    ort_int8_onnx: Optional[str] = None
+    images: Optional[str] = None
+    record: dict = field(default_factory=dict)
+
+    def describe(self):
+        parts = []
+        if self.caches:
+            parts.append("caches for TensorRT " + ", ".join(str(n) for n in sorted(self.caches)))
+        if self.qdq_onnx:
+            parts.append("a Q/DQ ONNX")
+        if self.ort_int8_onnx:
+            parts.append("an ONNX Runtime INT8 model")
+        if self.images:
+            parts.append("an image folder")
+        return ", ".join(parts) or "nothing usable"
+
+
+@dataclass
+class CalibrationChoice:
+    """The calibration artifact a build uses, with its provenance.
+
+    Args:
+        kind (str): "cache", "images", "qdq" or "ort-native".
+        path (str): the file or folder.
+        sha256 (str or None): sha256 of the file (None for a folder).
+        version_number (int or None): the cache header number.
+        offer (CalibrationOffer): where it came from.
+    """
+
+    kind: str
+    path: str
+    sha256: Optional[str] = None
+    version_number: Optional[int] = None
+    offer: Optional[CalibrationOffer] = None
+
+    def to_record(self):
+        """The ``calibration`` dict of the engine sidecar."""
+        out = {"method": self.kind, "source": os.path.abspath(self.offer.source) if self.offer else None,
+               "path": os.path.abspath(self.path)}
+        if self.kind == "cache":
+            out["cache_sha256"] = self.sha256
+            out["cache_version_number"] = self.version_number
+        elif self.kind in ("qdq", "ort-native"):
+            out["qdq_sha256" if self.kind == "qdq" else "int8_onnx_sha256"] = self.sha256
+        if self.offer is not None and self.offer.record:
+            for key in ("images_sha256", "manifest_sha256", "method", "algorithm", "count"):
+                if key in self.offer.record:
+                    out.setdefault("calibration_" + key, self.offer.record[key])
+        return out
+
+
+def read_calib_arg(calib, onnx_sha256):
+    """Inspect a ``--calib`` argument.
+
+    Args:
+        calib (str): cache file, calibration folder (or its calibration.json) or image folder.
+        onnx_sha256 (str): sha256 of the ONNX being built (a calibration folder must match it).
+
+    Returns:
+        CalibrationOffer: what it provides.
+
+    Raises:
+        EdgeAlexError: missing path, unreadable cache, a calibration folder for another model, or a
+            calibration.json naming files that are missing.
+    """
+    from edgealex.calib.cache import read_cache
+
+    calib = str(calib)
+    if not os.path.exists(calib):
+        raise EdgeAlexError(calib, "the --calib path does not exist",
+                            "pass a calibration folder from `edgealex calibrate`, a .cache file or an image folder")
+    if os.path.isfile(calib) and os.path.basename(calib) == CALIBRATION_JSON:
+        calib_dir = os.path.dirname(os.path.abspath(calib))
+        return _read_output_dir(calib_dir, calib, onnx_sha256)
+    if os.path.isfile(calib):
+        cache = read_cache(calib)
+        return CalibrationOffer(source=calib, kind="cache", caches={int(cache.version_number): calib})
+    if os.path.isfile(os.path.join(calib, CALIBRATION_JSON)):
+        return _read_output_dir(calib, calib, onnx_sha256)
+    return CalibrationOffer(source=calib, kind="images", images=calib)
+
+
+def _read_output_dir(folder, source, onnx_sha256):
+    json_path = os.path.join(folder, CALIBRATION_JSON)
+    data = read_json(json_path, "calibration record")
+    if not isinstance(data, dict) or data.get("artifact") != "calibration":
+        raise EdgeAlexError(json_path, "is not an edgealex calibration record (artifact != \"calibration\")",
+                            "pass the output folder of `edgealex calibrate`")
+    recorded = data.get("model_sha256")
+    if recorded != onnx_sha256:
+        raise EdgeAlexError(source, f"this calibration was made for another model (model_sha256 {str(recorded)[:12]} but the ONNX "
+                            f"being built is {onnx_sha256[:12]})",
+                            "run `edgealex calibrate` on this ONNX, or build the ONNX the calibration belongs to")
+
+    def member(name, what):
+        if not name:
+            return None
+        path = name if os.path.isabs(name) else os.path.join(folder, name)
+        if not os.path.isfile(path):
+            raise EdgeAlexError(json_path, f"names the {what} {name} but it is missing",
+                                "re-run `edgealex calibrate`; the folder is incomplete")
+        return path
+
+    caches = {}
+    for number, name in (data.get("caches") or {}).items():
+        try:
+            caches[int(number)] = member(name, f"calibration cache for TensorRT {number}")
+        except ValueError:
+            raise EdgeAlexError(json_path, f"has a cache key {number!r} that is not a TensorRT version number",
+                                "re-run `edgealex calibrate`")
+    return CalibrationOffer(source=source, kind="output", caches=caches,
+                            qdq_onnx=member(data.get("qdq_onnx"), "Q/DQ ONNX"),
+                            ort_int8_onnx=member(data.get("ort_int8_onnx"), "ONNX Runtime INT8 model"),
+                            record=data)
+
+
+def choose_for_tensorrt(offer, preference, version_number, trt_version):
+    """The calibration artifact a TensorRT INT8 build takes.
+
+    Args:
+        offer (CalibrationOffer): from :func:`read_calib_arg`.
+        preference (tuple): from :func:`edgealex.build.plan.int8_source_preference`.
+        version_number (int): ``NV_TENSORRT_VERSION`` of the builder (8502, 100300...).
+        trt_version (str): the builder's TensorRT version, for messages.
+
+    Returns:
+        CalibrationChoice: the artifact.
+
+    Raises:
+        EdgeAlexError: a cache from another TensorRT version, a cache of another algorithm, or
+            nothing in the offer the build can use (the message says what was found and what is needed).
+    """
+    from edgealex.calib.cache import read_cache
+
+    if offer.kind == "cache" and "cache" in preference:
+        (number, path), = offer.caches.items()
+        if number != version_number:
+            raise EdgeAlexError(path, f"the calibration cache was written by TensorRT {number} (header TRT-{number}-...) "
+                                f"but this build uses TensorRT {trt_version} ({version_number}); TensorRT would "
+                                "re-calibrate and fail without images",
+                                "pass a cache for this TensorRT version (edgealex calibrate writes one per target), "
+                                "or an image folder to calibrate on the device")
+    for kind in preference:
+        if kind == "cache" and version_number in offer.caches:
+            path = offer.caches[version_number]
+            cache = read_cache(path)
+            if int(cache.version_number) != version_number:
+                raise EdgeAlexError(path, f"is listed for TensorRT {version_number} but its header says "
+                                    f"TRT-{cache.version_number}", "re-run `edgealex calibrate`")
+            if cache.algorithm != CALIBRATOR_ALGORITHM:
+                raise EdgeAlexError(path, f"is a {cache.algorithm} cache; edgealex builds with "
+                                    f"IInt8EntropyCalibrator2, which only reads {CALIBRATOR_ALGORITHM}",
+                                    "re-run `edgealex calibrate` (it writes EntropyCalibration2 caches)")
+            return CalibrationChoice("cache", path, sha256_file(path), version_number, offer)
+        if kind == "images" and offer.images:
+            return CalibrationChoice("images", offer.images, None, None, offer)
+        if kind == "qdq" and offer.qdq_onnx:
+            return CalibrationChoice("qdq", offer.qdq_onnx, sha256_file(offer.qdq_onnx), None, offer)
+    wanted = {"cache": f"a calibration cache for TensorRT {trt_version} ({version_number})",
+              "images": "an image folder (on-device calibration)", "qdq": "a Q/DQ ONNX"}
+    raise EdgeAlexError(offer.source, "has {} but this INT8 build needs {}".format(
+        offer.describe(), " or ".join(wanted[k] for k in preference)),
+        "run `edgealex calibrate` for this model and target and pass its output folder"
+        if "images" not in preference else
+        "run `edgealex calibrate` for this model and target, or pass an image folder to calibrate on the device")
+
+
+def choose_for_ort(offer, ort_int8="auto"):
+    """The INT8 model an ONNX Runtime engine takes from a calibration output.
+
+    Args:
+        offer (CalibrationOffer): from :func:`read_calib_arg`.
+        ort_int8 (str): "auto" (ONNX Runtime's own INT8 model when present, else the Q/DQ one),
+            "native" or "qdq". Defaults to "auto".
+
+    Returns:
+        CalibrationChoice: kind "ort-native" or "qdq".
+
+    Raises:
+        EdgeAlexError: the offer is a cache or an image folder (ONNX Runtime needs a quantized
+            ONNX from `edgealex calibrate`), or lacks the requested model.
+    """
+    if offer.kind != "output":
+        what = "a TensorRT calibration cache" if offer.kind == "cache" else "an image folder"
+        raise EdgeAlexError(offer.source, f"is {what}; an ONNX Runtime INT8 engine is built from the quantized "
+                            "ONNX of a calibration output folder",
+                            "run `edgealex calibrate <model.onnx> --images <folder>` and pass its output "
+                            "folder with --calib")
+    if ort_int8 not in ("auto", "native", "qdq"):
+        raise EdgeAlexError("--ort-int8", f"unknown choice {ort_int8!r}", "use auto, native or qdq")
+    if ort_int8 in ("auto", "native") and offer.ort_int8_onnx:
+        return CalibrationChoice("ort-native", offer.ort_int8_onnx, sha256_file(offer.ort_int8_onnx), None, offer)
+    if ort_int8 == "native":
+        raise EdgeAlexError(offer.source, "has no ONNX Runtime INT8 model (ort_int8_onnx is null)",
+                            "use --ort-int8 qdq, or re-run `edgealex calibrate` so it writes one")
+    if offer.qdq_onnx:
+        return CalibrationChoice("qdq", offer.qdq_onnx, sha256_file(offer.qdq_onnx), None, offer)
+    raise EdgeAlexError(offer.source, "has no quantized ONNX (qdq_onnx and ort_int8_onnx are missing)",
+                        "re-run `edgealex calibrate`")
