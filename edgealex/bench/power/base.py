@@ -110,6 +110,7 @@ class PowerMeter:
     name = "meter"
     kind = "power"
     available = True
+    live = True  # samples arrive during the run (False: a log read after it, e.g. csv:)
 
     def __init__(self, interval_s=None):
         self.interval_s = interval_s

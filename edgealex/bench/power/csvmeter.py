@@ -92,6 +92,7 @@ class CsvMeter(PowerMeter):
     """
 
     name = "csv"
+    live = False
 
     def __init__(self, path, offset_s=0.0):
         super().__init__(None)

@@ -1,0 +1,278 @@
+"""Benchmark result files: one schema-versioned JSON per run, a trace CSV and a power CSV.
+
+The JSON is rewritten atomically at every status change (``started`` -> ``measuring`` ->
+``finished`` or ``failed``), so a crash or a kill leaves a readable record saying how far the run
+got. Files of one run share a stem::
+
+    <run_id>.json          the record (artifact "bench-result", schema SCHEMA_VERSION)
+    <run_id>.trace.csv     one row per iteration (trtexec --exportTimes names where they mean the same)
+    <run_id>.power.csv     one row per power sample, time relative to the measured window start
+
+Trace columns: ``iteration, batch, startMs, endMs, latencyMs`` (+ loop stages). ``latencyMs`` is the
+host-observed time of one synchronous inference including transfers: what trtexec calls
+``latencyMs`` (H2D + compute + D2H). ``startMs``/``endMs`` are relative to the window start.
+trtexec traces imported with :func:`import_trtexec_times` keep all their own columns.
+"""
+
+import csv
+import datetime
+import io
+import os
+import re
+import traceback
+
+import numpy as np
+
+from edgealex.artifacts import now_iso, read_json, write_json_atomic, write_text_atomic
+from edgealex.bench.energy import counter_to_power
+from edgealex.errors import EdgeAlexError
+
+SCHEMA_VERSION = 1
+ARTIFACT = "bench-result"
+STATUSES = ("started", "measuring", "finished", "failed")
+TRACE_FIELDS = ("iteration", "batch", "startMs", "endMs", "latencyMs")
+TRTEXEC_FIELDS = ("startEnqMs", "endEnqMs", "startH2dMs", "endH2dMs", "startComputeMs", "endComputeMs",
+                  "startD2hMs", "endD2hMs", "h2dMs", "computeMs", "d2hMs", "latencyMs", "endToEndMs")
+# TensorRT 7.x wrote in/out instead of h2d/d2h
+TRTEXEC_OLD_NAMES = {"startInMs": "startH2dMs", "endInMs": "endH2dMs", "startOutMs": "startD2hMs",
+                     "endOutMs": "endD2hMs", "inMs": "h2dMs", "outMs": "d2hMs"}
+
+
+def session_stamp():
+    return datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+def safe_name(text):
+    return re.sub(r"[^A-Za-z0-9_.+-]+", "_", str(text)).strip("_") or "run"
+
+
+def unique_run_id(out_dir, stem):
+    run_id = safe_name(stem)
+    n = 1
+    while os.path.exists(os.path.join(out_dir, run_id + ".json")):
+        n += 1
+        run_id = f"{safe_name(stem)}-{n}"
+    return run_id
+
+
+class RunRecord:
+    """The JSON record of one run, rewritten atomically at every status change.
+
+    Args:
+        out_dir (str): results folder.
+        run_id (str): file stem of this run (see :func:`unique_run_id`).
+        data (dict): initial content (engine, config, environment...).
+    """
+
+    def __init__(self, out_dir, run_id, data):
+        self.out_dir = str(out_dir)
+        self.run_id = run_id
+        self.path = os.path.join(self.out_dir, run_id + ".json")
+        self.data = {"artifact": ARTIFACT, "schema": SCHEMA_VERSION, "run_id": run_id, "status": None,
+                     "created_at": now_iso(), "updated_at": None, "status_history": [], "files": {}}
+        self.data.update(data)
+
+    def set_status(self, status, **updates):
+        """Record ``status`` (and any updated sections) and write the JSON atomically."""
+        if status not in STATUSES:
+            raise ValueError("unknown status " + str(status))
+        self.data.update(updates)
+        self.data["status"] = status
+        self.data["updated_at"] = now_iso()
+        self.data["status_history"].append({"status": status, "at": self.data["updated_at"]})
+        self.write()
+
+    def update(self, **updates):
+        self.data.update(updates)
+        self.write()
+
+    def write(self):
+        write_json_atomic(self.path, self.data)
+
+    def fail(self, exc):
+        """Mark the run failed with the error (user errors keep their message; bugs their traceback)."""
+        error = {"type": type(exc).__name__, "message": str(exc)}
+        if not isinstance(exc, EdgeAlexError) and not isinstance(exc, KeyboardInterrupt):
+            error["traceback"] = traceback.format_exc(limit=20)
+        self.set_status("failed", error=error)
+
+    def file_path(self, kind, suffix):
+        name = f"{self.run_id}.{suffix}"
+        self.data["files"][kind] = name
+        return os.path.join(self.out_dir, name)
+
+
+def write_trace_csv(path, starts_s, ends_s, batch, origin_s, extra=None):
+    """Per-iteration trace. ``extra`` maps column name -> per-iteration values (loop stages)."""
+    starts = (np.asarray(starts_s, dtype=np.float64) - origin_s) * 1e3
+    ends = (np.asarray(ends_s, dtype=np.float64) - origin_s) * 1e3
+    extra = extra or {}
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(list(TRACE_FIELDS) + list(extra))
+    columns = [np.asarray(v, dtype=np.float64) for v in extra.values()]
+    for i in range(starts.size):
+        row = [i, batch, f"{starts[i]:.4f}", f"{ends[i]:.4f}", f"{ends[i] - starts[i]:.4f}"]
+        row += [f"{c[i]:.4f}" if i < c.size and np.isfinite(c[i]) else "" for c in columns]
+        writer.writerow(row)
+    write_text_atomic(path, buf.getvalue())
+    return path
+
+
+def write_power_csv(path, trace, origin_s, clock_offset_s):
+    """Power samples with times relative to the window start (``t_s``) and as Unix time.
+
+    For counter meters the cumulative ``energy_j`` is written next to the power derived from
+    consecutive readings (assigned to the later reading).
+    """
+    t = np.asarray(trace.t_s, dtype=np.float64)
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    rails = sorted(trace.rails)
+    if trace.kind == "energy":
+        writer.writerow(["t_s", "unix_s", "energy_j", "power_w"] + [r + "_j" for r in rails])
+        _, watts = counter_to_power(t, trace.value, trace.max_range_j)
+        dt_ok = np.concatenate(([False], np.diff(t) > 0))
+        w_full = np.full(t.size, np.nan)
+        w_full[dt_ok] = watts
+        for i in range(t.size):
+            row = [f"{t[i] - origin_s:.6f}", f"{t[i] + clock_offset_s:.6f}",
+                   f"{trace.value[i]:.6f}", "" if np.isnan(w_full[i]) else f"{w_full[i]:.4f}"]
+            row += [f"{trace.rails[r][i]:.6f}" for r in rails]
+            writer.writerow(row)
+    else:
+        writer.writerow(["t_s", "unix_s", "power_w"] + [r + "_w" for r in rails])
+        for i in range(t.size):
+            row = [f"{t[i] - origin_s:.6f}", f"{t[i] + clock_offset_s:.6f}",
+                   f"{trace.value[i]:.4f}"]
+            row += ["" if np.isnan(trace.rails[r][i]) else f"{trace.rails[r][i]:.4f}" for r in rails]
+            writer.writerow(row)
+    write_text_atomic(path, buf.getvalue())
+    return path
+
+
+def read_power_csv(path):
+    """(t_s, power_w) arrays of a power CSV written by :func:`write_power_csv` (NaN rows dropped)."""
+    t, w = [], []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("power_w") in (None, ""):
+                continue
+            t.append(float(row["t_s"]))
+            w.append(float(row["power_w"]))
+    return np.asarray(t), np.asarray(w)
+
+
+def read_trace_csv(path):
+    """Per-iteration latencies (ms) of a trace CSV (ours or an imported trtexec one)."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row.get("latencyMs"):
+                out.append(float(row["latencyMs"]))
+    return np.asarray(out)
+
+
+def load_result(path):
+    """A bench result JSON, checked (artifact, schema).
+
+    Raises:
+        EdgeAlexError: not a bench result, or written by a newer edgealex.
+    """
+    data = read_json(path, "benchmark result")
+    if not isinstance(data, dict) or data.get("artifact") != ARTIFACT:
+        raise EdgeAlexError(path, "not an edgealex benchmark result (artifact={!r})".format(
+            data.get("artifact") if isinstance(data, dict) else None),
+            "pass the <run>.json files written by `edgealex bench`")
+    if int(data.get("schema", 0)) > SCHEMA_VERSION:
+        raise EdgeAlexError(path, "written by a newer edgealex (schema {})".format(data.get("schema")),
+                            "upgrade edgealex to read it")
+    data["_path"] = os.path.abspath(path)
+    return data
+
+
+def trtexec_rows(path):
+    """The entries of a trtexec ``--exportTimes`` JSON, with TensorRT 7 names mapped to 8+ names."""
+    data = read_json(path, "trtexec --exportTimes file")
+    if not isinstance(data, list) or not data or not isinstance(data[0], dict):
+        raise EdgeAlexError(path, "not a trtexec --exportTimes trace (expected a JSON list of timing objects)",
+                            "run trtexec with --exportTimes=times.json and pass that file")
+    rows = []
+    for entry in data:
+        row = {TRTEXEC_OLD_NAMES.get(k, k): float(v) for k, v in entry.items() if isinstance(v, (int, float))}
+        if "latencyMs" not in row or "startComputeMs" not in row:
+            raise EdgeAlexError(path, f"a trace entry lacks latencyMs/startComputeMs ({sorted(entry)})",
+                                "pass the file written by trtexec --exportTimes")
+        rows.append(row)
+    return rows
+
+
+__all__ = ["RunRecord", "load_result", "import_trtexec_times", "write_trace_csv", "write_power_csv", "read_power_csv", "read_trace_csv",
+           "trtexec_rows", "unique_run_id", "session_stamp", "SCHEMA_VERSION", "STATUSES", "TRACE_FIELDS",
+           "TRTEXEC_FIELDS"]
+
+
+def import_trtexec_times(times_json, out_dir, engine=None, warmup_ms=200.0, batch=1, label=None):
+    """Turn a trtexec ``--exportTimes`` trace into an edgealex result, so it appears in reports.
+
+    trtexec's trace includes the warm-up; like trtexec, entries whose ``startComputeMs`` is before
+    ``warmup_ms`` are dropped, the window runs from the first kept ``startH2dMs`` to the last
+    ``endD2hMs`` and throughput is ``batch x queries / window``.
+
+    Args:
+        times_json (str): the file written by ``trtexec --exportTimes=FILE``.
+        out_dir (str): results folder.
+        engine (str): the engine trtexec ran (its sidecar goes into the result), optional.
+        warmup_ms (float): trtexec's ``--warmUp`` (default 200 ms).
+        batch (int): images per query (explicit-batch engines: the engine's batch dimension).
+        label (str): run name. Defaults to the file's stem.
+
+    Returns:
+        str: path of the result JSON.
+    """
+    from edgealex.bench.environment import collect
+    from edgealex.bench.stats import summarize
+
+    rows = trtexec_rows(times_json)
+    kept = [r for r in rows if r["startComputeMs"] >= warmup_ms] or rows
+    start_key = "startH2dMs" if "startH2dMs" in kept[0] else "startComputeMs"
+    end_key = "endD2hMs" if "endD2hMs" in kept[0] else "endComputeMs"
+    t0, t1 = kept[0][start_key], kept[-1][end_key]
+    window_s = max(t1 - t0, 1e-9) / 1e3
+    stats = summarize([r["latencyMs"] for r in kept], len(kept) * batch, window_s, batch)
+    stats["throughput"]["warmup_iterations"] = len(rows) - len(kept)
+    stats["throughput"]["warmup_s"] = warmup_ms / 1e3
+    if "computeMs" in kept[0]:
+        from edgealex.bench.stats import latency_stats
+
+        stats["gpu_compute_ms"] = latency_stats([r["computeMs"] for r in kept])
+    name = label or os.path.splitext(os.path.basename(str(times_json)))[0]
+    run_id = unique_run_id(out_dir, f"{name}-trtexec-b{batch}-{session_stamp()}")
+    if engine:
+        from edgealex.bench.harness import engine_info
+
+        info = engine_info(engine)
+    else:
+        info = {"path": None, "name": name, "backend": "tensorrt", "precision": None, "device": None, "target": None,
+                "sidecar": None, "sidecar_error": "no --engine given with the trtexec trace"}
+    info["builder"] = "trtexec"
+    rec = RunRecord(out_dir, run_id, {
+        "label": name, "mode": "trtexec", "kind": "engine", "batch": int(batch),
+        "engine": info, "config": {"imported_from": os.path.abspath(str(times_json)), "warmup_ms": warmup_ms},
+        "environment": collect(), "source": "trtexec --exportTimes",
+    })
+    rec.set_status("started")
+    reason = "imported trtexec trace: trtexec records no power"
+    rec.data.update(stats)
+    rec.data["power"] = {"available": False, "reason": reason, "display": f"n/a ({reason})"}
+    fields = ["iteration", "batch", "startMs", "endMs"] + [f for f in TRTEXEC_FIELDS if f in kept[0]]
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")
+    writer.writerow(fields)
+    for i, r in enumerate(kept):
+        row = [i, batch, f"{r[start_key] - t0:.4f}", f"{r[end_key] - t0:.4f}"]
+        row += [f"{r[f]:.4f}" for f in fields[4:]]
+        writer.writerow(row)
+    write_text_atomic(rec.file_path("trace", "trace.csv"), buf.getvalue())
+    rec.set_status("finished")
+    return rec.path
