@@ -204,3 +204,7 @@ def test_packaged_profiles_are_the_checkout_files():
     packaged = os.path.join(os.path.dirname(edgealex.__file__), "data", "targets")
     for name in REQUIRED:
         assert os.path.isfile(os.path.join(packaged, name + ".toml"))
+    checkout_copy = os.path.join(os.path.dirname(os.path.dirname(edgealex.__file__)), "targets")
+    if os.path.isdir(checkout_copy):  # a git checkout: one copy of the files, reached through a link
+        assert os.path.islink(packaged)
+        assert os.path.realpath(packaged) == os.path.realpath(checkout_copy)
