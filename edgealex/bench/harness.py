@@ -31,7 +31,7 @@ import numpy as np
 from edgealex.artifacts import ensure_dir
 from edgealex.bench import energy as E
 from edgealex.bench.result import RunRecord, session_stamp, unique_run_id, write_power_csv, write_trace_csv
-from edgealex.bench.stats import summarize
+from edgealex.bench.stats import latency_stats, summarize
 from edgealex.errors import EdgeAlexError
 from edgealex.log import is_quiet, logger
 
@@ -64,6 +64,8 @@ class BenchOptions:
         seed (int): seed of the synthetic inputs.
         sysfs_root (str): filesystem root for sysfs meters and environment (tests).
         label (str): a name prefix for the run ids.
+        agreement_samples (int): compare mode: synthetic images for the top-1 agreement with the
+            first subject (0 = skip).
         progress (bool): show a progress line on a terminal (off with --quiet).
     """
 
@@ -87,6 +89,7 @@ class BenchOptions:
     sysfs_root: str = "/"
     label: Optional[str] = None
     progress: bool = True
+    agreement_samples: int = AGREEMENT_SAMPLES
 
     def check(self):
         if self.mode not in MODES:
@@ -474,36 +477,47 @@ def finish_idle(idle, trace):
 
 # -- loop mode --------------------------------------------------------------------------------------
 def measure_loop(runner, options, batch, meter, progress, on_measuring):
-    """Warm the engine, then run the camera loop for the window; engine fps from the loop's stages."""
+    """Warm the engine, then run the camera loop for the window.
+
+    Per frame (from ``run_loop``'s ``on_frame``): the stage latencies, the inference time, and the
+    end-to-end time from the frame's capture to the end of its sinks.
+    """
     from edgealex.camera.source import open_source
-    from edgealex.pipeline.loop import run_loop
+    from edgealex.pipeline.loop import STAGES, run_loop
 
     x = synthetic_batch(runner.input_spec, batch, options.seed)
     warm = measure(runner, x, warmup_s=options.warmup_s, warmup_iters=options.warmup_iters, duration_s=None,
                    iterations=1)
-    model_info = getattr(runner, "model_info", None)
     source = open_source(options.source)
-    try:
-        if on_measuring is not None:
-            on_measuring()
-        if progress is not None:
-            progress.measuring()
-        meter.sample_now()
-        t0 = time.perf_counter()
-        summary = run_loop(runner, source, model_info=model_info, duration_s=None if options.iterations else options.duration_s,
-                           max_frames=options.iterations * batch if options.iterations else None, batch=batch)
-        t1 = time.perf_counter()
-        meter.sample_now()
-    finally:
-        close = getattr(source, "close", None)
-        if close is not None:
-            close()
+    rows = []
+    clock_offset = time.time() - time.perf_counter()
+
+    def on_frame(result):
+        end = time.perf_counter()
+        lat = result.latency_ms
+        start = result.timestamp - clock_offset - lat.get("capture", 0.0) / 1e3
+        rows.append((start, end, [lat.get(stage, float("nan")) for stage in STAGES]))
+
+    if progress is not None:
+        progress.counter = rows
+        progress.measuring()
+    if on_measuring is not None:
+        on_measuring()
+    meter.sample_now()
+    t0 = time.perf_counter()
+    summary = run_loop(runner, source, model_info=getattr(runner, "model_info", None),
+                       duration_s=None if options.iterations else options.duration_s,
+                       max_frames=options.iterations * batch if options.iterations else None, batch=batch,
+                       on_frame=on_frame, warmup=0)
+    t1 = time.perf_counter()
+    meter.sample_now()
     data = summary.to_dict() if hasattr(summary, "to_dict") else dict(summary)
-    per_iter = getattr(summary, "infer_ms", None)
-    starts = getattr(summary, "infer_starts_s", None)
-    m = Measurement(np.asarray(starts if starts is not None else []), np.asarray([]), batch, warm.warmup_iterations,
-                    warm.warmup_s, loop=data, frames_override=int(data.get("frames", 0)), window_override=(t0, t1))
-    m.loop_infer_ms = np.asarray(per_iter if per_iter is not None else [], dtype=np.float64)
+    starts = np.asarray([r[0] for r in rows], dtype=np.float64)
+    ends = np.asarray([r[1] for r in rows], dtype=np.float64)
+    stages = np.asarray([r[2] for r in rows], dtype=np.float64).reshape(len(rows), len(STAGES))
+    m = Measurement(starts, ends, batch, warm.warmup_iterations, warm.warmup_s, loop=data,
+                    frames_override=int(data.get("frames", len(rows))), window_override=(t0, t1))
+    m.stage_columns = {name + "Ms": stages[:, i] for i, name in enumerate(STAGES)}
     return m
 
 
@@ -541,13 +555,14 @@ def _batches_for(runner, requested):
     return list(requested)
 
 
-def run_bench(engines, options, out_dir):
+def run_bench(engines, options, out_dir, skipped=None):
     """Benchmark engines (and baselines in compare mode); write one result per (subject, batch).
 
     Args:
         engines (List[str]): engine or ONNX files.
         options (BenchOptions): the protocol.
         out_dir (str): results folder.
+        skipped (list): (configuration, reason) pairs decided before (``--matrix``), reported.
 
     Returns:
         BenchSession: result dicts, their paths, skipped baselines with reasons, the meter.
@@ -569,11 +584,12 @@ def run_bench(engines, options, out_dir):
     target = _resolve_target(options.target)
     subjects = engine_subjects(engines, options.runner_options)
     session = BenchSession(out_dir)
+    session.skipped = list(skipped or [])
     if options.mode == "compare":
         model_info = _model_info_of(engines[0])
         extra, skipped = baseline_subjects(options, engines, model_info)
         subjects += extra
-        session.skipped = skipped
+        session.skipped += skipped
         for name, reason in skipped:
             logger.info("baseline %s skipped: %s", name, reason)
     meter = open_meter(options.power, target=target, root=options.sysfs_root, interval_s=options.power_interval_s,
@@ -610,8 +626,9 @@ def run_bench(engines, options, out_dir):
                     try:
                         m = _measure_subject(runner, options, batch, meter, rec, subject)
                         _finish_record(rec, m, meter, idle, session_t0, clock_offset, final=meter.live)
-                        if options.mode == "compare":
-                            rec.data["accuracy"] = _agreement(runner, records, batch, options.seed)
+                        if options.mode == "compare" and options.agreement_samples > 0:
+                            rec.data["accuracy"] = _agreement(runner, records, batch, options.seed,
+                                                              options.agreement_samples)
                             rec.write()
                     except BaseException as exc:
                         rec.fail(exc)
@@ -682,18 +699,28 @@ def _measure_subject(runner, options, batch, meter, rec, subject):
 
 def _finish_record(rec, m, meter, idle, session_t0, clock_offset, final):
     t0, t1 = m.window
+    extra = None
     if m.loop is not None:
-        stats = summarize(getattr(m, "loop_infer_ms", []), m.frames, t1 - t0, m.batch)
+        # Per frame: end-to-end (capture start -> sinks done) is the headline latency of the loop;
+        # the inference time alone is kept apart (trtexec's latencyMs meaning).
+        extra = dict(m.stage_columns)
+        infer_ms = extra.get("inferMs", np.zeros(0))
+        stats = summarize(m.latencies_ms, m.frames, t1 - t0, m.batch)
+        stats["latency_kind"] = "end-to-end per frame: capture start to sinks done"
+        stats["engine_latency_ms"] = latency_stats(infer_ms[np.isfinite(infer_ms)])
         stats["throughput"]["pipeline_fps"] = m.loop.get("pipeline_fps")
         stats["throughput"]["engine_fps"] = m.loop.get("engine_fps")
         rec.data["loop"] = m.loop
     else:
         stats = summarize(m.latencies_ms, m.frames, t1 - t0, m.batch)
+        stats["latency_kind"] = "one synchronous inference (trtexec latencyMs)"
     stats["throughput"]["warmup_iterations"] = m.warmup_iterations
     stats["throughput"]["warmup_s"] = m.warmup_s
     rec.data.update(stats)
     if m.starts.size and m.ends.size:
-        write_trace_csv(rec.file_path("trace", "trace.csv"), m.starts, m.ends, m.batch, t0)
+        write_trace_csv(rec.file_path("trace", "trace.csv"), m.starts, m.ends, m.batch, t0, extra=extra,
+                        latency_ms=extra.get("inferMs") if extra else None,
+                        latency_name="endToEndMs" if extra else None)
     trace = meter.trace()
     if final:
         rec.data["power"] = power_section(meter, trace, (t0, t1), m.frames, idle)
@@ -719,9 +746,9 @@ def _first_with_batch(records, batch):
     return None
 
 
-def _agreement(runner, records, batch, seed):
+def _agreement(runner, records, batch, seed, samples):
     """Top-1 classes on fixed synthetic inputs, and agreement with the first subject (compare mode)."""
-    n = max(1, AGREEMENT_SAMPLES // batch)
+    n = max(1, samples // batch)
     outs = []
     for i in range(n):
         xi = synthetic_batch(runner.input_spec, batch, seed + 1 + i)
@@ -786,6 +813,6 @@ def summary_lines(session):
                                                                  power.get("samples"),
                                                                  format_ms(power.get("achieved_rate_hz"), 1)))
     for name, reason in session.skipped:
-        lines.append(f"baseline {name} skipped: {reason}")
+        lines.append(f"skipped {name}: {reason}")
     lines.append("results: " + session.out_dir)
     return lines

@@ -102,18 +102,35 @@ class RunRecord:
         return os.path.join(self.out_dir, name)
 
 
-def write_trace_csv(path, starts_s, ends_s, batch, origin_s, extra=None):
-    """Per-iteration trace. ``extra`` maps column name -> per-iteration values (loop stages)."""
+def write_trace_csv(path, starts_s, ends_s, batch, origin_s, extra=None, latency_ms=None, latency_name=None):
+    """Per-iteration (or per-frame) trace.
+
+    Args:
+        path (str): CSV to write.
+        starts_s (array): perf_counter time each iteration started.
+        ends_s (array): perf_counter time each iteration ended.
+        batch (int): images per iteration.
+        origin_s (float): the window start (time 0 of ``startMs``/``endMs``).
+        extra (dict): more columns (loop stages), name -> per-row values.
+        latency_ms (array): the ``latencyMs`` column when it is not end - start (loop mode: the
+            inference time, trtexec's meaning); end - start then goes to ``latency_name``.
+        latency_name (str): column name for end - start in that case (e.g. ``endToEndMs``).
+    """
     starts = (np.asarray(starts_s, dtype=np.float64) - origin_s) * 1e3
     ends = (np.asarray(ends_s, dtype=np.float64) - origin_s) * 1e3
-    extra = extra or {}
+    extra = {k: v for k, v in (extra or {}).items() if k != "inferMs" or latency_ms is None}
+    columns = {}
+    if latency_ms is not None:
+        columns[latency_name or "spanMs"] = ends - starts
+    columns.update(extra)
+    lat = np.asarray(latency_ms, dtype=np.float64) if latency_ms is not None else ends - starts
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
-    writer.writerow(list(TRACE_FIELDS) + list(extra))
-    columns = [np.asarray(v, dtype=np.float64) for v in extra.values()]
+    writer.writerow(list(TRACE_FIELDS) + list(columns))
+    values = [np.asarray(v, dtype=np.float64) for v in columns.values()]
     for i in range(starts.size):
-        row = [i, batch, f"{starts[i]:.4f}", f"{ends[i]:.4f}", f"{ends[i] - starts[i]:.4f}"]
-        row += [f"{c[i]:.4f}" if i < c.size and np.isfinite(c[i]) else "" for c in columns]
+        row = [i, batch, f"{starts[i]:.4f}", f"{ends[i]:.4f}", f"{lat[i]:.4f}"]
+        row += [f"{c[i]:.4f}" if i < c.size and np.isfinite(c[i]) else "" for c in values]
         writer.writerow(row)
     write_text_atomic(path, buf.getvalue())
     return path

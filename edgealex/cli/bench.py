@@ -49,6 +49,8 @@ def bench(
     import_trtexec: Annotated[Optional[Path], typer.Option(help="Import a trtexec --exportTimes JSON as a result.")] = None,
     trtexec_warmup_ms: Annotated[float, typer.Option(help="trtexec --warmUp of that trace (ms).")] = 200.0,
     label: Annotated[Optional[str], typer.Option(help="Prefix for the run names.")] = None,
+    agreement_samples: Annotated[int, typer.Option(help="compare mode: synthetic images for top-1 agreement with "
+                                                        "the first engine (0 = skip).")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic inputs.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the session as JSON.")] = False,
 ):
@@ -66,6 +68,7 @@ def bench(
             echo(f"imported {import_trtexec} -> {path}")
         return
     engine_paths = [str(p) for p in engines or []]
+    skipped = []
     runner_options = {"intra_op_num_threads": threads} if threads else {}
     options = BenchOptions(
         mode=mode, batches=_batches(batch), warmup_s=warmup, warmup_iters=warmup_iters, duration_s=duration,
@@ -73,12 +76,13 @@ def bench(
         meter_offset_s=meter_offset, idle_s=idle, target=target, source=source,
         baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
         torch_weights=str(torch_weights) if torch_weights else None, onnx=str(onnx) if onnx else None,
-        runner_options=runner_options, seed=seed, label=label)
+        runner_options=runner_options, seed=seed, label=label, agreement_samples=agreement_samples)
     if matrix:
         from edgealex.bench.matrix import matrix_engines
 
-        engine_paths += matrix_engines(options.onnx, target, str(out), calib=str(calib) if calib else None)
-    session = run_bench(engine_paths, options, str(out))
+        built, skipped = matrix_engines(options.onnx, target, str(out), calib=str(calib) if calib else None)
+        engine_paths += built
+    session = run_bench(engine_paths, options, str(out), skipped=skipped)
     if json_out:
         emit_json(session.to_dict())
         return

@@ -1,0 +1,100 @@
+"""``bench --matrix``: every precision x device a target offers, building the engines that are missing.
+
+Configurations come from the target profile: its precisions, each on the GPU (or CPU) and, for
+FP16/INT8, on each DLA core (DLA runs FP16 and INT8 only). Engines are built with
+:func:`edgealex.build.api.build_engine` into ``<out>/engines``; one that already exists for the same
+ONNX (sha256 in its sidecar) and this machine's backend version is reused. INT8 needs ``--calib``
+(the output of ``edgealex calibrate``, a calibration cache or an image folder, as for
+``edgealex build``); without it INT8 configurations are skipped with that reason.
+"""
+
+import glob
+import os
+
+from edgealex.artifacts import sha256_file
+from edgealex.errors import EdgeAlexError
+from edgealex.log import logger
+
+
+def matrix_configs(target):
+    """(precision, dla_core or None) pairs the target supports."""
+    configs = []
+    for precision in target.precisions:
+        configs.append((precision, None))
+        if precision in ("fp16", "int8"):
+            configs += [(precision, core) for core in range(int(target.dla_cores or 0))]
+    return configs
+
+
+def _device(dla_core, target):
+    if dla_core is not None:
+        return f"dla{dla_core}"
+    return "cpu" if target.backend == "ort" else "gpu"
+
+
+def _existing(engines_dir, stem, precision, device, target, onnx_sha256):
+    from edgealex.engine import read_record
+
+    for path in sorted(glob.glob(os.path.join(engines_dir, f"{stem}-{precision}-{device}-*-{target.name}.*"))):
+        if path.endswith(".json"):
+            continue
+        try:
+            record = read_record(path)
+        except EdgeAlexError:
+            continue
+        if record.onnx_sha256 == onnx_sha256:
+            return path
+    return None
+
+
+def matrix_engines(onnx, target_name, out_dir, calib=None):
+    """Engines for every configuration of the target, built when missing.
+
+    Args:
+        onnx (str): the FP32 ONNX from ``edgealex export``.
+        target_name (str): target profile (None: this machine's).
+        out_dir (str): results folder; engines go to ``<out_dir>/engines``.
+        calib (str): calibration for INT8 (see ``edgealex build --calib``).
+
+    Returns:
+        (List[str], List[Tuple[str, str]]): engine paths, and (configuration, reason) for the ones
+        that could not be built here.
+
+    Raises:
+        EdgeAlexError: no ``--onnx`` given.
+    """
+    if not onnx:
+        raise EdgeAlexError("--matrix", "needs the FP32 ONNX to build from", "pass --onnx model.onnx")
+    if not os.path.isfile(onnx):
+        raise EdgeAlexError(onnx, "the ONNX model does not exist", "check --onnx or run `edgealex export`")
+    from edgealex.build.api import build_engine
+    from edgealex.target import resolve_target
+
+    target = resolve_target(target_name)
+    engines_dir = os.path.join(out_dir, "engines")
+    stem = os.path.splitext(os.path.basename(onnx))[0]
+    onnx_sha256 = sha256_file(onnx)
+    paths, skipped = [], []
+    for precision, dla_core in matrix_configs(target):
+        device = _device(dla_core, target)
+        label = f"{target.name} {precision} on {device}"
+        found = _existing(engines_dir, stem, precision, device, target, onnx_sha256)
+        if found:
+            logger.info("matrix: %s: reusing %s", label, found)
+            paths.append(found)
+            continue
+        if precision == "int8" and not calib:
+            skipped.append((label, "INT8 needs --calib (the output folder of `edgealex calibrate`)"))
+            continue
+        try:
+            result = build_engine(onnx, target=target, precision=precision, dla_core=dla_core,
+                                  calib=calib if precision == "int8" else None, out_dir=engines_dir)
+        except EdgeAlexError as exc:
+            skipped.append((label, exc.what))
+            logger.warning("matrix: %s not built: %s", label, exc.what)
+            continue
+        paths.append(result.engine_path)
+    if not paths:
+        raise EdgeAlexError("--matrix", "no configuration of target {} could be built here ({})".format(
+            target.name, "; ".join(f"{a}: {b}" for a, b in skipped)), "check --onnx, --calib and --target")
+    return paths, skipped

@@ -1,0 +1,267 @@
+"""edgealex bench end to end on tiny ONNX models (ONNX Runtime CPU): results, traces, power, crash safety."""
+
+import csv
+import glob
+import json
+import os
+import signal
+import subprocess
+import time
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from conftest import PYTHON, REPO
+
+pytest.importorskip("onnxruntime")
+onnx = pytest.importorskip("onnx")
+
+from edgealex.bench.result import TRACE_FIELDS, load_result  # noqa: E402
+from edgealex.cli.main import app  # noqa: E402
+
+LABELS = ["ok", "scratch", "stain", "crack", "hole"]
+
+
+def tiny_onnx(path, batch=1, size=16, seed=0):
+    """Flatten + Gemm classifier with edgealex metadata; batch None = dynamic batch axis."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    from edgealex.modelinfo import ModelInfo, attach
+    from edgealex.preprocess import Preprocess
+
+    rng = np.random.default_rng(seed)
+    n = batch if batch else "N"
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, [n, 3, size, size])
+    out = helper.make_tensor_value_info("logits", TensorProto.FLOAT, [n, len(LABELS)])
+    w = numpy_helper.from_array(rng.standard_normal((3 * size * size, len(LABELS))).astype(np.float32), "W")
+    b = numpy_helper.from_array(np.zeros(len(LABELS), np.float32), "B")
+    nodes = [helper.make_node("Flatten", ["input"], ["flat"], axis=1),
+             helper.make_node("Gemm", ["flat", "W", "B"], ["logits"])]
+    model = helper.make_model(helper.make_graph(nodes, "tiny", [inp], [out], [w, b]),
+                              opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 8
+    attach(model, ModelInfo("alexnet", list(LABELS), Preprocess(input_size=size, resize=0), batch=batch))
+    onnx.save(model, str(path))
+    return str(path)
+
+
+def invoke(args):
+    # edgealex.log keeps the stderr it was configured with; CliRunner swaps stderr per call, so drop
+    # the handler and let the app's callback configure a fresh one on this call's stream.
+    from edgealex.log import logger
+
+    logger.handlers[:] = [h for h in logger.handlers if not getattr(h, "_edgealex", False)]
+    return CliRunner().invoke(app, args)
+
+
+def results_in(folder):
+    return [load_result(p) for p in sorted(glob.glob(os.path.join(str(folder), "*.json")))]
+
+
+def read_csv(path):
+    with open(path, newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_engine_mode_batch_sweep_writes_results_and_traces(tmp_path):
+    model = tiny_onnx(tmp_path / "tiny.onnx", batch=None)
+    out = tmp_path / "res"
+    r = invoke(["bench", model, "--batch", "1,4", "--iterations", "20", "--warmup-iters", "2", "--power", "auto",
+                "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    runs = results_in(out)
+    assert [d["batch"] for d in runs] == [1, 4] or sorted(d["batch"] for d in runs) == [1, 4]
+    for d in runs:
+        assert d["status"] == "finished" and d["schema"] == 1 and d["mode"] == "engine"
+        assert [h["status"] for h in d["status_history"]] == ["started", "measuring", "finished"]
+        assert d["latency_ms"]["count"] == 20
+        assert d["throughput"]["frames"] == 20 * d["batch"]
+        assert d["throughput"]["fps"] == pytest.approx(20 * d["batch"] / d["throughput"]["window_s"])
+        assert d["engine"]["precision"] == "fp32" and d["engine"]["backend"] == "ort"
+        assert d["environment"]["versions"]["onnxruntime"]
+        rows = read_csv(os.path.join(str(out), d["files"]["trace"]))
+        assert len(rows) == 20 and list(rows[0]) == list(TRACE_FIELDS)
+        lat = np.array([float(x["latencyMs"]) for x in rows])
+        span = np.array([float(x["endMs"]) - float(x["startMs"]) for x in rows])
+        assert np.allclose(lat, span, atol=2e-4)
+        assert d["latency_ms"]["p50_ms"] == pytest.approx(np.percentile(lat, 50), abs=1e-3)
+        power = d["power"]
+        if power.get("meter", {}).get("meter") == "none":  # the usual CI/dev machine: no sensor
+            assert power["available"] is False
+            assert power["display"].startswith("n/a (no sensor readable: ")
+            assert "power_w" not in power and power.get("avg_power_w") is None  # never 0 W
+    assert "n/a" in r.output and "results:" in r.output
+
+
+def test_csv_meter_log_gives_energy_over_the_window(tmp_path):
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    log = tmp_path / "meter.csv"
+    now = time.time()
+    # constant 5 W at 20 Hz from 30 s before to 60 s after now: energy = 5 W x window, net of idle = 0
+    log.write_text("timestamp,watts\n" + "".join(f"{now + i * 0.05:.3f},5.0\n" for i in range(-600, 1200)))
+    out = tmp_path / "res"
+    r = invoke(["bench", model, "--duration", "0.3", "--warmup", "0.05", "--idle", "0.3",
+                "--power", "csv:" + str(log), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    (d,) = results_in(out)
+    p = d["power"]
+    assert p["available"] is True and p["meter"]["meter"] == "csv"
+    window = d["throughput"]["window_s"]
+    assert p["window_s"] == pytest.approx(window)
+    assert p["energy_j"] == pytest.approx(5.0 * window, rel=1e-9)
+    assert p["avg_power_w"] == pytest.approx(5.0)
+    assert p["mj_per_frame_gross"] == pytest.approx(5000.0 * window / d["throughput"]["frames"])
+    assert p["frames_per_joule"] == pytest.approx(d["throughput"]["frames"] / (5.0 * window))
+    assert p["idle"]["power_w"] == pytest.approx(5.0)
+    assert p["idle"]["end_s"] < 0  # the idle window lies before the measured window
+    assert p["mj_per_frame_net"] == pytest.approx(0.0, abs=1e-6)
+    samples = read_csv(os.path.join(str(out), d["files"]["power"]))
+    t = np.array([float(s["t_s"]) for s in samples])
+    assert t.min() < p["idle"]["start_s"] and t.max() > window  # idle, window and context are in the CSV
+
+
+def test_compare_mode_with_bare_ort_baseline(tmp_path):
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    out = tmp_path / "res"
+    r = invoke(["bench", model, "--mode", "compare", "--baselines", "ort", "--iterations", "10",
+                "--warmup-iters", "1", "--power", "none", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    runs = {d["label"]: d for d in results_in(out)}
+    assert set(runs) == {"tiny", "onnxruntime-bare-fp32"}
+    assert runs["tiny"]["compare"]["fps_ratio"] == pytest.approx(1.0)
+    bare = runs["onnxruntime-bare-fp32"]
+    assert bare["compare"]["baseline_run"] == runs["tiny"]["run_id"]
+    assert bare["compare"]["fps_ratio"] == pytest.approx(bare["throughput"]["fps"] / runs["tiny"]["throughput"]["fps"])
+    assert bare["accuracy"]["agreement_vs_first"] == 1.0  # the same model run bare
+    assert bare["power"]["display"] == "n/a (power measurement disabled (--power none))"
+
+
+def test_compare_mode_pytorch_baselines(tmp_path, alexnet_onnx):
+    pytest.importorskip("torch")
+    out = tmp_path / "res"
+    r = invoke(["bench", alexnet_onnx, "--mode", "compare", "--baselines", "torch,torch-int8", "--iterations", "2",
+                "--warmup-iters", "1", "--agreement-samples", "2", "--power", "none", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    runs = {d["label"]: d for d in results_in(out)}
+    assert set(runs) == {"alexnet", "pytorch-eager-fp32", "pytorch-int8-dynamic"}
+    assert runs["pytorch-int8-dynamic"]["engine"]["precision"] == "int8-dynamic"
+    assert "random init" in runs["pytorch-eager-fp32"]["engine"]["note"]
+    for d in runs.values():
+        assert d["latency_ms"]["count"] == 2 and 0.0 <= d["accuracy"]["agreement_vs_first"] <= 1.0
+
+
+def test_loop_mode_reports_pipeline_and_stages(tmp_path):
+    pytest.importorskip("cv2")
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    out = tmp_path / "res"
+    r = invoke(["bench", model, "--mode", "loop", "--source", "synthetic://?fps=0", "--iterations", "12",
+                "--warmup-iters", "1", "--power", "none", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    (d,) = results_in(out)
+    assert d["loop"]["frames"] == 12 and d["throughput"]["frames"] == 12
+    assert d["throughput"]["pipeline_fps"] and d["throughput"]["engine_fps"]
+    assert d["engine_latency_ms"]["count"] == 12
+    rows = read_csv(os.path.join(str(out), d["files"]["trace"]))
+    assert len(rows) == 12
+    assert {"latencyMs", "endToEndMs", "captureMs", "preprocessMs", "queueMs", "postprocessMs"} <= set(rows[0])
+
+
+def test_static_batch_mismatch_and_missing_engine_are_one_line_errors(tmp_path):
+    model = tiny_onnx(tmp_path / "tiny.onnx", batch=1)
+    r = invoke(["bench", model, "--batch", "4", "--iterations", "2", "--power", "none", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "static batch of 1" in r.output and "Traceback" not in r.output
+    r = invoke(["bench", str(tmp_path / "nope.onnx"), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "does not exist" in r.output
+
+
+def _start_long_run(tmp_path):
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    out = tmp_path / "res"
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([PYTHON, "-m", "edgealex", "bench", model, "--duration", "120", "--warmup", "0.1",
+                             "--power", "none", "-o", str(out)], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline:
+        found = glob.glob(os.path.join(str(out), "*.json"))
+        if found:
+            with open(found[0]) as handle:
+                if json.load(handle)["status"] == "measuring":
+                    return proc, found[0]
+        time.sleep(0.1)
+    proc.kill()
+    raise AssertionError("the run never reached 'measuring': " + proc.stderr.read().decode()[-2000:])
+
+
+def test_killed_run_leaves_a_readable_measuring_record(tmp_path):
+    proc, path = _start_long_run(tmp_path)
+    proc.kill()  # SIGKILL: no handler runs
+    proc.wait(timeout=30)
+    d = load_result(path)
+    assert d["status"] == "measuring"
+    assert d["engine"]["name"] == "tiny.onnx" and d["config"]["duration_s"] == 120
+    assert not [f for f in os.listdir(os.path.dirname(path)) if f.startswith(".tmp-")]  # no half-written file
+
+
+def test_interrupted_run_is_marked_failed(tmp_path):
+    proc, path = _start_long_run(tmp_path)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    d = load_result(path)
+    assert d["status"] == "failed" and d["error"]["type"] == "KeyboardInterrupt"
+
+
+def trtexec_times(path, n=10, warm=2):
+    """A trtexec 8.x --exportTimes trace: n queries of which `warm` start before 200 ms."""
+    rows, t = [], 150.0
+    for i in range(n):
+        lat = 1.0 + 0.1 * i
+        h2d0 = t
+        rows.append({"startEnqMs": h2d0, "endEnqMs": h2d0 + 0.05, "startH2dMs": h2d0, "endH2dMs": h2d0 + 0.1,
+                     "startComputeMs": h2d0 + 0.1, "endComputeMs": h2d0 + lat - 0.1, "startD2hMs": h2d0 + lat - 0.1,
+                     "endD2hMs": h2d0 + lat, "h2dMs": 0.1, "computeMs": lat - 0.2, "d2hMs": 0.1, "latencyMs": lat,
+                     "endToEndMs": lat})
+        t += 30.0 if i < warm else lat
+    path.write_text(json.dumps(rows))
+    return rows
+
+
+def test_import_trtexec_export_times(tmp_path):
+    times = tmp_path / "times.json"
+    rows = trtexec_times(times)
+    out = tmp_path / "res"
+    r = invoke(["bench", "--import-trtexec", str(times), "--batch", "2", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    (d,) = results_in(out)
+    kept = [x for x in rows if x["startComputeMs"] >= 200.0]
+    assert len(kept) == 8 and d["throughput"]["warmup_iterations"] == 2
+    window_ms = kept[-1]["endD2hMs"] - kept[0]["startH2dMs"]
+    assert d["throughput"]["fps"] == pytest.approx(2 * 8 / (window_ms / 1e3))
+    assert d["latency_ms"]["p50_ms"] == pytest.approx(np.percentile([x["latencyMs"] for x in kept], 50))
+    assert d["mode"] == "trtexec" and d["power"]["available"] is False
+    trace = read_csv(os.path.join(str(out), d["files"]["trace"]))
+    assert len(trace) == 8 and {"startComputeMs", "computeMs", "latencyMs", "endToEndMs"} <= set(trace[0])
+
+
+def test_import_rejects_a_file_that_is_not_a_trace(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"not": "a trace"}')
+    r = invoke(["bench", "--import-trtexec", str(bad), "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "--exportTimes" in r.output
+
+
+def test_measure_matches_a_bare_loop_iteration_count(tmp_path):
+    """The harness calls infer exactly `iterations` times in the window (plus the warm-up)."""
+    from edgealex.bench.harness import measure, synthetic_batch
+    from edgealex.runtime.registry import load_runner
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    with load_runner(model) as runner:
+        calls = []
+        original = runner.infer_impl
+        runner.infer_impl = lambda x: calls.append(1) or original(x)
+        m = measure(runner, synthetic_batch(runner.input_spec, 1), warmup_iters=3, iterations=7)
+    assert m.starts.size == 7 and len(calls) == 3 + 7
+    assert (m.ends > m.starts).all() and (m.starts[1:] >= m.ends[:-1]).all()
