@@ -89,6 +89,11 @@ def test_refusals_on_the_command_line(tmp_path):
     assert r.exit_code == 1 and "INT8 needs calibration data" in r.output
     r = invoke("build", model, "--target", "cpu", "--print-trtexec")
     assert r.exit_code == 1 and "builds ONNX Runtime engines, not TensorRT" in r.output
+    calib = calibration_output(tmp_path / "calib", model, caches=(8201, 8502), qdq=False)
+    r = invoke("build", model, "--target", "agx-orin", "--precision", "int8", "--dla", "1", "--calib", calib,
+               "--print-trtexec")
+    assert r.exit_code == 1 and "needs a calibration cache for TensorRT 10.3.0 (100300)" in r.output
+    assert "--trt-version agx-orin" in r.output
     dynamic = tiny_classifier(tmp_path / "dyn.onnx", batch=None)
     r = invoke("build", dynamic, "--target", "agx-xavier", "--precision", "fp16", "--dla", "0", "--print-trtexec")
     assert r.exit_code == 1 and "DLA does not support dynamic shapes" in r.output

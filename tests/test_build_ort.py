@@ -75,8 +75,12 @@ def test_int8_from_a_calibration_folder(tmp_path, tiny):
     np.testing.assert_array_equal(run_onnx(auto.engine_path, x), run_onnx(native, x))
     assert os.path.basename(auto.engine_path).startswith("tiny-int8-cpu-ort")
 
-    qdq = build_engine(tiny, target="cpu", precision="int8", calib=calib, ort_int8="qdq", out_dir=str(tmp_path / "q"))
+    qdq = build_engine(tiny, target="cpu", precision="int8", calib=calib, ort_int8="qdq", out_dir=str(tmp_path / "e"))
     assert qdq.record.calibration["method"] == "qdq"
+    # Both INT8 flavours live side by side: the Q/DQ engine carries ".qdq" in its name.
+    assert os.path.basename(qdq.engine_path).startswith("tiny.qdq-int8-cpu-ort")
+    assert len(os.listdir(tmp_path / "e")) == 4
+    check_record(auto.engine_path, read_record(auto.engine_path))
     np.testing.assert_array_equal(run_onnx(qdq.engine_path, x), run_onnx(os.path.join(calib, "model.qdq.onnx"), x))
     # INT8 stays close to FP32 on this tiny model (the quantization is real, not a copy).
     fp32 = run_onnx(tiny, x)
@@ -109,6 +113,19 @@ def test_calibration_of_another_model_is_refused(tmp_path, tiny):
         build_engine(tiny, target="cpu", precision="int8", calib=calib, out_dir=str(tmp_path / "e"))
     assert "made for another model" in err.value.what and "000000000000" in err.value.what
     assert not os.path.exists(tmp_path / "e")
+
+
+def test_calibration_that_failed_its_gate_is_refused(tmp_path, tiny):
+    import json
+
+    calib = calibration_output(tmp_path / "calib", tiny, caches=())
+    manifest = os.path.join(calib, "calibration.json")
+    data = json.load(open(manifest))
+    data.update(gate_passed=False, agreement=0.62)
+    json.dump(data, open(manifest, "w"))
+    with pytest.raises(EdgeAlexError) as err:
+        build_engine(tiny, target="cpu", precision="int8", calib=calib, out_dir=str(tmp_path / "e"))
+    assert "failed its INT8 accuracy gate" in err.value.what and "0.62" in err.value.what
 
 
 def test_ort_int8_needs_a_calibration_output(tmp_path, tiny):

@@ -204,6 +204,8 @@ def build_engine(onnx_path, target=None, precision=None, dla_core=None, gpu_fall
         raise EdgeAlexError("--workspace-mib", f"must be a positive number of MiB, got {workspace_mib}",
                             "pass e.g. --workspace-mib 1024")
     chosen, reason = choose_builder(builder, tgt, print_trtexec)
+    if target is None:
+        reason += f"; target {tgt.name} was detected on this machine"
     logger.info("target %s, %s, builder %s: %s", tgt.name, precision, chosen, reason)
 
     onnx_sha256 = sha256_file(onnx_path)
@@ -305,8 +307,10 @@ def _build_ort(ctx, ort_int8):
         model_src, model_sha256 = choice.path, choice.sha256
         logger.info("INT8 model: %s (%s)", model_src, choice.kind)
     version = ort.__version__
+    # The two INT8 flavours are different engines: the Q/DQ one is named "<model>.qdq-int8-...".
+    stem = ctx.stem + ".qdq" if choice is not None and choice.kind == "qdq" else ctx.stem
     engine_path = os.path.join(ensure_dir(ctx.out_dir),
-                               engine_name(ctx.stem, ctx.precision, "cpu", "ort", version, tgt.name))
+                               engine_name(stem, ctx.precision, "cpu", "ort", version, tgt.name))
     environment = environment_summary()
     environment.update(cpu_facts(ort))
     record = EngineRecord(
@@ -361,7 +365,7 @@ def _build_tensorrt(ctx, print_only=False):
     choice = None
     if ctx.precision == "int8" and ctx.offer is not None:
         preference = int8_source_preference(version, dla=dla, features=features)
-        choice = choose_for_tensorrt(ctx.offer, preference, version_number, version)
+        choice = choose_for_tensorrt(ctx.offer, preference, version_number, version, target_name=tgt.name)
     plan = make_plan(version, ctx.precision, dla_core=ctx.dla_core, gpu_fallback=ctx.gpu_fallback,
                      workspace_mib=ctx.workspace_mib or tgt.workspace_mib,
                      int8_source=choice.kind if choice else None, fast_fp16=tgt.fast_fp16,

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from edgealex.artifacts import read_json, sha256_file
+from edgealex.artifacts import sha256_file
 from edgealex.errors import EdgeAlexError
 
 CALIBRATION_JSON = "calibration.json"
@@ -85,7 +85,8 @@ class CalibrationChoice:
         elif self.kind in ("qdq", "ort-native"):
             out["qdq_sha256" if self.kind == "qdq" else "int8_onnx_sha256"] = self.sha256
         if self.offer is not None and self.offer.record:
-            for key in ("images_sha256", "manifest_sha256", "method", "algorithm", "count"):
+            for key in ("images_manifest_sha256", "method", "count", "agreement", "cache_algorithm", "gate_passed",
+                        "created_at"):
                 if key in self.offer.record:
                     out.setdefault("calibration_" + key, self.offer.record[key])
         return out
@@ -123,40 +124,35 @@ def read_calib_arg(calib, onnx_sha256):
 
 
 def _read_output_dir(folder, source, onnx_sha256):
+    from edgealex.calib.pipeline import read_calibration
+
     json_path = os.path.join(folder, CALIBRATION_JSON)
-    data = read_json(json_path, "calibration record")
-    if not isinstance(data, dict) or data.get("artifact") != "calibration":
-        raise EdgeAlexError(json_path, "is not an edgealex calibration record (artifact != \"calibration\")",
-                            "pass the output folder of `edgealex calibrate`")
-    recorded = data.get("model_sha256")
+    data = read_calibration(folder)
+    recorded = str(data.get("model_sha256"))
     if recorded != onnx_sha256:
-        raise EdgeAlexError(source, f"this calibration was made for another model (model_sha256 {str(recorded)[:12]} but the ONNX "
-                            f"being built is {onnx_sha256[:12]})",
+        raise EdgeAlexError(source, f"this calibration was made for another model (model_sha256 {recorded[:12]} "
+                            f"but the ONNX being built is {onnx_sha256[:12]})",
                             "run `edgealex calibrate` on this ONNX, or build the ONNX the calibration belongs to")
+    if data.get("gate_passed") is False:
+        raise EdgeAlexError(source, "this calibration failed its INT8 accuracy gate (calibration.json: gate_passed "
+                            f"false, agreement {data.get('agreement')})",
+                            "re-calibrate with more representative images (see report.md in that folder)")
 
-    def member(name, what):
-        if not name:
-            return None
-        path = name if os.path.isabs(name) else os.path.join(folder, name)
-        if not os.path.isfile(path):
-            raise EdgeAlexError(json_path, f"names the {what} {name} but it is missing",
+    def member(path, what):
+        if path and not os.path.isfile(path):
+            raise EdgeAlexError(json_path, f"names the {what} {os.path.basename(path)} but it is missing",
                                 "re-run `edgealex calibrate`; the folder is incomplete")
-        return path
+        return path or None
 
-    caches = {}
-    for number, name in (data.get("caches") or {}).items():
-        try:
-            caches[int(number)] = member(name, f"calibration cache for TensorRT {number}")
-        except ValueError:
-            raise EdgeAlexError(json_path, f"has a cache key {number!r} that is not a TensorRT version number",
-                                "re-run `edgealex calibrate`")
+    caches = {int(number): member(path, f"calibration cache for TensorRT {number}")
+              for number, path in data["caches"].items()}
     return CalibrationOffer(source=source, kind="output", caches=caches,
                             qdq_onnx=member(data.get("qdq_onnx"), "Q/DQ ONNX"),
                             ort_int8_onnx=member(data.get("ort_int8_onnx"), "ONNX Runtime INT8 model"),
                             record=data)
 
 
-def choose_for_tensorrt(offer, preference, version_number, trt_version):
+def choose_for_tensorrt(offer, preference, version_number, trt_version, target_name=None):
     """The calibration artifact a TensorRT INT8 build takes.
 
     Args:
@@ -164,6 +160,7 @@ def choose_for_tensorrt(offer, preference, version_number, trt_version):
         preference (tuple): from :func:`edgealex.build.plan.int8_source_preference`.
         version_number (int): ``NV_TENSORRT_VERSION`` of the builder (8502, 100300...).
         trt_version (str): the builder's TensorRT version, for messages.
+        target_name (str or None): target profile name, for the `edgealex calibrate` hint.
 
     Returns:
         CalibrationChoice: the artifact.
@@ -200,11 +197,11 @@ def choose_for_tensorrt(offer, preference, version_number, trt_version):
             return CalibrationChoice("qdq", offer.qdq_onnx, sha256_file(offer.qdq_onnx), None, offer)
     wanted = {"cache": f"a calibration cache for TensorRT {trt_version} ({version_number})",
               "images": "an image folder (on-device calibration)", "qdq": "a Q/DQ ONNX"}
+    calibrate = "run `edgealex calibrate <model.onnx> --images <folder>{}` and pass its output folder".format(
+        f" --trt-version {target_name or trt_version}" if "cache" in preference else "")
     raise EdgeAlexError(offer.source, "has {} but this INT8 build needs {}".format(
         offer.describe(), " or ".join(wanted[k] for k in preference)),
-        "run `edgealex calibrate` for this model and target and pass its output folder"
-        if "images" not in preference else
-        "run `edgealex calibrate` for this model and target, or pass an image folder to calibrate on the device")
+        calibrate + (", or pass an image folder to calibrate on the device" if "images" in preference else ""))
 
 
 def choose_for_ort(offer, ort_int8="auto"):

@@ -279,7 +279,8 @@ def build_with_python_api(plan, onnx_path, engine_tmp_path, log_path, input_name
                     with open(timing_cache_path, "rb") as handle:
                         blob = handle.read()
                 timing_cache = config.create_timing_cache(blob)
-                if timing_cache is None or not config.set_timing_cache(timing_cache, False):
+                # set_timing_cache returns False when the cache's header does not match this device.
+                if timing_cache is None or config.set_timing_cache(timing_cache, False) is False:
                     raise EdgeAlexError(timing_cache_path, "TensorRT refused the timing cache (made on another "
                                         "device or TensorRT version)", "delete it or pass another --timing-cache")
 
@@ -295,7 +296,7 @@ def build_with_python_api(plan, onnx_path, engine_tmp_path, log_path, input_name
                 batches_used = calibrator.batches_used
                 if calibrator.error is not None:
                     raise calibrator.error
-            if serialized is None or len(serialized) == 0:
+            if serialized is None or _nbytes(serialized) == 0:
                 detail = " | ".join(trt_logger.errors[-3:]) or "no error message"
                 raise EdgeAlexError(onnx_path, f"TensorRT could not build the engine ({detail})",
                                     f"full log: {log_path}" + ("; with strict DLA (--no-gpu-fallback) every layer "
@@ -323,6 +324,12 @@ def build_with_python_api(plan, onnx_path, engine_tmp_path, log_path, input_name
                 cuda.close()
     return {"device_name": _device_name(), "calibration_batches": batches_used,
             "calib_cache_written": getattr(calibrator, "cache_written", None), "io": io}
+
+
+def _nbytes(host_memory):
+    """Size of a TensorRT ``IHostMemory`` (``nbytes``), or of any buffer."""
+    size = getattr(host_memory, "nbytes", None)
+    return int(size) if size is not None else len(memoryview(host_memory))
 
 
 def _calibrator(trt, plan, calibration, shape, calib_cache_out, preprocess_spec):
