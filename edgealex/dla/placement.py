@@ -121,17 +121,13 @@ class _Graph:
     """Shapes, constants and producers of an ONNX graph (after shape inference)."""
 
     def __init__(self, model):
-        from onnx import numpy_helper, shape_inference
+        from onnx import numpy_helper
 
-        try:
-            inferred = shape_inference.infer_shapes(model)
-        except Exception:  # shape inference is a help, not a requirement
-            inferred = model
-        graph = inferred.graph
-        self.graph = graph
-        self.initializers = {t.name: list(t.dims) for t in graph.initializer}
+        self.graph = model.graph
+        graph = _infer_shapes(model)
+        self.initializers = {t.name: list(t.dims) for t in model.graph.initializer}
         self.values = {}
-        for tensor in graph.initializer:
+        for tensor in model.graph.initializer:
             if len(tensor.dims) <= 1 and (tensor.dims[0] if tensor.dims else 1) <= 16:
                 try:
                     self.values[tensor.name] = numpy_helper.to_array(tensor).tolist()
@@ -155,8 +151,8 @@ class _Graph:
                     (d.dim_param or None) for d in info.type.tensor_type.shape.dim]
         for name, dims in self.initializers.items():
             self.shapes[name] = dims
-        self.inputs = [i.name for i in graph.input if i.name not in self.initializers]
-        self.outputs = [o.name for o in graph.output]
+        self.inputs = [i.name for i in model.graph.input if i.name not in self.initializers]
+        self.outputs = [o.name for o in model.graph.output]
 
     def shape(self, name):
         return self.shapes.get(name)
@@ -164,6 +160,38 @@ class _Graph:
     def rank(self, name):
         shape = self.shape(name)
         return len(shape) if shape is not None else None
+
+
+def _infer_shapes(model, small_elements=1024):
+    """Shape-inferred graph, without copying the weights.
+
+    Large initializers (weights) become typed graph inputs for the inference, so ONNX does not
+    serialize the whole model (AlexNet: 244 MB); small ones (Reshape shapes, scales) stay as
+    initializers because inference reads their values.
+    """
+    from onnx import TensorProto, helper, shape_inference
+
+    graph = model.graph
+    small, big_inputs = [], []
+    for tensor in graph.initializer:
+        count = 1
+        for dim in tensor.dims:
+            count *= dim
+        if count <= small_elements:
+            small.append(tensor)
+        else:
+            big_inputs.append(helper.make_tensor_value_info(tensor.name, tensor.data_type or TensorProto.FLOAT,
+                                                            list(tensor.dims)))
+    declared = {i.name for i in graph.input}
+    light = helper.make_graph(list(graph.node), graph.name or "g",
+                              list(graph.input) + [i for i in big_inputs if i.name not in declared],
+                              list(graph.output), initializer=small, value_info=list(graph.value_info))
+    light_model = helper.make_model(light, opset_imports=list(model.opset_import))
+    light_model.ir_version = model.ir_version
+    try:
+        return shape_inference.infer_shapes(light_model).graph
+    except Exception:  # shape inference is a help, not a requirement
+        return light
 
 
 def _attrs(node):
