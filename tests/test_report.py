@@ -1,0 +1,151 @@
+"""edgealex report: Markdown + self-contained HTML with every plot embedded, from real bench results."""
+
+import base64
+import json
+import os
+import time
+from html.parser import HTMLParser
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("matplotlib")
+pytest.importorskip("onnxruntime")
+
+from edgealex.cli.main import app  # noqa: E402
+from test_bench_harness import tiny_onnx, trtexec_times  # noqa: E402
+
+CAPTIONS = ["Latency CDF", "Throughput vs batch", "Power trace", "Energy per frame"]
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def invoke(args):
+    from edgealex.log import logger
+
+    logger.handlers[:] = [h for h in logger.handlers if not getattr(h, "_edgealex", False)]
+    return CliRunner().invoke(app, args)
+
+
+class Page(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images, self.tables, self.cells, self.headings, self._h = [], 0, [], [], False
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if tag == "img":
+            self.images.append(attrs)
+        elif tag == "table":
+            self.tables += 1
+        elif tag in ("h1", "h2"):
+            self._h = True
+
+    def handle_endtag(self, tag):
+        if tag in ("h1", "h2"):
+            self._h = False
+
+    def handle_data(self, data):
+        if self._h:
+            self.headings.append(data.strip())
+        elif data.strip():
+            self.cells.append(data.strip())
+
+
+@pytest.fixture(scope="module")
+def results_dir(tmp_path_factory):
+    """Real results: a batch sweep with a CSV meter and idle baseline, a compare run without power,
+    and an imported trtexec trace."""
+    tmp = tmp_path_factory.mktemp("report")
+    model = tiny_onnx(tmp / "tiny.onnx", batch=None)
+    log = tmp / "meter.csv"
+    now = time.time()
+    log.write_text("timestamp,watts\n" + "".join(
+        f"{now + i * 0.05:.3f},{3.0 if i < 0 else 6.0}\n" for i in range(-600, 1200)))
+    out = tmp / "res"
+    r = invoke(["bench", model, "--batch", "1,2,4", "--duration", "0.2", "--warmup", "0.05", "--idle", "0.2",
+                "--power", "csv:" + str(log), "-o", str(out), "--label", "metered"])
+    assert r.exit_code == 0, r.output
+    r = invoke(["bench", model, "--mode", "compare", "--baselines", "ort", "--iterations", "20",
+                "--warmup-iters", "1", "--power", "none", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    times = tmp / "times.json"
+    trtexec_times(times)
+    r = invoke(["bench", "--import-trtexec", str(times), "-o", str(out), "--label", "trtexec-run"])
+    assert r.exit_code == 0, r.output
+    return out
+
+
+def test_report_html_is_self_contained_with_every_plot(results_dir, tmp_path):
+    out = tmp_path / "report"
+    r = invoke(["report", str(results_dir), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    assert "6 run(s)" in r.output
+    page = Page()
+    html_text = (out / "report.html").read_text()
+    page.feed(html_text)
+    page.close()
+    assert page.tables == 1
+    assert [img["alt"] for img in page.images] == CAPTIONS
+    for img in page.images:
+        assert img["src"].startswith("data:image/png;base64,")
+        assert base64.b64decode(img["src"].split(",", 1)[1])[:8] == PNG
+    assert "src=\"http" not in html_text and "<link" not in html_text  # nothing external
+    for caption in CAPTIONS:
+        assert caption in page.headings
+    # the comparison table: energy where metered, n/a where not, the trtexec import listed
+    assert "trtexec" in page.cells and "ort-bare" in page.cells
+    assert "n/a" in page.cells
+
+
+def test_report_markdown_and_png_files(results_dir, tmp_path):
+    out = tmp_path / "report"
+    r = invoke(["report", str(results_dir / "*.json"), "-o", str(out), "--json"])
+    assert r.exit_code == 0, r.output
+    info = json.loads(r.output)
+    assert info["runs"] == 6 and len(info["images"]) == 4
+    for path in info["images"]:
+        with open(path, "rb") as handle:
+            assert handle.read(8) == PNG
+    md = (out / "report.md").read_text()
+    assert "| run | mode | backend | precision | device | batch | fps |" in md
+    for caption in CAPTIONS:
+        assert f"![{caption}](plots/" in md
+    lines = [line for line in md.splitlines() if line.startswith("| tiny | engine |")]
+    assert len(lines) == 3  # the batch sweep 1, 2, 4
+    assert all("n/a" not in line.split("|")[11] for line in lines)  # mJ/frame measured from the meter log
+
+
+def test_report_without_any_power_still_draws_every_plot(tmp_path):
+    from edgealex.report import render_report
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    res = tmp_path / "res"
+    r = invoke(["bench", model, "--iterations", "10", "--warmup-iters", "1", "--power", "none", "-o", str(res)])
+    assert r.exit_code == 0, r.output
+    result = render_report([str(res)], str(tmp_path / "rep"))
+    assert len(result.images) == 4 and all(os.path.getsize(p) > 1000 for p in result.images)
+    page = Page()
+    page.feed(open(result.html).read())
+    assert len(page.images) == 4
+
+
+def test_report_skips_other_json_and_fails_cleanly_without_results(tmp_path):
+    (tmp_path / "other.json").write_text('{"artifact": "engine"}')
+    r = invoke(["report", str(tmp_path / "other.json"), "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 1 and "no benchmark results found" in r.output and "Traceback" not in r.output
+    r = invoke(["report", str(tmp_path / "missing.json"), "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 1 and "no such result file" in r.output
+
+
+def test_report_reads_a_run_that_was_killed_mid_measurement(tmp_path):
+    """A 'measuring' record (crash) has no statistics yet: it is listed with its status, not plotted."""
+    from edgealex.bench.result import RunRecord
+    from edgealex.report import render_report
+
+    rec = RunRecord(str(tmp_path), "crashed-run", {"label": "crashed", "mode": "engine", "batch": 1,
+                                                 "engine": {"backend": "ort", "precision": "int8", "device": "cpu"}})
+    rec.set_status("started")
+    rec.set_status("measuring")
+    result = render_report([str(tmp_path)], str(tmp_path / "rep"))
+    md = open(result.markdown).read()
+    assert "| crashed | engine | ort | int8 | cpu | 1 | n/a |" in md and "measuring" in md
