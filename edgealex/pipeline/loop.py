@@ -105,7 +105,9 @@ class LoopSummary:
     """What a run did. :meth:`to_dict` for JSON, :meth:`format` for people.
 
     ``latency_ms`` maps each stage to mean/p50/p99 in ms; ``end_to_end_ms`` runs from the start of a
-    frame's capture to the end of its sinks. ``accuracy`` is None unless the source provides ground
+    frame's capture to the end of its sinks. ``cpu_ms_per_frame`` is the CPU time of each of the
+    three threads (capture, inference, sinks) per processed frame: on a CPU backend they share
+    the cores with the engine. ``accuracy`` is None unless the source provides ground
     truth (synthetic, class folders).
     """
 
@@ -131,6 +133,7 @@ class LoopSummary:
     source: dict = field(default_factory=dict)
     engine: dict = field(default_factory=dict)
     events: list = field(default_factory=list)
+    cpu_ms_per_frame: Dict[str, float] = field(default_factory=dict)
 
     @property
     def interrupted(self):
@@ -146,7 +149,7 @@ class LoopSummary:
             "latency_ms": self.latency_ms, "end_to_end_ms": self.end_to_end_ms, "accuracy": self.accuracy,
             "class_counts": self.class_counts, "threshold": self.threshold, "defect_classes": self.defect_classes,
             "stopped_by": self.stopped_by, "interrupted": self.interrupted, "source": self.source,
-            "engine": self.engine, "events": self.events,
+            "engine": self.engine, "events": self.events, "cpu_ms_per_frame": self.cpu_ms_per_frame,
         }
 
     def format(self):
@@ -470,9 +473,11 @@ class _Loop:
         self.frame_errors = 0
         self.engine_s = 0.0
         self.inferred = 0
+        self.thread_cpu_s = {}
 
     # capture thread
     def _produce(self):
+        cpu_start = time.thread_time()
         try:
             while not self.stop.is_set():
                 try:
@@ -493,12 +498,16 @@ class _Loop:
                 self.frames_q.put(_Item(frame, tensor, (end - start) * 1e3, end), self.stop)
         except BaseException as exc:  # hand it to the calling thread, which raises it
             self.frames_q.put_final(_Failure(exc))
+        finally:
+            self.thread_cpu_s["capture"] = time.thread_time() - cpu_start
 
     # sink thread
     def _sink_worker(self):
+        cpu_start = time.thread_time()
         while True:
             job = self.sink_q.get()
             if job is None:
+                self.thread_cpu_s["sinks"] = time.thread_time() - cpu_start
                 return
             if self.sink_error is not None:
                 continue  # drain without writing after a failure
@@ -541,6 +550,7 @@ class _Loop:
         producer.start()
         failure = None
         processed = 0
+        cpu_start = time.thread_time()
         try:
             while True:
                 if self.stop.is_set():
@@ -565,6 +575,7 @@ class _Loop:
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
         finally:
+            self.thread_cpu_s["inference"] = time.thread_time() - cpu_start
             previous = _ignore_sigint()
             try:
                 self.stop.set()
@@ -617,7 +628,9 @@ class _Loop:
             end_to_end_ms=_stats(tally.e2e), accuracy=tally.accuracy(),
             class_counts=dict(sorted(tally.class_counts.items())), threshold=self.classifier.threshold,
             defect_classes=list(self.classifier.defect_classes), stopped_by=self.stop_reason or "stopped",
-            source=self.source.describe(), events=list(stats.events[-20:]))
+            source=self.source.describe(), events=list(stats.events[-20:]),
+            cpu_ms_per_frame={name: round(1e3 * sec / tally.frames, 3) for name, sec in self.thread_cpu_s.items()}
+            if tally.frames else {})
         return summary
 
 
