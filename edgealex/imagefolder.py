@@ -220,6 +220,14 @@ def write_manifest(path, image_set_or_manifest):
     data = image_set_or_manifest
     if isinstance(data, ImageSet):
         data = manifest(data)
+    data = dict(data)
+    # Where the images are seen from the manifest, so a folder moved together with its manifest
+    # (e.g. calib/<set>/manifest.json + calib/<set>/images/) still resolves.
+    folder = os.path.dirname(os.path.abspath(str(path)))
+    try:
+        data["root_from_manifest"] = os.path.relpath(data["root"], folder).replace(os.sep, "/")
+    except ValueError:  # another drive on Windows
+        data.pop("root_from_manifest", None)
     write_json_atomic(path, data)
     return data
 
@@ -255,8 +263,9 @@ def image_set_from_manifest(path, root=None, verify=True):
 
     Args:
         path (str): manifest JSON.
-        root (str): folder the manifest's relative paths start from. Defaults to the manifest's
-            recorded ``root`` when it exists, else the manifest's own folder.
+        root (str): folder the manifest's relative paths start from. Defaults to the recorded
+            absolute ``root`` when it exists, else ``root_from_manifest`` (the root relative to
+            the manifest file), else the manifest's own folder.
         verify (bool): re-hash every file and refuse on a mismatch. Defaults to True.
 
     Returns:
@@ -267,8 +276,10 @@ def image_set_from_manifest(path, root=None, verify=True):
     """
     data = read_manifest(path)
     if root is None:
-        recorded = data.get("root")
-        root = recorded if recorded and os.path.isdir(recorded) else os.path.dirname(os.path.abspath(str(path)))
+        folder = os.path.dirname(os.path.abspath(str(path)))
+        candidates = [data.get("root"), os.path.join(folder, *str(data.get("root_from_manifest") or ".").split("/")),
+                      folder]
+        root = next(c for c in candidates if c and os.path.isdir(c))
     items = []
     for entry in data["files"]:
         full = os.path.join(root, *entry["path"].split("/"))

@@ -114,3 +114,12 @@ def test_manifest_tampered_or_foreign(tmp_path):
     path.write_text(json.dumps({"hello": 1}))
     with pytest.raises(EdgeAlexError, match="not an edgealex image manifest"):
         read_manifest(path)
+
+
+def test_manifest_moved_with_its_images_still_resolves(tmp_path):
+    root = _classed(tmp_path / "set" / "images", {"ok": 2})
+    write_manifest(tmp_path / "set" / "manifest.json", scan_images(root))
+    os.rename(tmp_path / "set", tmp_path / "moved")  # the recorded absolute root is gone
+    s = image_set_from_manifest(tmp_path / "moved" / "manifest.json")
+    assert len(s) == 2 and os.path.isfile(s.paths[0])
+    assert os.path.dirname(os.path.dirname(s.paths[0])) == str(tmp_path / "moved" / "images")
