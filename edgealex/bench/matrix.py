@@ -17,12 +17,19 @@ from edgealex.log import logger
 
 
 def matrix_configs(target):
-    """(precision, dla_core or None) pairs the target supports."""
+    """(precision, dla_core or None, ort_int8 or None) for every configuration the target supports.
+
+    ONNX Runtime targets get both INT8 layouts: ORT's own ("native", fastest on CPU) and the
+    TensorRT-compatible Q/DQ one ("qdq").
+    """
     configs = []
     for precision in target.precisions:
-        configs.append((precision, None))
+        if precision == "int8" and target.backend == "ort":
+            configs += [(precision, None, "native"), (precision, None, "qdq")]
+            continue
+        configs.append((precision, None, None))
         if precision in ("fp16", "int8"):
-            configs += [(precision, core) for core in range(int(target.dla_cores or 0))]
+            configs += [(precision, core, None) for core in range(int(target.dla_cores or 0))]
     return configs
 
 
@@ -75,10 +82,12 @@ def matrix_engines(onnx, target_name, out_dir, calib=None):
     stem = os.path.splitext(os.path.basename(onnx))[0]
     onnx_sha256 = sha256_file(onnx)
     paths, skipped = [], []
-    for precision, dla_core in matrix_configs(target):
+    for precision, dla_core, ort_int8 in matrix_configs(target):
         device = _device(dla_core, target)
-        label = f"{target.name} {precision} on {device}"
-        found = _existing(engines_dir, stem, precision, device, target, onnx_sha256)
+        label = "{} {}{} on {}".format(target.name, precision, " " + ort_int8 if ort_int8 else "", device)
+        # build_engine names the Q/DQ flavour "<model>.qdq-int8-..." (the native one "<model>-int8-...")
+        found = _existing(engines_dir, stem + (".qdq" if ort_int8 == "qdq" else ""), precision, device, target,
+                          onnx_sha256)
         if found:
             logger.info("matrix: %s: reusing %s", label, found)
             paths.append(found)
@@ -87,8 +96,9 @@ def matrix_engines(onnx, target_name, out_dir, calib=None):
             skipped.append((label, "INT8 needs --calib (the output folder of `edgealex calibrate`)"))
             continue
         try:
+            extra = {"ort_int8": ort_int8} if ort_int8 else {}
             result = build_engine(onnx, target=target, precision=precision, dla_core=dla_core,
-                                  calib=calib if precision == "int8" else None, out_dir=engines_dir)
+                                  calib=calib if precision == "int8" else None, out_dir=engines_dir, **extra)
         except EdgeAlexError as exc:
             skipped.append((label, exc.what))
             logger.warning("matrix: %s not built: %s", label, exc.what)
