@@ -9,3 +9,10 @@ from edgealex.synth.render import (  # noqa: F401
     render_sample,
     render_surface,
 )
+from edgealex.synth.dataset import (  # noqa: F401,E402
+    DEFAULT_SPLITS,
+    SPLITS,
+    SynthResult,
+    read_dataset,
+    synthesize,
+)
