@@ -265,3 +265,44 @@ def test_measure_matches_a_bare_loop_iteration_count(tmp_path):
         m = measure(runner, synthetic_batch(runner.input_spec, 1), warmup_iters=3, iterations=7)
     assert m.starts.size == 7 and len(calls) == 3 + 7
     assert (m.ends > m.starts).all() and (m.starts[1:] >= m.ends[:-1]).all()
+
+
+def test_matrix_configurations_per_target():
+    from edgealex.bench.matrix import matrix_configs
+    from edgealex.target import load_target
+
+    assert matrix_configs(load_target("cpu")) == [("fp32", None, None), ("int8", None, "native"),
+                                                  ("int8", None, "qdq")]
+    xavier = matrix_configs(load_target("agx-xavier"))
+    assert ("fp32", None, None) in xavier and ("fp32", 0, None) not in xavier  # DLA runs FP16/INT8 only
+    assert {c for c in xavier if c[1] is not None} == {("fp16", 0, None), ("fp16", 1, None), ("int8", 0, None),
+                                                       ("int8", 1, None)}
+    assert [c for c in matrix_configs(load_target("nano")) if c[1] is not None] == []  # no DLA on the Nano
+
+
+def test_matrix_on_the_cpu_target_builds_fp32_and_both_int8_layouts(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    from edgealex.calib.pipeline import calibrate
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    rng = np.random.default_rng(0)
+    for label in LABELS[:2]:
+        os.makedirs(str(tmp_path / "images" / label))
+        for i in range(8):
+            cv2.imwrite(str(tmp_path / "images" / label / f"{i}.png"),
+                        rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    calibrate(model, str(tmp_path / "images"), str(tmp_path / "calib"), min_agreement=0.0, progress=False)
+    out = tmp_path / "res"
+    args = ["bench", "--matrix", "--onnx", model, "--target", "cpu", "--iterations", "5", "--warmup-iters", "1",
+            "--power", "none", "-o", str(out)]
+    r = invoke(args)  # no --calib: FP32 only, INT8 skipped with the reason
+    assert r.exit_code == 0, r.output
+    assert "INT8 needs --calib" in r.output
+    assert len(results_in(out)) == 1
+    r = invoke(args + ["--calib", str(tmp_path / "calib")])
+    assert r.exit_code == 0, r.output
+    runs = results_in(out)
+    names = sorted(d["engine"]["name"] for d in runs)
+    assert len(runs) == 4  # the first FP32 run, then FP32 (reused engine) + INT8 native + INT8 Q/DQ
+    assert sum(".qdq-int8-" in n for n in names) == 1 and sum("-int8-" in n and ".qdq" not in n for n in names) == 1
+    assert len(glob.glob(os.path.join(str(out), "engines", "*fp32*.onnx"))) == 1  # reused, not rebuilt

@@ -153,3 +153,29 @@ def test_no_sensor_is_na_with_reason(tmp_path):
     meter = open_meter("ina3221", root=str(tmp_path))
     assert not meter.available
     assert meter.reason.startswith("ina3221: no INA3221 sensor under")
+
+
+@pytest.mark.parametrize("target_name, build, expected_rails, is_sum", [
+    ("nano", lambda root: iio_sensor(root, "6-0040", "iio:device0", NANO_RAILS), ["POM_5V_IN"], False),
+    ("agx-xavier", lambda root: (hwmon_sensor(root, "1-0040", "hwmon2", XAVIER_40),
+                                 hwmon_sensor(root, "1-0041", "hwmon3", XAVIER_41)),
+     ["GPU", "CPU", "SOC", "CV", "VDDRQ", "SYS5V"], True),
+    ("orin-nx-16gb", lambda root: hwmon_sensor(root, "1-0040", "hwmon1", ORIN_NX), ["VDD_IN"], False),
+    ("orin-nano", lambda root: hwmon_sensor(root, "1-0040", "hwmon1", ORIN_NX), ["VDD_IN"], False),
+])
+def test_rail_choice_from_the_target_profiles(tmp_path, target_name, build, expected_rails, is_sum):
+    from edgealex.target import load_target
+
+    root = str(tmp_path)
+    build(root)
+    target = load_target(target_name)
+    meter = open_meter("ina3221", target=target, root=root)
+    assert meter.available, getattr(meter, "reason", "")
+    d = meter.describe()
+    assert d["total_rails"] == expected_rails and d["total_is_sum"] == is_sum
+    assert ("SUM of rails" in d["total"]) == is_sum
+    assert "target " + target_name in d["total"]
+    assert target.power_note in d["notes"]
+    total, rails = meter.read()
+    assert total == pytest.approx(sum(rails[r] for r in expected_rails))
+    meter.close_impl()
