@@ -76,6 +76,7 @@ def test_auto_picks_a_readable_sensor(tmp_path):
     if meter.name in ("jtop", "nvml"):
         pytest.skip("a real meter is readable here")
     assert meter.name == "rapl" and meter.available
+    assert any(n.startswith("auto: ina3221 not used (no INA3221 sensor") for n in meter.notes)
 
 
 def test_unknown_meter_and_missing_csv_are_user_errors(tmp_path):

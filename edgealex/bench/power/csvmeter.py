@@ -118,7 +118,12 @@ class CsvMeter(PowerMeter):
         if self._session is None:
             self._session = [time.perf_counter(), None]
         self._session[1] = time.perf_counter()
-        unix, watts = read_meter_csv(self.path)
+        try:
+            unix, watts = read_meter_csv(self.path)
+        except MeterUnavailable as exc:  # the log vanished or broke during the run: no samples, say why
+            self.notes.append(exc.reason)
+            self._trace = Trace("power", np.zeros(0), np.zeros(0))
+            return
         # perf_counter = unix - (time.time() - perf_counter()), both read back to back
         clock = time.time() - time.perf_counter()
         t = unix + self.offset_s - clock

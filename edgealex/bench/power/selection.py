@@ -68,7 +68,10 @@ def open_meter(spec="auto", target=None, root="/", interval_s=None, offset_s=0.0
     for name in AUTO_ORDER:
         meter = _make(name, choice, root, interval_s)
         try:
-            return meter.open()
+            meter.open()
         except MeterUnavailable as exc:
             reasons.append(f"{name}: {exc.reason}")
+            continue
+        meter.notes.extend("auto: {} not used ({})".format(*r.split(": ", 1)) for r in reasons)
+        return meter
     return NullMeter("no sensor readable: " + "; ".join(reasons))
