@@ -197,8 +197,9 @@ class VideoSink(FrameSink):
         self._context = context
         self._tmp_ctx = atomic_path(self.path, "annotated video")
         self._tmp = self._tmp_ctx.__enter__()
-        source_fps = (context or {}).get("source", {}).get("fps") if isinstance(context, dict) else None
-        self.fps = float(self.fps or source_fps or DEFAULT_VIDEO_FPS)
+        source = (context or {}).get("source") or {}
+        # A paced source's rate, else a video file's own rate, else 30 fps.
+        self.fps = float(self.fps or source.get("fps") or source.get("native_fps") or DEFAULT_VIDEO_FPS)
         self.frames = 0
 
     def write(self, item):

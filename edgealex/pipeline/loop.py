@@ -580,6 +580,9 @@ class _Loop:
             try:
                 self.stop.set()
                 producer.join(JOIN_TIMEOUT_S)
+                if producer.is_alive():
+                    logger.warning("the capture thread is still blocked in %s after %.0f s; releasing the source "
+                                   "anyway", self.source.uri, JOIN_TIMEOUT_S)
                 self.sink_q.put(None)
                 sinker.join(JOIN_TIMEOUT_S * 3)
             finally:
