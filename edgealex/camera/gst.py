@@ -144,7 +144,9 @@ class CameraSource(FrameSource):
                 return rtsp_pipeline(self.target, self.latency_ms), gst, False
             api = {"auto": cv2.CAP_FFMPEG, "ffmpeg": cv2.CAP_FFMPEG}.get(self.api, cv2.CAP_ANY)
             return self.target, api, False
-        device = int(self.target) if self.target.isdigit() else self.target
+        # /dev/videoN opens by index: not every OpenCV build's V4L2 backend opens by file name.
+        match = re.fullmatch(r"(?:/dev/video)?(\d+)", self.target)
+        device = int(match.group(1)) if match else self.target
         api = {"auto": getattr(cv2, "CAP_V4L2", cv2.CAP_ANY), "v4l2": getattr(cv2, "CAP_V4L2", cv2.CAP_ANY),
                "ffmpeg": cv2.CAP_FFMPEG, "gstreamer": gst}.get(self.api, cv2.CAP_ANY)
         return device, api, True
