@@ -41,12 +41,12 @@ def check_cuda_err(err, call="CUDA call"):
     code = int(getattr(err, "value", err))
     if code == 0:
         return
-    name = getattr(err, "name", None) or "error {}".format(code)
+    name = getattr(err, "name", None) or f"error {code}"
     note = "check that the NVIDIA driver is loaded (nvidia-smi or tegrastats) and a CUDA device is visible"
     if name in ("cudaErrorInsufficientDriver", "CUDA_ERROR_INSUFFICIENT_DRIVER", "cudaErrorNoDevice",
                 "CUDA_ERROR_NO_DEVICE"):
         note = "this machine has no usable CUDA device or driver; use an ONNX Runtime engine on CPU instead"
-    raise EdgeAlexError(call, "failed with {} ({})".format(name, code), note)
+    raise EdgeAlexError(call, f"failed with {name} ({code})", note)
 
 
 def cuda_call(result, call="CUDA call"):
@@ -148,7 +148,7 @@ class CudaPythonMemory(CudaMemory):
                                 "install it: pip install 'edgealex[cuda]' (or use pycuda on JetPack 4)")
         self.device = int(device)
         # cudaSetDevice also creates/retains the primary context, shared with TensorRT.
-        cuda_call(self.cudart.cudaSetDevice(self.device), "cudaSetDevice({})".format(self.device))
+        cuda_call(self.cudart.cudaSetDevice(self.device), f"cudaSetDevice({self.device})")
         self._device_ptrs = set()
         self._pinned = {}  # id(array) -> (host pointer, array)
         self._streams = {}  # int handle -> cudaStream_t object
@@ -169,7 +169,7 @@ class CudaPythonMemory(CudaMemory):
         cuda_call(self.cudart.cudaStreamDestroy(int(stream)), "cudaStreamDestroy")
 
     def malloc(self, nbytes):
-        pointer = int(cuda_call(self.cudart.cudaMalloc(max(int(nbytes), 1)), "cudaMalloc({} bytes)".format(nbytes)))
+        pointer = int(cuda_call(self.cudart.cudaMalloc(max(int(nbytes), 1)), f"cudaMalloc({nbytes} bytes)"))
         self._device_ptrs.add(pointer)
         return pointer
 
@@ -180,7 +180,7 @@ class CudaPythonMemory(CudaMemory):
     def pinned_empty(self, shape, dtype):
         dtype = np.dtype(dtype)
         nbytes = max(int(np.prod(shape)) * dtype.itemsize, 1)
-        pointer = int(cuda_call(self.cudart.cudaMallocHost(nbytes), "cudaMallocHost({} bytes)".format(nbytes)))
+        pointer = int(cuda_call(self.cudart.cudaMallocHost(nbytes), f"cudaMallocHost({nbytes} bytes)"))
         # View the page-locked bytes as a numpy array (the TensorRT 8.6+ samples' idiom, via uint8
         # so float16 works too: ctypes has no half type).
         raw = np.ctypeslib.as_array(ctypes.cast(pointer, ctypes.POINTER(ctypes.c_uint8)), (nbytes,))
@@ -219,7 +219,12 @@ class CudaPythonMemory(CudaMemory):
 
 
 class PycudaMemory(CudaMemory):
-    """:class:`CudaMemory` on pycuda (JetPack 4 and older JetPack 5 setups)."""
+    """:class:`CudaMemory` on pycuda (JetPack 4 and older JetPack 5 setups).
+
+    pycuda contexts are bound to the thread that pushed them: activate, infer and deactivate a
+    runner on this backend from one thread (``run_loop`` infers on the calling thread for this
+    reason).
+    """
 
     name = "pycuda"
 
@@ -227,7 +232,7 @@ class PycudaMemory(CudaMemory):
         try:
             import pycuda.driver as drv
         except ImportError as exc:
-            raise EdgeAlexError("pycuda", "not installed in this Python ({})".format(exc),
+            raise EdgeAlexError("pycuda", f"not installed in this Python ({exc})",
                                 "on JetPack 4: pip3 install pycuda with /usr/local/cuda/bin on PATH; "
                                 "elsewhere prefer pip install 'edgealex[cuda]'")
         self.drv = drv
@@ -346,7 +351,7 @@ def open_cuda(backend=None, device=0):
         EdgeAlexError: no backend installed, unknown name, or no usable CUDA device.
     """
     if backend not in (None,) + BACKENDS:
-        raise EdgeAlexError("cuda backend {!r}".format(backend), "unknown",
+        raise EdgeAlexError(f"cuda backend {backend!r}", "unknown",
                             "use one of: " + ", ".join(BACKENDS))
     if backend == "pycuda":
         return PycudaMemory(device)
