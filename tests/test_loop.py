@@ -354,3 +354,25 @@ def test_cli_run_plain_exported_onnx(tmp_path):
                                       "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["frames"] == 3
+
+
+def test_frame_queue_drop_oldest_and_blocking_policies():
+    import threading
+
+    from edgealex.pipeline.loop import FrameQueue, _EndMarker, _Item
+
+    items = [_Item(i, None, 0.0, 0.0) for i in range(5)]
+    live = FrameQueue(2, drop_oldest=True)
+    stop = threading.Event()
+    for item in items:
+        assert live.put(item, stop)
+    assert live.dropped == 3 and [i.frame for i in live.get_batch(8, 0)] == [3, 4]
+    files = FrameQueue(2, drop_oldest=False)
+    assert files.put(items[0], stop) and files.put(items[1], stop)
+    stop.set()
+    assert not files.put(items[2], stop)  # full: waits instead of dropping, gives up on stop
+    assert files.dropped == 0
+    files.put_final(_EndMarker())
+    assert [i.frame for i in files.get_batch(8, 0)] == [0, 1]  # a marker never joins a batch
+    assert isinstance(files.get_batch(8, 0)[0], _EndMarker)
+    assert files.get_batch(8, 0.01) == []
