@@ -277,6 +277,13 @@ def markdown(data):
                      "(total bare time / total loop time); target >= 0.95. CPU time per frame (all threads "
                      f"of the process): bare {result['bare_cpu_ms_per_frame']} ms, loop "
                      f"{result['loop_cpu_ms_per_frame']} ms, ratio {result['cpu_ratio']:.3f}.")
+    ratios = [r["ratio"] for result in data["results"] for r in result["rounds"]]
+    lines += ["", f"Per-round ratios span {min(ratios):.2f} to {max(ratios):.2f}: background load from other jobs "
+              "changes within seconds, so single rounds mean little; the medians and the CPU-time ratio do. The "
+              "CPU-time ratio (CPU per frame of the bare runner / of the loop, all threads of the process) is "
+              "what a machine whose cores are all busy would see: the loop's extra CPU is the capture thread "
+              "(synthetic frame + preprocessing) and the sink thread (JSONL). On a GPU/DLA engine that CPU work "
+              "overlaps with inference on the device instead of competing with it."]
     lines += ["", "CPU time per frame of each loop thread (median over rounds; the inference thread's figure "
               "excludes ONNX Runtime's own worker threads when it uses more than one):", "",
               "| configuration | capture + preprocess ms | inference thread ms | sinks ms |", "|---|---|---|---|"]
@@ -317,9 +324,14 @@ def main():
                         "(0 sidecar options, 1 no thread spinning, 2 one intra-op thread); default: all")
     parser.add_argument("--workdir", help="where to put the exported/quantized models (default: a temp dir)")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "loop-cpu"), help="output stem (.json/.md)")
+    parser.add_argument("--from-json", help="only re-render the Markdown of a results JSON")
     args = parser.parse_args()
+    from edgealex.artifacts import read_json, write_json_atomic, write_text_atomic
+
+    if args.from_json:
+        write_text_atomic(os.path.splitext(args.from_json)[0] + ".md", markdown(read_json(args.from_json)))
+        return
     data = run(args)
-    from edgealex.artifacts import write_json_atomic, write_text_atomic
 
     write_json_atomic(args.out + ".json", data)
     write_text_atomic(args.out + ".md", markdown(data))
