@@ -149,8 +149,7 @@ class OrtRunner(Runner):
                 provider_options=[per_provider.get(name, {}) for name in providers])
         except Exception as exc:  # onnxruntime raises its own pybind exception types
             first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-            raise EdgeAlexError(self.model_path, "ONNX Runtime could not load the model ({}: {})".format(
-                type(exc).__name__, first_line[:300]), "re-export or rebuild it; check the provider options")
+            raise EdgeAlexError(self.model_path, f"ONNX Runtime could not load the model ({type(exc).__name__}: {first_line[:300]})", "re-export or rebuild it; check the provider options")
         self.providers = list(self._session.get_providers())
         dropped = [name for name in providers if name not in self.providers]
         if dropped:
@@ -158,8 +157,7 @@ class OrtRunner(Runner):
                            ", ".join(dropped), ", ".join(self.providers))
         inputs = self._session.get_inputs()
         if len(inputs) != 1:
-            raise EdgeAlexError(self.model_path, "the model has {} inputs; edgealex runs single-input classifiers".format(
-                len(inputs)), "export the classifier with one image input")
+            raise EdgeAlexError(self.model_path, f"the model has {len(inputs)} inputs; edgealex runs single-input classifiers", "export the classifier with one image input")
         self._input = inputs[0]
         outputs = [o.name for o in self._session.get_outputs()]
         info = self.model_info
@@ -173,19 +171,19 @@ class OrtRunner(Runner):
             value = self.options.get(key)
             if value is not None:
                 if int(value) < 0:
-                    raise EdgeAlexError("--" + key.replace("_", "-"), "must be >= 0, got {}".format(value),
+                    raise EdgeAlexError("--" + key.replace("_", "-"), f"must be >= 0, got {value}",
                                         "use 0 for ONNX Runtime's default")
                 setattr(opts, key, int(value))
         level = self.options.get("graph_optimization_level")
         if level is not None:
             if str(level).lower() not in _OPT_LEVELS:
-                raise EdgeAlexError("graph_optimization_level", "unknown value {!r}".format(level),
+                raise EdgeAlexError("graph_optimization_level", f"unknown value {level!r}",
                                     "use one of: " + ", ".join(_OPT_LEVELS))
             opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, _OPT_LEVELS[str(level).lower()])
         mode = self.options.get("execution_mode")
         if mode is not None:
             if str(mode).lower() not in _EXEC_MODES:
-                raise EdgeAlexError("execution_mode", "unknown value {!r}".format(mode),
+                raise EdgeAlexError("execution_mode", f"unknown value {mode!r}",
                                     "use one of: " + ", ".join(_EXEC_MODES))
             opts.execution_mode = getattr(ort.ExecutionMode, _EXEC_MODES[str(mode).lower()])
         for key, value in (self.options.get("session_config") or {}).items():
@@ -197,8 +195,7 @@ class OrtRunner(Runner):
         have = [d if isinstance(d, int) else None for d in self._input.shape]
         if want and len(want) == len(have) and any(
                 w is not None and h is not None and w != h for w, h in zip(want, have)):
-            raise EdgeAlexError(self.model_path, "the sidecar records input shape {} but the model has {}".format(
-                want, have), "the sidecar belongs to another model; rebuild with `edgealex build`")
+            raise EdgeAlexError(self.model_path, f"the sidecar records input shape {want} but the model has {have}", "the sidecar belongs to another model; rebuild with `edgealex build`")
 
     def deactivate_impl(self):
         self._session = None
@@ -230,7 +227,7 @@ class OrtRunner(Runner):
             shape = tuple(d if isinstance(d, int) and d > 0 else None for d in self._input.shape)
             dtype = _ORT_DTYPES.get(self._input.type)
             if dtype is None:
-                raise EdgeAlexError(self.model_path, "unsupported input type {}".format(self._input.type),
+                raise EdgeAlexError(self.model_path, f"unsupported input type {self._input.type}",
                                     "export the model with a float32 input")
             return TensorSpec(self._input.name, shape, dtype)
         if self.record is not None and self.record.input_shape:

@@ -68,8 +68,7 @@ def load_runner(path, verify_hash=True, **options):
             if isinstance(data, dict) and data.get("artifact") == "engine":
                 record = EngineRecord.from_dict(data, source=side)
                 if record.backend != "ort":
-                    raise EdgeAlexError(path, "its sidecar describes a {} engine, not an ONNX Runtime one".format(
-                        record.backend), "pass the engine file the sidecar belongs to, or rebuild with `edgealex build`")
+                    raise EdgeAlexError(path, f"its sidecar describes a {record.backend} engine, not an ONNX Runtime one", "pass the engine file the sidecar belongs to, or rebuild with `edgealex build`")
                 check_record(path, record, verify_hash=verify_hash)
         return OrtRunner(path, record=record, **_split_options(OrtRunner, options, path))
     if suffix in TRT_SUFFIXES:
@@ -79,7 +78,7 @@ def load_runner(path, verify_hash=True, **options):
 
         record = read_record(path)
         if record.backend != "tensorrt":
-            raise EdgeAlexError(path, "its sidecar describes a {} engine, not a TensorRT one".format(record.backend),
+            raise EdgeAlexError(path, f"its sidecar describes a {record.backend} engine, not a TensorRT one",
                                 "rebuild it with `edgealex build --backend tensorrt`")
         # File against sidecar first: that answer needs no TensorRT and no GPU.
         check_record(path, record, verify_hash=verify_hash)

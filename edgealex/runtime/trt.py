@@ -148,15 +148,14 @@ class TrtRunner(Runner):
                                     "DLA engines need TensorRT on a Jetson with DLA (Xavier, Orin)")
             cores = getattr(self._runtime, "num_DLA_cores", None)
             if cores is not None and int(self.dla_core) >= int(cores):
-                raise EdgeAlexError(self.engine_path, "the engine needs DLA core {} but this device has {} DLA core(s)".format(
-                    self.dla_core, cores), "run it on a Jetson with that DLA core or rebuild for the GPU")
+                raise EdgeAlexError(self.engine_path, f"the engine needs DLA core {self.dla_core} but this device has {cores} DLA core(s)", "run it on a Jetson with that DLA core or rebuild for the GPU")
             self._runtime.DLA_core = int(self.dla_core)  # must precede deserialization
         with open(self.engine_path, "rb") as handle:
             data = handle.read()
         engine = self._runtime.deserialize_cuda_engine(data)
         if engine is None:
             detail = "; ".join(self._logger.errors[-3:]) or "no detail from TensorRT"
-            raise EdgeAlexError(self.engine_path, "TensorRT could not deserialize the engine ({})".format(detail),
+            raise EdgeAlexError(self.engine_path, f"TensorRT could not deserialize the engine ({detail})",
                                 "engines only load with the TensorRT version and GPU that built them; "
                                 "rebuild it here with `edgealex build`")
         self._engine = engine
@@ -172,8 +171,7 @@ class TrtRunner(Runner):
         self._tensors = self._describe_tensors_v3() if self._tensor_api else self._describe_bindings()
         inputs = [t for t in self._tensors if t.is_input]
         if len(inputs) != 1 or len(inputs) == len(self._tensors):
-            raise EdgeAlexError(self.engine_path, "expected one input and at least one output, found {} inputs and {} outputs".format(
-                len(inputs), len(self._tensors) - len(inputs)), "build the engine from a single-input classifier ONNX")
+            raise EdgeAlexError(self.engine_path, f"expected one input and at least one output, found {len(inputs)} inputs and {len(self._tensors) - len(inputs)} outputs", "build the engine from a single-input classifier ONNX")
         outputs = [t.name for t in self._tensors if not t.is_input]
         wanted = self.model_info.output_name if (self._model_info or getattr(self.record, "model", None)) else None
         self._output_name = wanted if wanted in outputs else outputs[0]
@@ -219,7 +217,7 @@ class TrtRunner(Runner):
         for tensor in self._tensors:
             shape = tensor.max_shape if tensor.is_input else self._current_shape(tensor)
             if any(d < 0 for d in shape):
-                raise EdgeAlexError(self.engine_path, "cannot size output {} (shape {})".format(tensor.name, shape),
+                raise EdgeAlexError(self.engine_path, f"cannot size output {tensor.name} (shape {shape})",
                                     "rebuild the engine with static shapes")
             tensor.max_shape = tuple(shape)
             tensor.host = self._cuda.pinned_empty(tensor.max_shape, tensor.dtype)
@@ -227,7 +225,7 @@ class TrtRunner(Runner):
         if self._tensor_api:
             for tensor in self._tensors:
                 if self._context.set_tensor_address(tensor.name, tensor.device) is False:
-                    raise EdgeAlexError(self.engine_path, "set_tensor_address failed for {}".format(tensor.name),
+                    raise EdgeAlexError(self.engine_path, f"set_tensor_address failed for {tensor.name}",
                                         "the engine and this TensorRT disagree; rebuild it with `edgealex build`")
         else:
             self._bindings = [0] * len(self._tensors)
@@ -250,8 +248,7 @@ class TrtRunner(Runner):
         else:
             ok = self._context.set_binding_shape(tensor.index, shape)
         if ok is False:
-            raise EdgeAlexError("input", "shape {} is outside the engine's optimization profile (max {})".format(
-                shape, tensor.max_shape), "send smaller batches or rebuild with a larger profile")
+            raise EdgeAlexError("input", f"shape {shape} is outside the engine's optimization profile (max {tensor.max_shape})", "send smaller batches or rebuild with a larger profile")
 
     def deactivate_impl(self):
         self._release()
@@ -279,8 +276,7 @@ class TrtRunner(Runner):
         inp = self._input_tensor
         if inp.dynamic:
             if any(got > most for got, most in zip(batch.shape, inp.max_shape)):
-                raise EdgeAlexError("input", "shape {} exceeds the engine's profile maximum {}".format(
-                    tuple(batch.shape), inp.max_shape), "send smaller batches")
+                raise EdgeAlexError("input", f"shape {tuple(batch.shape)} exceeds the engine's profile maximum {inp.max_shape}", "send smaller batches")
             self._set_input_shape(inp, batch.shape)
         host_in = inp.host_view(batch.shape)
         np.copyto(host_in, batch, casting="same_kind")
@@ -292,7 +288,7 @@ class TrtRunner(Runner):
         if ok is False:
             self._cuda.synchronize(self._stream)
             detail = "; ".join(self._logger.errors[-3:]) or "no detail from TensorRT"
-            raise EdgeAlexError(self.engine_path, "TensorRT execution failed ({})".format(detail),
+            raise EdgeAlexError(self.engine_path, f"TensorRT execution failed ({detail})",
                                 "check the input shape and the device; rebuild the engine if it persists")
         outputs = []
         for tensor in self._tensors:
