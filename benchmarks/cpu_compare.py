@@ -39,15 +39,16 @@ def calibrate_int8(onnx_path, work):
     from edgealex.synth.dataset import synthesize
 
     out = os.path.join(work, "calib")
+    how = "edgealex.calib (entropy) on the calib split of a synthetic defect dataset (20 images per class)"
     if os.path.isfile(os.path.join(out, MANIFEST_NAME)):
-        return out, "reused"
+        return out, how + ", reused from " + out
     data = os.path.join(work, "synth")
     synthesize(data, per_class=20, size=256, seed=0)
     print("calibrating INT8 (entropy) on synthetic images ...", flush=True)
     # Random weights: the agreement gate would measure noise, so it is reported but not enforced.
     calibrate(onnx_path, os.path.join(data, "calib"), out, holdout=os.path.join(data, "holdout"),
               min_agreement=0.0, progress=False)
-    return out, "edgealex.calib (entropy) on the calib split of a synthetic defect dataset (20 images per class)"
+    return out, how
 
 
 def build(onnx_path, calib, work):

@@ -640,7 +640,8 @@ def run_bench(engines, options, out_dir, skipped=None):
     idle = finish_idle(idle, meter.trace()) if idle is not None else None
     if not meter.live:  # post-hoc meter log: energy now that the log has been read
         for rec, m, _ in records:
-            _finish_record(rec, m, meter, idle, session_t0, clock_offset, final=True)
+            _power_into(rec, m, meter, idle, session_t0, clock_offset)
+            rec.write()
     if options.mode == "compare":
         _add_ratios([r for r, _, _ in records])
     for rec, _, _ in records:
@@ -721,22 +722,27 @@ def _finish_record(rec, m, meter, idle, session_t0, clock_offset, final):
         write_trace_csv(rec.file_path("trace", "trace.csv"), m.starts, m.ends, m.batch, t0, extra=extra,
                         latency_ms=extra.get("inferMs") if extra else None,
                         latency_name="endToEndMs" if extra else None)
-    trace = meter.trace()
     if final:
-        rec.data["power"] = power_section(meter, trace, (t0, t1), m.frames, idle)
-        if meter.available and trace.t_s.size:
-            lo = idle["t0"] if idle and idle.get("t0") else session_t0
-            keep = (trace.t_s >= min(lo, t0) - 1.0) & (trace.t_s <= t1 + 1.0)
-            from edgealex.bench.power.base import Trace
-
-            part = Trace(trace.kind, trace.t_s[keep], trace.value[keep], {k: v[keep] for k, v in trace.rails.items()},
-                         trace.max_range_j)
-            write_power_csv(rec.file_path("power", "power.csv"), part, t0, clock_offset)
-        rec.set_status("finished")
+        _power_into(rec, m, meter, idle, session_t0, clock_offset)
     else:
         rec.data["power"] = {"available": None, "pending": "energy is computed from the meter log when the session ends",
                              "meter": meter.describe()}
-        rec.set_status("finished")
+    rec.set_status("finished")
+
+
+def _power_into(rec, m, meter, idle, session_t0, clock_offset):
+    """The power section and the power CSV (samples from the idle window to just after the run)."""
+    from edgealex.bench.power.base import Trace
+
+    t0, t1 = m.window
+    trace = meter.trace()
+    rec.data["power"] = power_section(meter, trace, (t0, t1), m.frames, idle)
+    if meter.available and trace.t_s.size:
+        lo = idle["t0"] if idle and idle.get("t0") else session_t0
+        keep = (trace.t_s >= min(lo, t0) - 1.0) & (trace.t_s <= t1 + 1.0)
+        part = Trace(trace.kind, trace.t_s[keep], trace.value[keep], {k: v[keep] for k, v in trace.rails.items()},
+                     trace.max_range_j)
+        write_power_csv(rec.file_path("power", "power.csv"), part, t0, clock_offset)
 
 
 def _first_with_batch(records, batch):
