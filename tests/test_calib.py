@@ -289,6 +289,14 @@ def test_existing_calibration_needs_force(tiny, folders, tmp_path):
         calibrate(tiny, calib, out, holdout=held, method="minmax", progress=False)
     assert "--force" in str(info.value)
     assert open(first.caches[8201]).read() == before  # untouched
+    # a forced run that fails on its input leaves the previous calibration as it was
+    junk = tmp_path / "junk"
+    os.makedirs(junk)
+    for i in range(9):
+        (junk / f"{i}.png").write_bytes(b"not an image")
+    with pytest.raises(EdgeAlexError, match="only 0 of 9"):
+        calibrate(tiny, junk, out, holdout=held, progress=False, force=True)
+    assert read_calibration(out)["method"] == "minmax" and os.path.isfile(first.caches[8201])
     second = calibrate(tiny, calib, out, holdout=held, method="percentile", progress=False, force=True,
                        trt_versions=["agx-xavier"])
     assert sorted(second.caches) == [8502]

@@ -205,14 +205,21 @@ def _calibration_files(out_dir):
     return sorted(n for n in found if os.path.isfile(os.path.join(out_dir, n)))
 
 
-def _prepare_out_dir(out_dir, force):
+def _check_out_dir(out_dir, force):
+    """Refuse a folder holding a previous calibration (unless ``force``); make sure it is writable."""
     previous = _calibration_files(out_dir)
     if previous and not force:
         raise EdgeAlexError(out_dir, "already holds a calibration ({}{})".format(
             ", ".join(previous[:4]), ", ..." if len(previous) > 4 else ""),
             "pass --force to replace it, or choose another folder with -o")
     ensure_dir(out_dir, "calibration output folder")
-    # The manifest goes first so a run that stops half-way never leaves it pointing at new+old files.
+
+
+def _clear_previous(out_dir):
+    """Remove a previous calibration's files, once the new ranges exist (a run that fails on its
+    input leaves the old calibration untouched). calibration.json goes first, so a run that stops
+    half-way never leaves a manifest pointing at a mix of old and new files."""
+    previous = _calibration_files(out_dir)
     for name in sorted(previous, key=lambda n: n != MANIFEST_NAME):
         os.remove(os.path.join(out_dir, name))
     if previous:
@@ -384,9 +391,8 @@ def calibrate(model_path, images, out_dir, count=None, method="entropy", holdout
                             f"{MIN_CALIBRATION_IMAGES} are needed", "add images to the folder")
     if count is not None and count > len(pool):
         logger.warning("--count %d: only %d images available for calibration, using all of them", count, len(pool))
-    _prepare_out_dir(out_dir, force)
-    images_manifest = write_manifest(os.path.join(out_dir, IMAGES_MANIFEST), manifest(calib_set))
-    holdout_manifest = write_manifest(os.path.join(out_dir, HOLDOUT_MANIFEST), manifest(held))
+    _check_out_dir(out_dir, force)
+    images_manifest, holdout_manifest = manifest(calib_set), manifest(held)
     timings["prepare"] = time.perf_counter() - started
     logger.info("calibrating %s with %d image(s) (%s), checking on %d held-out image(s)",
                 model_path, len(calib_set), method, len(held))
@@ -414,6 +420,9 @@ def calibrate(model_path, images, out_dir, count=None, method="entropy", holdout
             tensors_data = calibrator.compute_data()
         del calibrator
         ranges = calib_ort.ranges_table(tensors_data)
+        _clear_previous(out_dir)
+        write_manifest(os.path.join(out_dir, IMAGES_MANIFEST), images_manifest)
+        write_manifest(os.path.join(out_dir, HOLDOUT_MANIFEST), holdout_manifest)
         calib_ort.save_ranges(tensors_data, paths["ranges"])
         timings["compute_ranges"] = time.perf_counter() - step
         provenance["count"] = stats.used
