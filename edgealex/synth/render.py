@@ -23,7 +23,7 @@ import numpy as np
 from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
 
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"
 LABELS = ["ok", "scratch", "stain", "crack", "hole"]
 DEFECT_LABELS = [label for label in LABELS if label != "ok"]
 SURFACES = ["brushed_metal", "woven_fabric", "painted_plastic", "wood_grain", "cast_concrete"]
@@ -132,13 +132,13 @@ def _painted_plastic(rng, h, w, scale):
 def _wood_grain(rng, h, w, scale):
     angle_deg = rng.choice([0.0, 90.0]) + rng.uniform(-10, 10)
     u, v = _coords(h, w, math.radians(angle_deg))
-    period = scale * rng.uniform(0.05, 0.12)
+    period = scale * rng.uniform(0.08, 0.18)
     warp = _smooth_noise(rng, h, w, rng.uniform(2, 4)) * period * rng.uniform(0.8, 2.0)
     rings = 0.5 + 0.5 * np.sin(2 * math.pi * (v + warp) / period)
-    rings = rings ** rng.uniform(1.5, 3.0)
+    rings = rings ** rng.uniform(1.0, 2.0)
     fibres = _streaks(rng, h, w, length=scale * 0.2, angle_deg=angle_deg)
     light = _hsv_colour(rng.uniform(0.05, 0.1), rng.uniform(0.35, 0.6), rng.uniform(0.65, 0.85))
-    dark = light * rng.uniform(0.55, 0.75)
+    dark = light * rng.uniform(0.72, 0.86)
     t = (rings + 0.05 * fibres)[:, :, None].astype(np.float32)
     return light + (dark - light) * np.clip(t, 0, 1.2)
 
@@ -231,7 +231,7 @@ def _scratch(rng, region, scale):
     h, w = region.shape[:2]
     cx, cy = w / 2.0 + rng.uniform(-0.1, 0.1) * w, h / 2.0 + rng.uniform(-0.1, 0.1) * h
     angle = rng.uniform(0, math.pi)
-    length = rng.uniform(0.45, 0.95) * min(h, w)
+    length = rng.uniform(0.55, 0.95) * min(h, w)
     bend = rng.uniform(-0.15, 0.15) * length
     direction = np.array([math.cos(angle), math.sin(angle)])
     normal = np.array([-direction[1], direction[0]])
@@ -243,10 +243,10 @@ def _scratch(rng, region, scale):
         shrink = 1.0 if i == 0 else rng.uniform(0.5, 0.9)
         pts = (np.array([cx, cy]) + t * length * shrink * direction
                + (1 - 4 * t ** 2) * bend * normal + offset * normal)
-        thickness = rng.uniform(1.0, 2.6) * max(1.0, scale / 256.0)
+        thickness = rng.uniform(1.2, 3.0) * max(1.0, scale / 256.0)
         mask = np.maximum(mask, _polyline_mask((h, w), pts, thickness, blur_sigma=0.5))
     sign = 1.0 if rng.random() < 0.6 else -1.0  # scratches mostly catch the light
-    delta = sign * rng.uniform(18, 75)
+    delta = sign * rng.uniform(30, 80)
     return region + mask[:, :, None] * delta
 
 
@@ -254,7 +254,7 @@ def _stain(rng, region, scale):
     cv2 = _cv2()
     h, w = region.shape[:2]
     mask = np.zeros((h, w), np.float32)
-    r = rng.uniform(0.18, 0.4) * min(h, w)
+    r = rng.uniform(0.22, 0.42) * min(h, w)
     cx, cy = w / 2.0, h / 2.0
     for _ in range(int(rng.integers(3, 7))):  # overlapping ellipses make an irregular outline
         ex = cx + rng.uniform(-0.5, 0.5) * r
@@ -271,7 +271,7 @@ def _stain(rng, region, scale):
         colour = np.full(3, rng.uniform(10, 60), np.float32)  # oil / grease
     else:
         colour = _hsv_colour(rng.uniform(0, 1), rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.9))  # paint/ink
-    alpha = rng.uniform(0.3, 0.75)
+    alpha = rng.uniform(0.4, 0.8)
     m = (mask * alpha)[:, :, None]
     return region * (1 - m) + colour * m
 
@@ -279,8 +279,8 @@ def _stain(rng, region, scale):
 def _crack(rng, region, scale):
     h, w = region.shape[:2]
     size = min(h, w)
-    step = max(1.5, size * rng.uniform(0.03, 0.06))
-    n = int(rng.integers(10, 22))
+    step = max(1.5, size * rng.uniform(0.04, 0.07))
+    n = int(rng.integers(14, 26))
     heading = rng.uniform(0, 2 * math.pi)
     # a random walk whose heading jitters strongly: this is what makes a crack jagged, not smooth
     turns = rng.normal(0, 0.55, n)
@@ -288,7 +288,7 @@ def _crack(rng, region, scale):
     steps = step * rng.uniform(0.6, 1.4, n)
     pts = np.cumsum(np.stack([np.cos(headings) * steps, np.sin(headings) * steps], 1), 0)
     pts = pts - pts.mean(0) + np.array([w / 2.0, h / 2.0])
-    thickness = rng.uniform(1.0, 2.2) * max(1.0, scale / 256.0)
+    thickness = rng.uniform(1.2, 2.4) * max(1.0, scale / 256.0)
     mask = _polyline_mask((h, w), pts, thickness, blur_sigma=0.4)
     for _ in range(int(rng.integers(1, 4))):  # branches
         k = int(rng.integers(2, n - 2))
@@ -298,14 +298,14 @@ def _crack(rng, region, scale):
         branch = pts[k] + np.cumsum(np.stack([np.cos(bh) * bs, np.sin(bh) * bs], 1), 0)
         mask = np.maximum(mask, _polyline_mask((h, w), np.vstack([pts[k:k + 1], branch]),
                                                max(1.0, thickness * 0.7), blur_sigma=0.4))
-    darkness = rng.uniform(0.35, 0.85)
+    darkness = rng.uniform(0.5, 0.9)
     return region * (1.0 - darkness * mask[:, :, None])
 
 
 def _hole(rng, region, scale):
     cv2 = _cv2()
     h, w = region.shape[:2]
-    r = rng.uniform(0.12, 0.3) * min(h, w)
+    r = rng.uniform(0.15, 0.3) * min(h, w)
     r = max(2.0, r)
     aspect = rng.uniform(0.75, 1.0)
     rot = rng.uniform(0, math.pi)
@@ -320,7 +320,7 @@ def _hole(rng, region, scale):
     lx, ly = math.cos(light), math.sin(light)
     # the wall facing the light is lit, the opposite side falls into shadow
     facing = (dx * lx + dy * ly) / r
-    depth = rng.uniform(0.55, 0.92)
+    depth = rng.uniform(0.6, 0.92)
     interior = 1.0 - depth * (0.75 + 0.25 * np.clip(-facing, -1, 1))
     rim = np.exp(-((dist - 1.0) * r / max(1.0, r * 0.12)) ** 2) * np.clip(facing, 0, 1)
     rim_gain = rng.uniform(0.1, 0.45)
@@ -335,7 +335,7 @@ _DEFECT_FUNCS = {"scratch": _scratch, "stain": _stain, "crack": _crack, "hole": 
 def _default_box(rng, height, width, label):
     """A box well inside the frame (so a centre crop or a random training crop keeps the defect)."""
     side = min(height, width)
-    frac = {"scratch": (0.35, 0.6), "stain": (0.3, 0.55), "crack": (0.3, 0.55), "hole": (0.2, 0.4)}[label]
+    frac = {"scratch": (0.4, 0.65), "stain": (0.3, 0.55), "crack": (0.35, 0.6), "hole": (0.22, 0.4)}[label]
     bw = bh = int(round(side * rng.uniform(*frac)))
     margin = 0.14
     x0 = int(rng.uniform(width * margin, max(width * margin, width * (1 - margin) - bw)))
