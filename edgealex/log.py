@@ -11,11 +11,26 @@ def configure(verbose=False, quiet=False):
     level = logging.DEBUG if verbose else (logging.WARNING if quiet else logging.INFO)
     logger.setLevel(level)
     if not any(getattr(h, "_edgealex", False) for h in logger.handlers):
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(_Formatter())
         handler._edgealex = True
         logger.addHandler(handler)
     logger.propagate = False
+
+
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (test runners and redirections swap it)."""
+
+    def __init__(self):
+        super().__init__(sys.stderr)
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value):  # StreamHandler.__init__ assigns it; the property always follows sys.stderr
+        pass
 
 
 def is_quiet():
