@@ -1,0 +1,30 @@
+"""edgealex demo: the whole pipeline end to end on this machine (the README's main job)."""
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+from typing_extensions import Annotated
+
+from edgealex.cli._common import echo, emit_json, user_errors
+
+
+@user_errors
+def demo(
+    out: Annotated[Path, typer.Option("--out", "-o", help="Folder for everything the demo makes (reused as a cache).")]
+    = Path("edgealex-demo"),
+    fast: Annotated[bool, typer.Option(help="Small, quick configuration (tests, CI): tiny data, short training, "
+                                            "relaxed INT8 gate.")] = False,
+    target: Annotated[Optional[str], typer.Option(help="Target profile (default: detected).")] = None,
+    seed: Annotated[int, typer.Option(help="Dataset seed.")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+):
+    """Synthesize data, train, export, calibrate INT8, build, run the inspection loop, bench and report."""
+    from edgealex.demo import run_demo
+    from edgealex.log import is_quiet
+
+    result = run_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()))
+    if json_out:
+        emit_json(result.to_dict())
+    else:
+        echo(result.format())

@@ -1,0 +1,368 @@
+"""``edgealex demo``: the whole pipeline, end to end, on the machine it runs on.
+
+1. synthesize the defect dataset (cached: identical parameters reuse the folder),
+2. train an AlexNet on it (cached by data hash and settings),
+3. export it to ONNX (cached by the checkpoint's sha256),
+4. calibrate INT8 on the calib split with the accuracy gate on the holdout split (cached by the
+   ONNX's sha256 and the calibration settings),
+5. build engines for the detected target, every precision and device it offers (ONNX Runtime
+   FP32 + both INT8 layouts on a CPU; TensorRT FP16/INT8 and DLA on a GPU or Jetson); existing
+   engines for the same ONNX are reused,
+6. run the inspection loop on a synthetic conveyor, writing an annotated video and JSONL verdicts,
+7. benchmark the engines side by side (with the PyTorch and bare ONNX Runtime baselines) and
+   render the HTML report,
+8. write ``demo.json`` and print where everything is, with accuracy, agreement, fps and energy.
+
+Everything lives under one folder (``--out``). ``fast=True`` is a small configuration for tests:
+a tiny dataset, one short epoch, a relaxed agreement gate (the model barely learns in that time),
+seconds-long run and bench.
+"""
+
+import os
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from typing import List
+
+from edgealex.artifacts import ensure_dir, read_json, sha256_file, sidecar_path, write_json_atomic
+from edgealex.errors import EdgeAlexError
+from edgealex.log import logger
+
+DEFAULT_OUT_DIR = "edgealex-demo"
+SUMMARY_FILE = "demo.json"
+
+
+@dataclass(frozen=True)
+class DemoProfile:
+    """Sizes and durations of one demo configuration.
+
+    Args:
+        per_class (int): synthetic images per class (all splits).
+        train_preset (str): :data:`edgealex.train.trainer.PRESETS` key.
+        min_agreement (float): INT8 vs FP32 top-1 agreement the calibration gate requires.
+        run_s (float): seconds of the inspection loop.
+        bench_s (float): measured seconds per benchmark subject.
+        warmup_s (float): warm-up seconds per benchmark subject.
+        source (str): conveyor URI for the inspection loop.
+        baselines (tuple): benchmark baselines (see ``edgealex bench --baseline``).
+    """
+
+    per_class: int
+    train_preset: str
+    min_agreement: float
+    run_s: float
+    bench_s: float
+    warmup_s: float
+    source: str = "synthetic://?width=1280&height=720&fps=30&defect_rate=0.4&seed=7"
+    baselines: tuple = ("auto",)
+
+
+PROFILES = {
+    "full": DemoProfile(per_class=400, train_preset="demo", min_agreement=0.99, run_s=8.0, bench_s=3.0,
+                        warmup_s=0.5),
+    # A model trained for seconds has nearly flat logits, so INT8 may flip some top-1 decisions:
+    # the gate is relaxed here and the figure is still reported.
+    "fast": DemoProfile(per_class=20, train_preset="fast", min_agreement=0.5, run_s=2.0, bench_s=0.5,
+                        warmup_s=0.1, source="synthetic://?width=640&height=360&fps=30&defect_rate=0.4&seed=7",
+                        baselines=("none",)),
+}
+
+
+@dataclass
+class DemoResult:
+    """Where every artifact is and the headline figures."""
+
+    out_dir: str
+    profile: str
+    target: str
+    steps_s: dict = field(default_factory=dict)
+    cached: dict = field(default_factory=dict)
+    artifacts: dict = field(default_factory=dict)
+    figures: dict = field(default_factory=dict)
+    skipped: List[list] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self):
+        return asdict(self)
+
+    def format(self):
+        """The one-screen summary printed at the end."""
+        f, a = self.figures, self.artifacts
+        lines = [f"edgealex demo ({self.profile} profile) on target '{self.target}' in {self.seconds:.0f} s",
+                 "  steps: " + ", ".join("{} {:.0f}s{}".format(k, v, " (cached)" if self.cached.get(k) else "")
+                                         for k, v in self.steps_s.items())]
+        lines.append("  FP32 accuracy on the holdout: {}   INT8 (Q/DQ) top-1 agreement with FP32: {}   "
+                     "INT8 accuracy: {}".format(_pct(f.get("fp32_accuracy")), _pct(f.get("int8_agreement")),
+                                                _pct(f.get("int8_accuracy"))))
+        lines.append("  inspection loop ({}): pipeline {} fps, engine {} fps, {} frames, {} defects, "
+                     "accuracy vs conveyor truth {}".format(
+                         os.path.basename(a.get("run_engine", "")), _num(f.get("pipeline_fps")),
+                         _num(f.get("engine_fps")), f.get("frames"), f.get("defects"), _pct(f.get("loop_accuracy"))))
+        unmeasured = sorted({row["energy"] for row in f.get("bench", []) if row["energy"].startswith("n/a")})
+        for row in f.get("bench", []):
+            lines.append("  bench {:<44} {:>7} img/s  p50 {:>7} ms  p99 {:>7} ms  x{:<5} {}".format(
+                row["label"][:44], _num(row.get("throughput")), _num(row.get("p50_ms"), 2),
+                _num(row.get("p99_ms"), 2), _num(row.get("ratio"), 2),
+                "n/a" if row["energy"] in unmeasured else row["energy"]))
+        for reason in unmeasured:
+            lines.append("  energy per frame: " + reason)
+        for name, reason in self.skipped:
+            lines.append(f"  skipped {name}: {reason}")
+        lines.append("  artifacts:")
+        for key in ("dataset", "checkpoint", "onnx", "calibration", "engines_dir", "video", "verdicts",
+                    "bench_dir", "report_html", "summary"):
+            if a.get(key):
+                lines.append(f"    {key:<12} {a[key]}")
+        return "\n".join(lines)
+
+
+def _pct(value):
+    return "n/a" if value is None else f"{value:.1%}"
+
+
+def _num(value, digits=1):
+    return "n/a" if value is None else "{:.{}f}".format(value, digits)
+
+
+class _Steps:
+    """Times each step and logs its start."""
+
+    def __init__(self, result, total):
+        self.result, self.total, self.index = result, total, 0
+
+    def start(self, name, what):
+        self.index += 1
+        self.name, self.t0 = name, time.perf_counter()
+        logger.info("[demo %d/%d] %s", self.index, self.total, what)
+
+    def done(self, cached=False):
+        self.result.steps_s[self.name] = round(time.perf_counter() - self.t0, 1)
+        self.result.cached[self.name] = bool(cached)
+
+
+def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=True):
+    """Run the whole pipeline under ``out_dir``; reuse what earlier runs left there.
+
+    Args:
+        out_dir (str): the demo folder. Defaults to "edgealex-demo".
+        fast (bool): the small test configuration (:data:`PROFILES` "fast"). Defaults to False.
+        target (str): target profile; None detects this machine. Defaults to None.
+        seed (int): dataset seed. Defaults to 0.
+        progress (bool): progress bars on a terminal. Defaults to True.
+
+    Returns:
+        DemoResult
+
+    Raises:
+        EdgeAlexError: a stage failed (its message says which and why); GateFailed when INT8
+            agreement is below the gate (the calibration outputs are kept for inspection).
+    """
+    from edgealex.target import resolve_target
+
+    started = time.perf_counter()
+    profile_name = "fast" if fast else "full"
+    profile = PROFILES[profile_name]
+    out_dir = os.path.abspath(str(out_dir))
+    ensure_dir(out_dir, "demo folder")
+    tgt = resolve_target(target)
+    result = DemoResult(out_dir=out_dir, profile=profile_name, target=tgt.name)
+    steps = _Steps(result, 8)
+    paths = _layout(out_dir)
+
+    steps.start("data", "synthesize the defect dataset")
+    data = _data(paths, profile, seed)
+    steps.done(cached=data.reused)
+    result.artifacts["dataset"] = data.out_dir
+
+    steps.start("train", "train {} on it ({} preset)".format("AlexNet", profile.train_preset))
+    trained = _train(paths, profile)
+    steps.done(cached=trained.reused)
+    result.artifacts["checkpoint"] = trained.path
+    result.figures.update({"val_accuracy": trained.best_val_acc, "train_holdout_accuracy": trained.holdout_acc})
+
+    steps.start("export", "export to ONNX with the parity check")
+    onnx_path, cached = _export(paths, trained.path)
+    steps.done(cached=cached)
+    result.artifacts["onnx"] = onnx_path
+
+    steps.start("calibrate", "calibrate INT8 on the calib split, gate on the holdout split")
+    calib, cached = _calibrate(paths, onnx_path, profile)
+    steps.done(cached=cached)
+    result.artifacts["calibration"] = paths["calib"]
+    accuracy = calib.get("accuracy") or {}
+    result.figures.update({"fp32_accuracy": accuracy.get("fp32"), "int8_agreement": calib.get("agreement"),
+                           "int8_accuracy": accuracy.get("int8_qdq"),
+                           "int8_native_accuracy": accuracy.get("int8_ort")})
+
+    steps.start("build", f"build engines for target {tgt.name}")
+    engines, skipped = _build(paths, onnx_path, tgt)
+    steps.done()
+    result.skipped += [list(s) for s in skipped]
+    result.artifacts["engines_dir"] = paths["engines"]
+    result.artifacts["engines"] = engines
+
+    run_engine = _pick_run_engine(engines)
+    steps.start("run", f"inspection loop on a synthetic conveyor for {profile.run_s:.0f} s")
+    loop = _run(paths, run_engine, profile)
+    steps.done()
+    result.artifacts.update({"run_engine": run_engine, "video": paths["video"], "verdicts": paths["verdicts"]})
+    result.figures.update({"pipeline_fps": loop.get("pipeline_fps"), "engine_fps": loop.get("engine_fps"),
+                           "frames": loop.get("frames"), "defects": loop.get("defects"),
+                           "dropped": loop.get("dropped"), "loop_accuracy": _loop_accuracy(loop)})
+
+    steps.start("bench", "benchmark the engines and the baselines side by side")
+    session = _bench(paths, engines, trained.path, onnx_path, profile, tgt, progress)
+    steps.done()
+    result.figures["bench"] = _bench_rows(session)
+    result.skipped += [list(s) for s in session.skipped]
+    result.artifacts["bench_dir"] = paths["bench"]
+
+    steps.start("report", "render the report")
+    from edgealex.report.render import render_report
+
+    report = render_report([paths["bench"]], paths["report"], title=f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}")
+    steps.done()
+    result.artifacts["report_html"] = report.html
+    result.artifacts["report_md"] = report.markdown
+
+    result.seconds = round(time.perf_counter() - started, 1)
+    result.artifacts["summary"] = os.path.join(out_dir, SUMMARY_FILE)
+    write_json_atomic(result.artifacts["summary"], result.to_dict())
+    return result
+
+
+def _layout(out_dir):
+    return {
+        "data": os.path.join(out_dir, "data"),
+        "checkpoint": os.path.join(out_dir, "model", "alexnet-defects.pt"),
+        "onnx": os.path.join(out_dir, "model", "alexnet-defects.onnx"),
+        "calib": os.path.join(out_dir, "calib"),
+        "engines_root": out_dir,  # matrix_engines builds into <root>/engines
+        "engines": os.path.join(out_dir, "engines"),
+        "video": os.path.join(out_dir, "run", "annotated.mp4"),
+        "verdicts": os.path.join(out_dir, "run", "verdicts.jsonl"),
+        "bench": os.path.join(out_dir, "bench"),
+        "report": os.path.join(out_dir, "report"),
+    }
+
+
+def _data(paths, profile, seed):
+    from edgealex.synth.dataset import synthesize
+
+    return synthesize(paths["data"], per_class=profile.per_class, seed=seed, force=True)
+
+
+def _train(paths, profile):
+    from edgealex.train.trainer import train
+
+    ensure_dir(os.path.dirname(paths["checkpoint"]), "model folder")
+    return train(paths["data"], paths["checkpoint"], preset=profile.train_preset, reuse=True)
+
+
+def _export(paths, checkpoint):
+    """Export unless the ONNX next to it was exported from this very checkpoint."""
+    from edgealex.export.onnx import export_onnx
+
+    onnx_path = paths["onnx"]
+    weights_sha256 = sha256_file(checkpoint)
+    if os.path.isfile(onnx_path) and os.path.isfile(sidecar_path(onnx_path)):
+        try:
+            side = read_json(sidecar_path(onnx_path), "ONNX sidecar")
+            same = (side.get("model", {}).get("provenance", {}).get("weights_sha256") == weights_sha256
+                    and side.get("sha256") == sha256_file(onnx_path))
+        except EdgeAlexError:
+            same = False
+        if same:
+            logger.info("reusing %s: exported from the same checkpoint", onnx_path)
+            return onnx_path, True
+    result = export_onnx(onnx_path, arch=_checkpoint_arch(checkpoint), weights=checkpoint)
+    return result.path, False
+
+
+def _checkpoint_arch(checkpoint):
+    from edgealex.models.alexnet import load_checkpoint
+
+    return load_checkpoint(checkpoint).get("arch") or "alexnet"
+
+
+def _calibrate(paths, onnx_path, profile):
+    """Calibrate unless ``calib/calibration.json`` is for this ONNX with the same gate and passed."""
+    from edgealex.calib.pipeline import calibrate
+
+    manifest = os.path.join(paths["calib"], "calibration.json")
+    onnx_sha256 = sha256_file(onnx_path)
+    if os.path.isfile(manifest):
+        try:
+            previous = read_json(manifest, "calibration manifest")
+        except EdgeAlexError:
+            previous = {}
+        if (previous.get("model_sha256") == onnx_sha256 and previous.get("gate_passed")
+                and previous.get("min_agreement") == profile.min_agreement):
+            logger.info("reusing %s: calibrated for the same ONNX", paths["calib"])
+            return previous, True
+    result = calibrate(onnx_path, os.path.join(paths["data"], "calib"), paths["calib"],
+                       holdout=os.path.join(paths["data"], "holdout"), min_agreement=profile.min_agreement,
+                       force=True)
+    return read_json(result.manifest_path, "calibration manifest"), False
+
+
+def _build(paths, onnx_path, target):
+    from edgealex.bench.matrix import matrix_engines
+
+    return matrix_engines(onnx_path, target.name, paths["engines_root"], calib=paths["calib"])
+
+
+def _pick_run_engine(engines):
+    """The engine the line would deploy: INT8 (ORT's fastest layout on CPU) when there is one."""
+    def rank(path):
+        name = os.path.basename(path)
+        return ("-int8-" not in name, ".qdq-" in name, "-dla" in name, name)
+
+    return sorted(engines, key=rank)[0]
+
+
+def _run(paths, engine, profile):
+    from edgealex.pipeline.loop import run_inspection
+
+    ensure_dir(os.path.dirname(paths["video"]), "run folder")
+    summary = run_inspection(engine, source=profile.source, sinks=(paths["video"], paths["verdicts"]),
+                             duration_s=profile.run_s)
+    return summary.to_dict()
+
+
+def _loop_accuracy(loop):
+    acc = loop.get("accuracy") or {}
+    if isinstance(acc, dict):
+        for key in ("top1", "class", "defect_detection"):
+            value = acc.get(key)
+            if isinstance(value, (int, float)):
+                return value
+            if isinstance(value, dict) and isinstance(value.get("accuracy"), (int, float)):
+                return value["accuracy"]
+    return None
+
+
+def _bench(paths, engines, checkpoint, onnx_path, profile, target, progress):
+    from edgealex.bench.harness import BenchOptions, run_bench
+
+    if os.path.isdir(paths["bench"]):  # each demo run reports its own measurements only
+        shutil.rmtree(paths["bench"])
+    options = BenchOptions(mode="compare", duration_s=profile.bench_s, warmup_s=profile.warmup_s,
+                           torch_weights=checkpoint, onnx=onnx_path, target=target.name, progress=progress,
+                           label="demo", baselines=profile.baselines)
+    return run_bench(list(engines), options, paths["bench"])
+
+
+def _bench_rows(session):
+    rows = []
+    for rec in session.results:
+        latency = rec.get("latency_ms") or {}
+        power = rec.get("power") or {}
+        rows.append({
+            "label": "{} b{}".format(rec.get("label") or rec.get("run_id"), rec.get("batch")),
+            "throughput": (rec.get("throughput") or {}).get("fps"),
+            "p50_ms": latency.get("p50_ms"), "p99_ms": latency.get("p99_ms"),
+            "ratio": (rec.get("compare") or {}).get("fps_ratio"),
+            "energy": power.get("display") or "n/a",
+        })
+    return rows

@@ -1,0 +1,78 @@
+"""`edgealex demo --fast` end to end, then again from its caches."""
+
+import json
+import os
+from html.parser import HTMLParser
+
+import pytest
+from typer.testing import CliRunner
+
+pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+cv2 = pytest.importorskip("cv2")
+
+from edgealex.cli.main import app  # noqa: E402
+
+
+class _Images(HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.images = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "img":
+            self.images.append(dict(attrs).get("src", ""))
+
+
+@pytest.fixture(scope="module")
+def demo_runs(tmp_path_factory):
+    out = tmp_path_factory.mktemp("demo") / "edgealex-demo"
+    runner = CliRunner()
+    first = runner.invoke(app, ["demo", "--fast", "--out", str(out), "--json"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, ["demo", "--fast", "--out", str(out), "--json"])
+    assert second.exit_code == 0, second.output
+    load = lambda r: json.loads(r.stdout[r.stdout.index("{"):])  # noqa: E731
+    return out, load(first), load(second)
+
+
+def test_demo_leaves_every_artifact(demo_runs):
+    out, _, summary = demo_runs  # the files on disk are the second run's
+    art = summary["artifacts"]
+    assert summary["target"] == "cpu" and summary["profile"] == "fast"
+    for key in ("checkpoint", "onnx", "video", "verdicts", "report_html", "summary"):
+        assert os.path.isfile(art[key]) and os.path.getsize(art[key]) > 0, key
+        assert art[key].startswith(str(out))
+    calib = json.load(open(os.path.join(art["calibration"], "calibration.json")))
+    assert calib["gate_passed"] is True and os.path.isfile(os.path.join(art["calibration"], calib["qdq_onnx"]))
+    assert sorted(calib["caches"]) == ["8201", "8502"]
+    # engines: FP32 and both INT8 layouts, each with its provenance sidecar
+    names = sorted(os.path.basename(p) for p in art["engines"])
+    assert len(names) == 3 and any("-fp32-" in n for n in names) and sum("int8" in n for n in names) == 2
+    assert all(os.path.isfile(p + ".json") for p in art["engines"])
+    # the annotated video has frames, the JSONL one verdict per frame
+    video = cv2.VideoCapture(art["video"])
+    ok, frame = video.read()
+    video.release()
+    assert ok and frame.shape == (360, 640, 3)
+    lines = [json.loads(line) for line in open(art["verdicts"])]
+    assert len(lines) == summary["figures"]["frames"] > 0
+    assert {"top_class", "confidence", "defect", "frame"} <= set(lines[0])
+    # the report embeds its plots
+    parser = _Images()
+    parser.feed(open(art["report_html"]).read())
+    assert len(parser.images) >= 3 and all(src.startswith("data:image/png;base64,") for src in parser.images)
+    bench = summary["figures"]["bench"]
+    assert len(bench) == 3 and all(row["throughput"] > 0 for row in bench)
+    assert all(row["energy"].startswith("n/a (") for row in bench)  # no power sensor on CI machines
+    agreement = summary["figures"]["int8_agreement"]
+    assert 0.5 <= agreement <= 1.0
+
+
+def test_second_run_reuses_the_caches(demo_runs):
+    _, first, second = demo_runs
+    assert not any(first["cached"].values())
+    for step in ("data", "train", "export", "calibrate"):
+        assert second["cached"][step], step
+    assert second["artifacts"]["onnx"] == first["artifacts"]["onnx"]
+    assert sorted(second["artifacts"]["engines"]) == sorted(first["artifacts"]["engines"])
