@@ -336,22 +336,11 @@ def test_static_batch_two_is_padded(tmp_path, folders):
     assert result.count == 15 and result.gate.images == 9 and result.passed
 
 
-class _Runner(CliRunner):
-    """CliRunner that drops the edgealex stderr handler a previous invoke bound to its (closed)
-    captured stream (log.configure keeps the first handler it made)."""
-
-    def invoke(self, *args, **kwargs):
-        from edgealex.log import logger
-
-        logger.handlers[:] = [h for h in logger.handlers if not getattr(h, "_edgealex", False)]
-        return super().invoke(*args, **kwargs)
-
-
 def test_cli_success_json_and_errors(tiny, folders, tmp_path):
     from edgealex.cli.main import app
 
     calib, held = folders
-    runner = _Runner()
+    runner = CliRunner()
     out = tmp_path / "out"
     ok = runner.invoke(app, ["calibrate", tiny, "--images", calib, "--holdout", held, "-o", str(out),
                              "--method", "minmax", "--json", "--trt-version", "8.2.1"])
@@ -377,7 +366,7 @@ def test_cli_gate_failure_exits_1_with_figures(tiny, folders, tmp_path):
     os.makedirs(dark)
     for i in range(8):
         cv2.imwrite(str(dark / f"{i}.png"), np.full((40, 40, 3), 10 + i, np.uint8))
-    res = _Runner().invoke(app, ["calibrate", tiny, "--images", str(dark), "--holdout", held, "-o",
+    res = CliRunner().invoke(app, ["calibrate", tiny, "--images", str(dark), "--holdout", held, "-o",
                                    str(tmp_path / "out"), "--method", "minmax", "--no-progress"])
     assert res.exit_code == 1
     assert "INT8 accuracy gate" in res.output and "/9 held-out images" in res.output

@@ -4,3 +4,8 @@ TensorRT-compatible Q/DQ ONNX, TensorRT calibration caches, an ORT-native INT8 m
 Light at import time: :mod:`edgealex.calib.cache` is pure Python; everything that needs onnx,
 onnxruntime or OpenCV imports it inside functions.
 """
+
+from edgealex.calib.cache import (  # noqa: F401,E402  (pure Python)
+    CalibrationCache, decode_scale, encode_scale, read_cache, write_cache,
+)
+from edgealex.calib.pipeline import CalibrationResult, calibrate, read_calibration  # noqa: F401,E402
