@@ -122,11 +122,16 @@ def test_report_without_any_power_still_draws_every_plot(tmp_path):
     res = tmp_path / "res"
     r = invoke(["bench", model, "--iterations", "10", "--warmup-iters", "1", "--power", "none", "-o", str(res)])
     assert r.exit_code == 0, r.output
+    r = invoke(["bench", model, "--iterations", "10", "--warmup-iters", "1", "--power", "none", "-o", str(res)])
+    assert r.exit_code == 0, r.output
     result = render_report([str(res)], str(tmp_path / "rep"))
     assert len(result.images) == 4 and all(os.path.getsize(p) > 1000 for p in result.images)
     page = Page()
     page.feed(open(result.html).read())
     assert len(page.images) == 4
+    # two runs with the same reason for no power: one line for both, not one per run
+    power_lines = [c for c in page.cells if ": power n/a" in c]
+    assert len(power_lines) == 1 and power_lines[0].startswith("all runs: power n/a (")
 
 
 def test_report_skips_other_json_and_fails_cleanly_without_results(tmp_path):

@@ -62,7 +62,8 @@ def _machines(results):
 
 
 def _notes(results):
-    notes = []
+    """One line per measured run; runs without power that share a reason are listed on one line."""
+    notes, unmeasured = [], {}
     for r in results:
         pw = r.get("power") or {}
         meter = pw.get("meter") or {}
@@ -70,10 +71,13 @@ def _notes(results):
             text = "{}: {} — {} ({} samples, {} Hz)".format(
                 r.get("label"), meter.get("meter"), meter.get("total"), meter.get("samples"),
                 "{:.1f}".format(meter["achieved_rate_hz"]) if meter.get("achieved_rate_hz") else "?")
+            if text not in notes:
+                notes.append(text)
         else:
-            text = "{}: power {}".format(r.get("label"), pw.get("display") or "n/a")
-        if text not in notes:
-            notes.append(text)
+            unmeasured.setdefault(pw.get("display") or "n/a", []).append(str(r.get("label")))
+    for display, labels in unmeasured.items():
+        who = "all runs" if len(labels) == len(results) else ", ".join(sorted(set(labels), key=labels.index))
+        notes.append("{}: power {}".format(who, display))
     return notes
 
 
