@@ -14,7 +14,7 @@ Three rule sets exist:
 Every rule cites its source so the report can show it.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import FrozenSet, Optional, Tuple
 
 from packaging.version import Version
@@ -71,15 +71,10 @@ RULES_8_5 = DlaRules(
     concat_axis_rule="third to last axis (C)",
 )
 
-RULES_10 = DlaRules(
+RULES_10 = replace(
+    RULES_8_5,
     name="10",
     source="TensorRT 8.5 per-layer limits + current DLA docs (max non-batch dim 8192, 16 loadables per core)",
-    avgpool_inclusive_padding_only_on="tegra194",
-    unary_known=True,
-    softmax_known=True,
-    prelu_known=True,
-    resize_known=False,
-    concat_axis_rule="third to last axis (C)",
     explicit_quantization=None,
     max_dim=8192,
     caveats=("TensorRT 10.x per-layer DLA limits were not compared with the 10.x headers; the 8.5 limits are "

@@ -45,14 +45,32 @@ def _classes():
                 return _LRNExport.apply(x, self.size, self.alpha, self.beta, self.k)
             return super().forward(x)
 
-    class AlexNet(nn.Module):
+    class _AlexNetBase(nn.Module):
+        """features -> AdaptiveAvgPool 6x6 -> classifier 9216-4096-4096-N (both archs share it)."""
+
+        def __init__(self, features, num_classes, dropout):
+            super().__init__()
+            self.features = features
+            self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
+            self.classifier = nn.Sequential(
+                nn.Dropout(p=dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
+                nn.Dropout(p=dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
+                nn.Linear(4096, num_classes),
+            )
+
+        def forward(self, x):
+            x = self.features(x)
+            x = self.avgpool(x)
+            x = torch.flatten(x, 1)
+            return self.classifier(x)
+
+    class AlexNet(_AlexNetBase):
         """torchvision layout; ``state_dict`` keys match ``torchvision.models.alexnet``."""
 
         arch = "alexnet"
 
         def __init__(self, num_classes=1000, dropout=0.5):
-            super().__init__()
-            self.features = nn.Sequential(
+            super().__init__(nn.Sequential(
                 nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
                 nn.MaxPool2d(kernel_size=3, stride=2),
                 nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
@@ -61,32 +79,18 @@ def _classes():
                 nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
                 nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
                 nn.MaxPool2d(kernel_size=3, stride=2),
-            )
-            self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-            self.classifier = nn.Sequential(
-                nn.Dropout(p=dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-                nn.Dropout(p=dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
-                nn.Linear(4096, num_classes),
-            )
+            ), num_classes, dropout)
 
-        def forward(self, x):
-            x = self.features(x)
-            x = self.avgpool(x)
-            x = torch.flatten(x, 1)
-            return self.classifier(x)
-
-    class AlexNetV1(nn.Module):
+    class AlexNetV1(_AlexNetBase):
         """The 2012 network (single-tower: grouped convolutions merged)."""
 
         arch = "alexnet-v1"
 
         def __init__(self, num_classes=1000, dropout=0.5, lrn=True):
-            super().__init__()
-
             def norm():
                 return LRN(**LRN_DEFAULTS) if lrn else nn.Identity()
 
-            self.features = nn.Sequential(
+            super().__init__(nn.Sequential(
                 nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True), norm(),
                 nn.MaxPool2d(kernel_size=3, stride=2),
                 nn.Conv2d(96, 256, kernel_size=5, padding=2), nn.ReLU(inplace=True), norm(),
@@ -95,19 +99,7 @@ def _classes():
                 nn.Conv2d(384, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
                 nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
                 nn.MaxPool2d(kernel_size=3, stride=2),
-            )
-            self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
-            self.classifier = nn.Sequential(
-                nn.Dropout(p=dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-                nn.Dropout(p=dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
-                nn.Linear(4096, num_classes),
-            )
-
-        def forward(self, x):
-            x = self.features(x)
-            x = self.avgpool(x)
-            x = torch.flatten(x, 1)
-            return self.classifier(x)
+            ), num_classes, dropout)
 
     return {"alexnet": AlexNet, "alexnet-v1": AlexNetV1}
 
