@@ -26,10 +26,9 @@ PURPOSE = "edgealex calibrate"
 # i.e. the min-max range. ORT builds a SIGNED histogram over [-T, T], so num_quantized_bins=256
 # gives 128 levels per side, the resolution of symmetric INT8 (127 per side) and of TensorRT's own
 # search (128 levels over |x|, facts §2.5); with 128 the KL search models 6-bit quantization and
-# clips too hard. Measured on AlexNets here (500 calibration / 200 held-out synthetic images):
-# 1024/256 raised Q/DQ agreement from 95% to 100% (and from 86% to 92.5% on a weaker model) at
-# ~1.4x the range-computation time; 2048 bins took ~3x longer and agreed less (ORT's KL loop is
-# pure Python). See benchmarks/results/calibration.md.
+# clips too hard. One-off runs on AlexNets here (synthetic images, 200 held out): 1024/256 raised
+# Q/DQ agreement from 95% to 100% (and from 86% to 92.5% on a random-feature model) at ~1.4x the
+# range-computation time; 2048 bins took ~3x longer and agreed less (ORT's KL loop is pure Python).
 ENTROPY_NUM_BINS = 1024
 ENTROPY_QUANTIZED_BINS = 256
 PERCENTILE = 99.999
