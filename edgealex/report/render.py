@@ -77,7 +77,7 @@ def _notes(results):
             unmeasured.setdefault(pw.get("display") or "n/a", []).append(str(r.get("label")))
     for display, labels in unmeasured.items():
         who = "all runs" if len(labels) == len(results) else ", ".join(sorted(set(labels), key=labels.index))
-        notes.append("{}: power {}".format(who, display))
+        notes.append(f"{who}: power {display}")
     return notes
 
 
