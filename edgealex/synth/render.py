@@ -23,7 +23,7 @@ import numpy as np
 from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
 
-GENERATOR_VERSION = "2"
+GENERATOR_VERSION = "4"
 LABELS = ["ok", "scratch", "stain", "crack", "hole"]
 DEFECT_LABELS = [label for label in LABELS if label != "ok"]
 SURFACES = ["brushed_metal", "woven_fabric", "painted_plastic", "wood_grain", "cast_concrete"]
@@ -232,7 +232,7 @@ def _scratch(rng, region, scale):
     cx, cy = w / 2.0 + rng.uniform(-0.1, 0.1) * w, h / 2.0 + rng.uniform(-0.1, 0.1) * h
     angle = rng.uniform(0, math.pi)
     length = rng.uniform(0.55, 0.95) * min(h, w)
-    bend = rng.uniform(-0.15, 0.15) * length
+    bend = rng.uniform(-0.1, 0.1) * length
     direction = np.array([math.cos(angle), math.sin(angle)])
     normal = np.array([-direction[1], direction[0]])
     mask = np.zeros((h, w), np.float32)
@@ -245,7 +245,7 @@ def _scratch(rng, region, scale):
                + (1 - 4 * t ** 2) * bend * normal + offset * normal)
         thickness = rng.uniform(1.2, 3.0) * max(1.0, scale / 256.0)
         mask = np.maximum(mask, _polyline_mask((h, w), pts, thickness, blur_sigma=0.5))
-    sign = 1.0 if rng.random() < 0.6 else -1.0  # scratches mostly catch the light
+    sign = 1.0 if rng.random() < 0.75 else -1.0  # scratches mostly catch the light
     delta = sign * rng.uniform(30, 80)
     return region + mask[:, :, None] * delta
 
@@ -254,14 +254,14 @@ def _stain(rng, region, scale):
     cv2 = _cv2()
     h, w = region.shape[:2]
     mask = np.zeros((h, w), np.float32)
-    r = rng.uniform(0.22, 0.42) * min(h, w)
+    r = rng.uniform(0.3, 0.45) * min(h, w)  # stains are larger than holes and soft-edged
     cx, cy = w / 2.0, h / 2.0
     for _ in range(int(rng.integers(3, 7))):  # overlapping ellipses make an irregular outline
         ex = cx + rng.uniform(-0.5, 0.5) * r
         ey = cy + rng.uniform(-0.5, 0.5) * r
         axes = (int(max(2, r * rng.uniform(0.4, 0.9))), int(max(2, r * rng.uniform(0.3, 0.8))))
         cv2.ellipse(mask, (int(ex), int(ey)), axes, rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA)
-    mask = cv2.GaussianBlur(mask, (0, 0), max(1.0, r * rng.uniform(0.08, 0.25)))
+    mask = cv2.GaussianBlur(mask, (0, 0), max(1.5, r * rng.uniform(0.08, 0.2)))
     if rng.random() < 0.3:  # water/coffee ring: the dried edge is darkest
         mask = np.clip(mask * (1.0 - mask) * 4.0, 0, 1) * 0.8 + mask * 0.2
     kind = rng.random()
@@ -271,7 +271,13 @@ def _stain(rng, region, scale):
         colour = np.full(3, rng.uniform(10, 60), np.float32)  # oil / grease
     else:
         colour = _hsv_colour(rng.uniform(0, 1), rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.9))  # paint/ink
-    alpha = rng.uniform(0.4, 0.8)
+    # a stain must differ from the surface it is on: one that would match it (grey oil on grey
+    # concrete) is darkened until it stands out by at least ~35 grey levels
+    surface_lum = float(region.mean())
+    colour_lum = float(colour.mean())
+    if abs(colour_lum - surface_lum) < 35.0:
+        colour = colour * max(0.05, (surface_lum - 35.0 - rng.uniform(0, 30)) / max(1.0, colour_lum))
+    alpha = rng.uniform(0.5, 0.85)
     m = (mask * alpha)[:, :, None]
     return region * (1 - m) + colour * m
 
@@ -287,6 +293,9 @@ def _crack(rng, region, scale):
     headings = heading + np.cumsum(turns) * 0.6
     steps = step * rng.uniform(0.6, 1.4, n)
     pts = np.cumsum(np.stack([np.cos(headings) * steps, np.sin(headings) * steps], 1), 0)
+    # small sideways kinks at every vertex: a crack zig-zags, a scratch does not
+    kinks = rng.normal(0, 0.35 * step, n)[:, None] * np.stack([-np.sin(headings), np.cos(headings)], 1)
+    pts = pts + kinks
     pts = pts - pts.mean(0) + np.array([w / 2.0, h / 2.0])
     thickness = rng.uniform(1.2, 2.4) * max(1.0, scale / 256.0)
     mask = _polyline_mask((h, w), pts, thickness, blur_sigma=0.4)

@@ -536,7 +536,7 @@ def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_stat
                      "seconds": round(time.perf_counter() - epoch_start, 2), "best": improved}
             history.append({k: v for k, v in stats.items() if k not in ("epochs", "best")})
             progress.epoch_end(stats)
-            if epoch % save_every == 0 or epoch == settings.epochs:
+            if (epoch % save_every == 0 and epoch != settings.epochs) or (epoch == settings.epochs and keep_last):
                 save_start = time.perf_counter()
                 save_checkpoint(last_path_for(out_path), model, data.labels, spec, epoch=epoch,
                                 best_val_acc=best["acc"], **extra,
