@@ -23,7 +23,7 @@ import numpy as np
 from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
 
-GENERATOR_VERSION = "4"
+GENERATOR_VERSION = "7"
 LABELS = ["ok", "scratch", "stain", "crack", "hole"]
 DEFECT_LABELS = [label for label in LABELS if label != "ok"]
 SURFACES = ["brushed_metal", "woven_fabric", "painted_plastic", "wood_grain", "cast_concrete"]
@@ -243,10 +243,10 @@ def _scratch(rng, region, scale):
         shrink = 1.0 if i == 0 else rng.uniform(0.5, 0.9)
         pts = (np.array([cx, cy]) + t * length * shrink * direction
                + (1 - 4 * t ** 2) * bend * normal + offset * normal)
-        thickness = rng.uniform(1.2, 3.0) * max(1.0, scale / 256.0)
+        thickness = rng.uniform(1.5, 3.0) * max(1.0, scale / 256.0)
         mask = np.maximum(mask, _polyline_mask((h, w), pts, thickness, blur_sigma=0.5))
-    sign = 1.0 if rng.random() < 0.75 else -1.0  # scratches mostly catch the light
-    delta = sign * rng.uniform(30, 80)
+    sign = 1.0 if rng.random() < 0.85 else -1.0  # scratches mostly catch the light
+    delta = sign * rng.uniform(40, 85)
     return region + mask[:, :, None] * delta
 
 
@@ -261,7 +261,7 @@ def _stain(rng, region, scale):
         ey = cy + rng.uniform(-0.5, 0.5) * r
         axes = (int(max(2, r * rng.uniform(0.4, 0.9))), int(max(2, r * rng.uniform(0.3, 0.8))))
         cv2.ellipse(mask, (int(ex), int(ey)), axes, rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA)
-    mask = cv2.GaussianBlur(mask, (0, 0), max(1.5, r * rng.uniform(0.08, 0.2)))
+    mask = cv2.GaussianBlur(mask, (0, 0), max(2.0, r * rng.uniform(0.12, 0.22)))
     if rng.random() < 0.3:  # water/coffee ring: the dried edge is darkest
         mask = np.clip(mask * (1.0 - mask) * 4.0, 0, 1) * 0.8 + mask * 0.2
     kind = rng.random()
@@ -275,8 +275,8 @@ def _stain(rng, region, scale):
     # concrete) is darkened until it stands out by at least ~35 grey levels
     surface_lum = float(region.mean())
     colour_lum = float(colour.mean())
-    if abs(colour_lum - surface_lum) < 35.0:
-        colour = colour * max(0.05, (surface_lum - 35.0 - rng.uniform(0, 30)) / max(1.0, colour_lum))
+    if abs(colour_lum - surface_lum) < 45.0:
+        colour = colour * max(0.05, (surface_lum - 45.0 - rng.uniform(0, 30)) / max(1.0, colour_lum))
     alpha = rng.uniform(0.5, 0.85)
     m = (mask * alpha)[:, :, None]
     return region * (1 - m) + colour * m
@@ -314,7 +314,7 @@ def _crack(rng, region, scale):
 def _hole(rng, region, scale):
     cv2 = _cv2()
     h, w = region.shape[:2]
-    r = rng.uniform(0.15, 0.3) * min(h, w)
+    r = rng.uniform(0.15, 0.26) * min(h, w)
     r = max(2.0, r)
     aspect = rng.uniform(0.75, 1.0)
     rot = rng.uniform(0, math.pi)
@@ -344,7 +344,7 @@ _DEFECT_FUNCS = {"scratch": _scratch, "stain": _stain, "crack": _crack, "hole": 
 def _default_box(rng, height, width, label):
     """A box well inside the frame (so a centre crop or a random training crop keeps the defect)."""
     side = min(height, width)
-    frac = {"scratch": (0.4, 0.65), "stain": (0.3, 0.55), "crack": (0.35, 0.6), "hole": (0.22, 0.4)}[label]
+    frac = {"scratch": (0.4, 0.65), "stain": (0.35, 0.6), "crack": (0.35, 0.6), "hole": (0.22, 0.4)}[label]
     bw = bh = int(round(side * rng.uniform(*frac)))
     margin = 0.14
     x0 = int(rng.uniform(width * margin, max(width * margin, width * (1 - margin) - bw)))
