@@ -91,9 +91,13 @@ class DemoResult:
         lines = [f"edgealex demo ({self.profile} profile) on target '{self.target}' in {self.seconds:.0f} s",
                  "  steps: " + ", ".join("{} {:.0f}s{}".format(k, v, " (cached)" if self.cached.get(k) else "")
                                          for k, v in self.steps_s.items())]
-        lines.append("  FP32 accuracy on the holdout: {}   INT8 (Q/DQ) top-1 agreement with FP32: {}   "
-                     "INT8 accuracy: {}".format(_pct(f.get("fp32_accuracy")), _pct(f.get("int8_agreement")),
-                                                _pct(f.get("int8_accuracy"))))
+        lines.append("  FP32 accuracy on the holdout: {}   INT8 (Q/DQ, {} ranges) top-1 agreement with FP32: {}   "
+                     "INT8 accuracy: {}".format(_pct(f.get("fp32_accuracy")), f.get("calibration_method"),
+                                                _pct(f.get("int8_agreement")), _pct(f.get("int8_accuracy"))))
+        for attempt in f.get("calibration_attempts") or []:
+            if not attempt["gate_passed"]:
+                lines.append("  ({} ranges missed the gate: agreement {})".format(attempt["method"],
+                                                                                  _pct(attempt["agreement"])))
         lines.append("  inspection loop ({}): pipeline {} fps, engine {} fps, {} frames, {} defects, "
                      "accuracy vs conveyor truth {}".format(
                          os.path.basename(a.get("run_engine", "")), _num(f.get("pipeline_fps")),
@@ -190,7 +194,8 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     steps.done(cached=cached)
     result.artifacts["calibration"] = paths["calib"]
     accuracy = calib.get("accuracy") or {}
-    result.figures.update({"fp32_accuracy": accuracy.get("fp32"), "int8_agreement": calib.get("agreement"),
+    result.figures.update({"calibration_method": calib.get("method"), "calibration_attempts": calib.get("demo_attempts"),
+                           "fp32_accuracy": accuracy.get("fp32"), "int8_agreement": calib.get("agreement"),
                            "int8_accuracy": accuracy.get("int8_qdq"),
                            "int8_native_accuracy": accuracy.get("int8_ort")})
 
@@ -285,9 +290,18 @@ def _checkpoint_arch(checkpoint):
     return load_checkpoint(checkpoint).get("arch") or "alexnet"
 
 
+CALIBRATION_METHODS = ("entropy", "percentile", "minmax")
+
+
 def _calibrate(paths, onnx_path, profile):
-    """Calibrate unless ``calib/calibration.json`` is for this ONNX with the same gate and passed."""
+    """Calibrate unless ``calib/calibration.json`` is for this ONNX with the same gate and passed.
+
+    Entropy comes first (TensorRT's own calibrator is entropy-based); when its INT8 model misses
+    the agreement gate, percentile and then min-max ranges are tried, and every attempt is kept in
+    the manifest's ``demo_attempts`` so the summary says which method passed and what the others got.
+    """
     from edgealex.calib.pipeline import calibrate
+    from edgealex.errors import GateFailed
 
     manifest = os.path.join(paths["calib"], "calibration.json")
     onnx_sha256 = sha256_file(onnx_path)
@@ -300,10 +314,26 @@ def _calibrate(paths, onnx_path, profile):
                 and previous.get("min_agreement") == profile.min_agreement):
             logger.info("reusing %s: calibrated for the same ONNX", paths["calib"])
             return previous, True
-    result = calibrate(onnx_path, os.path.join(paths["data"], "calib"), paths["calib"],
-                       holdout=os.path.join(paths["data"], "holdout"), min_agreement=profile.min_agreement,
-                       force=True)
-    return read_json(result.manifest_path, "calibration manifest"), False
+    attempts = []
+    for i, method in enumerate(CALIBRATION_METHODS):
+        try:
+            result = calibrate(onnx_path, os.path.join(paths["data"], "calib"), paths["calib"],
+                               holdout=os.path.join(paths["data"], "holdout"), method=method,
+                               min_agreement=profile.min_agreement, force=True)
+        except GateFailed as exc:
+            failed = read_json(manifest, "calibration manifest")
+            attempts.append({"method": method, "agreement": failed.get("agreement"), "gate_passed": False})
+            if i + 1 == len(CALIBRATION_METHODS):
+                raise
+            logger.warning("%s calibration missed the gate (%s); trying %s ranges", method, exc.what,
+                           CALIBRATION_METHODS[i + 1])
+            continue
+        attempts.append({"method": method, "agreement": result.agreement, "gate_passed": True})
+        data = read_json(result.manifest_path, "calibration manifest")
+        data["demo_attempts"] = attempts
+        write_json_atomic(result.manifest_path, data)
+        return data, False
+    raise AssertionError("unreachable")
 
 
 def _build(paths, onnx_path, target):
