@@ -397,7 +397,9 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
         out_path (str): best checkpoint to write (its sidecar and resume state go next to it).
         arch, epochs, batch, optimizer, lr: override the preset (None keeps it).
         preset (str): a key of :data:`PRESETS`. Defaults to "demo".
-        resume (str): a ``.last.pt`` resume state (or any edgealex checkpoint: weights only).
+        resume (str): a ``.last.pt`` resume state (or any edgealex checkpoint: weights only). The run
+            continues with the settings stored in it (the preset is ignored); explicit arguments,
+            typically a larger ``epochs``, override them.
         reuse (bool): return the recorded result when ``out_path`` was already trained on the same
             data hash with the same settings. Defaults to False.
         keep_last (bool): keep the resume state after training. Defaults to True.
@@ -413,11 +415,23 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
 
     Raises:
         EdgeAlexError: bad data folder or settings, or a resume state that does not fit.
+
+    Note:
+        On CPU (glibc) the process keeps freed memory mapped for reuse (see ``_keep_freed_memory``),
+        and PyTorch's thread count is set for the call and restored afterwards.
     """
     torch = require("torch", "edgealex train")
     start = time.perf_counter()
     out_path = str(out_path)
-    settings = settings_for(preset, arch=arch, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, **overrides)
+    explicit = dict(overrides, arch=arch, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr)
+    resume_state = load_checkpoint(resume) if resume is not None else None
+    if resume_state is not None and isinstance(resume_state.get("settings"), dict):
+        # a resumed run keeps the settings it was started with; explicit arguments still win
+        stored = TrainSettings.from_dict(resume_state["settings"]).to_dict()
+        stored.update({k: v for k, v in explicit.items() if v is not None})
+        settings = settings_for(None, **stored)
+    else:
+        settings = settings_for(preset, **explicit)
     data = find_train_data(data_dir)
     if reuse and resume is None:
         record = _reusable(out_path, data.data_hash, settings)
@@ -430,9 +444,9 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     spec = Preprocess(input_size=settings.input_size, resize=settings.resize)
     num_classes = len(data.labels)
 
-    resume_state = None
-    if resume is not None:
-        resume_state = load_checkpoint(resume)
+    if resume_state is not None:
+        if resume_state.get("data_hash") and resume_state["data_hash"] != data.data_hash:
+            logger.warning(f"{resume} was trained on other images (data hash differs); continuing on {data.root}")
         if resume_state.get("labels") and list(resume_state["labels"]) != list(data.labels):
             raise EdgeAlexError(str(resume), "was trained with other labels ({})".format(", ".join(resume_state["labels"])),
                                 "resume with the same dataset, or start a new run without --resume")
@@ -440,7 +454,7 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
             raise EdgeAlexError(str(resume), f"is a {resume_state['arch']} checkpoint, not {settings.arch}",
                                 f"pass --arch {resume_state['arch']}")
 
-    if dev_is_cpu(torch, device):
+    if (device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cpu":
         _keep_freed_memory()
     old_threads = torch.get_num_threads()
     torch.set_num_threads(int(threads or os.cpu_count() or 1))
@@ -450,10 +464,6 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     finally:
         torch.set_num_threads(old_threads)
         progress.close()
-
-
-def dev_is_cpu(torch, device):
-    return (device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cpu"
 
 
 def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_state, keep_last, save_every, device,
@@ -533,7 +543,7 @@ def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_stat
             trained_images += seen
             predictions = predict(model, val_paths, spec, dev)
             val_acc = float((predictions == val_targets).mean())
-            improved = val_acc > best["acc"]
+            improved = val_acc >= best["acc"]  # ties go to the later (longer-trained) epoch
             if improved:  # kept in memory; written once at the end (or when interrupted)
                 best.update(acc=val_acc, epoch=epoch,
                             state={k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()})
