@@ -6,6 +6,7 @@ cores > 0), never by version strings or hope.
 
 import functools
 import os
+import signal
 import sys
 
 import pytest
@@ -105,3 +106,12 @@ def python_env_without(blocked):
 
 
 PYTHON = sys.executable
+
+
+def default_sigint():
+    """``preexec_fn`` for children the tests interrupt: SIGINT back to its default disposition.
+
+    A shell that starts a job in the background without job control (as CI may) makes SIGINT
+    ignored for it, and Python then installs no KeyboardInterrupt handler in the child.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from conftest import PYTHON, REPO
+from conftest import PYTHON, REPO, default_sigint
 
 pytest.importorskip("onnxruntime")
 onnx = pytest.importorskip("onnx")
@@ -181,7 +181,7 @@ def _start_long_run(tmp_path):
     env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([PYTHON, "-m", "edgealex", "bench", model, "--duration", "120", "--warmup", "0.1",
                              "--power", "none", "-o", str(out)], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=default_sigint)
     deadline = time.time() + 60
     while time.time() < deadline:
         found = glob.glob(os.path.join(str(out), "*.json"))

@@ -13,6 +13,7 @@ import pytest
 from edgealex.camera import open_sink, open_source
 from edgealex.camera.source import FrameSource
 from edgealex.errors import EdgeAlexError
+from conftest import default_sigint
 from test_runtime_models import LABELS, colour_classifier, ort_engine, write_folder, write_video
 
 pytest.importorskip("onnxruntime")
@@ -268,7 +269,7 @@ def test_sigint_stops_cleanly_with_complete_jsonl(tmp_path, engine):
     proc = subprocess.Popen(
         [sys.executable, "-m", "edgealex", "run", engine, "--source", "synthetic://?width=160&height=96&fps=40&pool=1",
          "--sink", str(log), "--sink", str(video), "--json"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, preexec_fn=default_sigint)
     try:
         deadline = time.time() + 60
         while time.time() < deadline:
