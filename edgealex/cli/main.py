@@ -54,13 +54,7 @@ def _global(
 
 def _register():
     for name, module_name, attribute, kind in COMMANDS:
-        try:
-            module = importlib.import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name == module_name:  # command not written yet in this checkout
-                continue
-            raise
-        target = getattr(module, attribute)
+        target = getattr(importlib.import_module(module_name), attribute)
         if kind == "group":
             app.add_typer(target, name=name)
         else:
