@@ -195,12 +195,25 @@ def test_batching_queued_frames(tmp_path):
     dynamic = ort_engine(tmp_path, "dyn.onnx", batch=None)
     write_folder(tmp_path / "imgs", 3)
     log = tmp_path / "b.jsonl"
-    summary = run_loop(_runner(dynamic), open_source(str(tmp_path / "imgs")), [open_sink(str(log))], batch=4)
+    runner = _runner(dynamic)
+    real_infer = runner.infer_impl
+    calls = []
+
+    def slow_infer(batch):
+        # The real ORT session, held up on each call so that the capture thread has queued frames
+        # by the time the next batch is taken (without this the test depends on timing).
+        time.sleep(0.2)
+        calls.append(len(batch))
+        return real_infer(batch)
+
+    runner.infer_impl = slow_infer
+    summary = run_loop(runner, open_source(str(tmp_path / "imgs")), [open_sink(str(log))], batch=4, warmup=0)
     assert summary.frames == 15 and summary.batch == 4
     records = _lines(log)
     assert [r["frame"] for r in records] == list(range(15))
     assert all(r["top_class"] == r["truth"] for r in records)
-    assert max(r.get("batch", 1) for r in records) > 1
+    assert calls[1:3] == [4, 4] and sum(calls) == 15
+    assert max(r.get("batch", 1) for r in records) == 4
     with pytest.raises(EdgeAlexError, match="batches of 1"):
         run_loop(_runner(ort_engine(tmp_path, "static.onnx")), open_source(str(tmp_path / "imgs")), batch=4)
 
