@@ -1,6 +1,7 @@
 """Optional heavy dependencies: the only place that maps modules to extras and install hints."""
 
 import importlib
+import sys
 
 # module name -> (pip extra, what it is for, install hint override)
 _EXTRAS = {
@@ -45,6 +46,9 @@ def require(module, purpose=None):
     Returns:
         module: the imported module.
     """
+    loaded = sys.modules.get(module)
+    if loaded is not None:  # the hot path: called per frame by the preprocessing
+        return loaded
     from edgealex.errors import EdgeAlexError
 
     try:

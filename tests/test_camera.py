@@ -322,17 +322,22 @@ def test_overlay_colours_the_verdict():
     assert np.array_equal(image, solid("ok", 120, 160))  # input untouched
 
 
-def test_jsonl_sink_lines_are_flushed_as_written(tmp_path):
-    from edgealex.camera.sink import SinkItem
+def test_jsonl_sink_lines_reach_the_file_within_the_flush_interval(tmp_path):
+    from edgealex.camera.sink import JsonlSink, SinkItem
 
     path = tmp_path / "v.jsonl"
     sink = open_sink("file://" + str(path))
+    assert isinstance(sink, JsonlSink) and sink.flush_s == pytest.approx(0.2)
     sink.open({})
-    for i in range(3):
-        sink.write(SinkItem(_frame(i, 8, 8), _Result(i), None))
-        lines = path.read_text().splitlines()  # readable before close: flushed per line
-        assert len(lines) == i + 1 and json.loads(lines[-1])["frame"] == i
-    sink.close({"frames": 3})
+    sink.write(SinkItem(_frame(0, 8, 8), _Result(0), None))
+    assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0]  # first line at once
+    sink.write(SinkItem(_frame(1, 8, 8), _Result(1), None))
+    time.sleep(sink.flush_s + 0.05)
+    sink.write(SinkItem(_frame(2, 8, 8), _Result(2), None))  # a flush interval later: everything so far
+    assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0, 1, 2]
+    sink.write(SinkItem(_frame(3, 8, 8), _Result(3), None))
+    sink.close({"frames": 4})  # close flushes the rest
+    assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0, 1, 2, 3]
     assert json.loads((tmp_path / "v.jsonl.json").read_text())["artifact"] == "verdict-log"
 
 

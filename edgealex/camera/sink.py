@@ -7,7 +7,7 @@ URI                      sink
 ``display://`` (``:0``)  an OpenCV window with the overlay; q or Esc stops the run
 ``out.mp4`` / ``.avi``   annotated video (mp4v / MJPG), written to a temporary name and
 ``.mkv`` / ``.mov``      renamed when complete; frames of another size are scaled to the first
-``verdicts.jsonl``       one JSON object per frame, flushed line by line (a Ctrl-C or crash
+``verdicts.jsonl``       one JSON object per frame, flushed every 0.2 s and at the end (Ctrl-C
                          leaves every processed frame in the file)
 =======================  ==================================================================
 
@@ -21,6 +21,7 @@ confidence, the pipeline fps (frames out per wall-clock second) and the frame in
 import json
 import os
 import sys
+import time
 
 from edgealex._optional import require
 from edgealex.artifacts import atomic_path, environment_summary, sidecar_path, write_json_atomic
@@ -133,15 +134,20 @@ class NullSink(FrameSink):
 
 
 class JsonlSink(FrameSink):
-    """One JSON object per frame (``FrameResult.to_dict()``), flushed after every line.
+    """One JSON object per frame (``FrameResult.to_dict()``).
 
     The log is appended to a fresh file (an existing file is replaced when the run starts): it is
-    a live record, so it is written in place rather than renamed at the end.
+    a live record, so it is written in place rather than renamed at the end. Lines reach the file
+    at least every ``flush_s`` seconds (a flush per line cost ~45 us of CPU per frame, taken from
+    the inference threads on a CPU engine) and at close, which the loop reaches on end of stream,
+    errors and Ctrl-C alike; only a hard kill can lose the last ``flush_s`` of verdicts.
     """
 
-    def __init__(self, path, fsync_every=0):
+    def __init__(self, path, fsync_every=0, flush_s=0.2):
         self.uri = self.path = str(path)
         self.fsync_every = int(fsync_every)
+        self.flush_s = float(flush_s)
+        self._flushed_at = 0.0
         self._handle = None
         self._context = None
         self.lines = 0
@@ -159,8 +165,11 @@ class JsonlSink(FrameSink):
 
     def write(self, item):
         self._handle.write(json.dumps(item.result.to_dict(), separators=(",", ":")) + "\n")
-        self._handle.flush()  # a Ctrl-C or crash loses no processed frame
         self.lines += 1
+        now = time.monotonic()
+        if now - self._flushed_at >= self.flush_s:
+            self._handle.flush()
+            self._flushed_at = now
         if self.fsync_every and self.lines % self.fsync_every == 0:
             os.fsync(self._handle.fileno())
 

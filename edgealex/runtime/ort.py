@@ -129,6 +129,7 @@ class OrtRunner(Runner):
         self._model_info = model_info
         self._session = None
         self._input = None
+        self._spec = None
         self._output_name = None
         self.providers = None
 
@@ -159,6 +160,7 @@ class OrtRunner(Runner):
         if len(inputs) != 1:
             raise EdgeAlexError(self.model_path, f"the model has {len(inputs)} inputs; edgealex runs single-input classifiers", "export the classifier with one image input")
         self._input = inputs[0]
+        self._spec = None
         outputs = [o.name for o in self._session.get_outputs()]
         info = self.model_info
         self._output_name = info.output_name if info.output_name in outputs else outputs[0]
@@ -200,6 +202,7 @@ class OrtRunner(Runner):
     def deactivate_impl(self):
         self._session = None
         self._input = None
+        self._spec = None
 
     # -- metadata ----------------------------------------------------------------------------------
     @property
@@ -224,12 +227,15 @@ class OrtRunner(Runner):
 
     def input_spec_impl(self):
         if self._input is not None:
-            shape = tuple(d if isinstance(d, int) and d > 0 else None for d in self._input.shape)
-            dtype = _ORT_DTYPES.get(self._input.type)
-            if dtype is None:
-                raise EdgeAlexError(self.model_path, f"unsupported input type {self._input.type}",
-                                    "export the model with a float32 input")
-            return TensorSpec(self._input.name, shape, dtype)
+            spec = self._spec
+            if spec is None:  # computed once per session: infer() checks every batch against it
+                shape = tuple(d if isinstance(d, int) and d > 0 else None for d in self._input.shape)
+                dtype = _ORT_DTYPES.get(self._input.type)
+                if dtype is None:
+                    raise EdgeAlexError(self.model_path, f"unsupported input type {self._input.type}",
+                                        "export the model with a float32 input")
+                spec = self._spec = TensorSpec(self._input.name, shape, dtype)
+            return spec
         if self.record is not None and self.record.input_shape:
             return TensorSpec(self.model_info.input_name, tuple(self.record.input_shape), "float32")
         raise EdgeAlexError(self.model_path, "the input shape is known once the runner is active",
