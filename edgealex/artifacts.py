@@ -61,6 +61,8 @@ def atomic_path(final_path, what="output file"):
         yield tmp
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the file normal permissions
         os.replace(tmp, final_path)
+        if os.path.lexists(tmp):  # rename() does nothing when both names are links to one file
+            os.remove(tmp)
     except BaseException:
         with contextlib.suppress(OSError):
             os.remove(tmp)

@@ -221,3 +221,14 @@ def test_alexnet_engine_matches_the_source(tmp_path, alexnet_onnx):
     np.testing.assert_array_equal(run_onnx(result.engine_path, x), run_onnx(alexnet_onnx, x))
     assert result.record.input_shape == [1, 3, 224, 224]
     assert result.record.model["arch"] == "alexnet"
+
+
+def test_rebuilding_over_a_hard_linked_engine_leaves_no_temporary_file(tmp_path, tiny):
+    """The second build links the same source file again: rename() of one hard link over another
+    link to the same file is a no-op, which used to leave the ``.tmp-*`` name behind."""
+    out = tmp_path / "engines"
+    first = build_engine(tiny, target="cpu", out_dir=str(out))
+    second = build_engine(tiny, target="cpu", out_dir=str(out))
+    assert second.engine_path == first.engine_path and second.record.build["placed_by"] == "hardlink"
+    assert sorted(os.listdir(out)) == sorted([os.path.basename(first.engine_path),
+                                              os.path.basename(first.sidecar_path)])
