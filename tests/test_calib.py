@@ -135,6 +135,9 @@ def test_outputs_trt_compatible_qdq_caches_report(tiny, folders, tmp_path):
     assert inits[weight_dq.input[1]].shape == (3,)  # one scale per output channel
     assert conv.input[2] == "conv_b" and "conv_b" in inits  # bias stays FP32
     assert inspect_qdq(qdq)["trt_compatible"]
+    # ... and the logits stay float: the graph output comes straight from the Gemm, not from a Q/DQ pair
+    assert next(n for n in qdq.graph.node if "logits" in n.output).op_type == "Gemm"
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0].startswith("logits") for n in qdq.graph.node)
 
     # ... runs on ONNX Runtime and agrees with FP32 on a held-out image
     fp32 = ort.InferenceSession(tiny, providers=["CPUExecutionProvider"])
@@ -153,6 +156,7 @@ def test_outputs_trt_compatible_qdq_caches_report(tiny, folders, tmp_path):
     assert prov["method"] == "entropy" and prov["count"] == 15
     sidecar = json.loads(open(result.qdq_onnx + ".json").read())
     assert sidecar["qdq_check"]["nonzero_zero_points"] == [] and sidecar["count"] == 15
+    assert sidecar["float_outputs"] == ["logits"]
 
     # 2. caches: one per default TensorRT version, keyed by ONNX tensor names, scales = Q/DQ scales
     assert sorted(result.caches) == [8201, 8502]

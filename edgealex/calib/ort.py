@@ -192,6 +192,49 @@ def quantize_ort_native(model_path, out_path, ranges_path, method):
                      activation_type=quant.QuantType.QUInt8, weight_type=quant.QuantType.QInt8)
 
 
+def keep_outputs_float(model):
+    """Drop the QuantizeLinear -> DequantizeLinear pair that ORT's quantizer puts on each graph
+    output, in place, so the classifier's logits stay float.
+
+    Quantized logits (127 steps over the calibrated range, clipped by entropy calibration) blur
+    the softmax confidence that the defect threshold is compared with; TensorRT also returns the
+    network output in float, and on ONNX Runtime the last layer then runs as a float-output
+    QGemm. Measured on the demo model: the same top-1 agreement, Q/DQ throughput slightly up.
+
+    Args:
+        model (onnx.ModelProto): a quantized model (changed in place).
+
+    Returns:
+        list: the graph outputs that were made float again.
+    """
+    graph = model.graph
+    producer = {out: node for node in graph.node for out in node.output}
+    consumers = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers[name] = consumers.get(name, 0) + 1
+    restored = []
+    for output in graph.output:
+        dequantize = producer.get(output.name)
+        if dequantize is None or dequantize.op_type != "DequantizeLinear":
+            continue
+        quantize = producer.get(dequantize.input[0])
+        if quantize is None or quantize.op_type != "QuantizeLinear" or consumers.get(quantize.output[0]) != 1:
+            continue
+        source = producer.get(quantize.input[0])
+        if source is None or consumers.get(quantize.input[0]) != 1:
+            continue  # the float tensor feeds something else too, or is a graph input
+        graph.node.remove(dequantize)
+        graph.node.remove(quantize)
+        source.output[list(source.output).index(quantize.input[0])] = output.name
+        restored.append(output.name)
+        params = set(quantize.input[1:]) | set(dequantize.input[1:])
+        used = {name for node in graph.node for name in node.input}
+        for init in [i for i in graph.initializer if i.name in params and i.name not in used]:
+            graph.initializer.remove(init)  # the dropped pair's scale and zero-point
+    return restored
+
+
 def _initializers(model):
     numpy_helper = require("onnx.numpy_helper", PURPOSE)
     return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}

@@ -295,6 +295,7 @@ def _finish_int8(tmp_path, final_path, info, quantization, kind, sidecar_extra):
 
     onnx = require("onnx", calib_ort.PURPOSE)
     model = onnx.load(tmp_path)
+    float_outputs = calib_ort.keep_outputs_float(model)
     check = calib_ort.inspect_qdq(model)
     derived = _derived_info(info, model.graph.output[0].name, dict(quantization, kind=kind))
     attach(model, derived)
@@ -303,7 +304,8 @@ def _finish_int8(tmp_path, final_path, info, quantization, kind, sidecar_extra):
     sidecar = {"artifact": kind, "path": os.path.basename(final_path), "sha256": sha256_file(final_path),
                "bytes": os.path.getsize(final_path), "ir_version": int(model.ir_version),
                "opset": {o.domain or "ai.onnx": int(o.version) for o in model.opset_import},
-               "qdq_check": check, "calibration": quantization, "model_info": derived.to_dict(),
+               "qdq_check": check, "float_outputs": float_outputs, "calibration": quantization,
+               "model_info": derived.to_dict(),
                "environment": environment_summary()}
     sidecar.update(sidecar_extra)
     write_json_atomic(sidecar_path(final_path), sidecar)
