@@ -192,7 +192,10 @@ def main(argv=None):
     parser.add_argument("--holdout-images", type=int, default=200)
     parser.add_argument("--train-images", type=int, default=250)
     parser.add_argument("--train-steps", type=int, default=500, help="--model probe: optimiser steps")
-    parser.add_argument("--model", choices=("train", "probe"), default="probe",
+    parser.add_argument("--onnx", help="with --model given: an exported FP32 ONNX (e.g. the demo's trained model)")
+    parser.add_argument("--images", help="with --model given: calibration image folder (--calib-images sampled from it)")
+    parser.add_argument("--holdout", help="with --model given: held-out image folder")
+    parser.add_argument("--model", choices=("train", "probe", "given"), default="probe",
                         help="probe (default): random features with a fitted last layer (minutes; a weak "
                              "model with real class margins); train: edgealex data synth + edgealex train "
                              "(demo preset, --epochs; needs far more CPU time than this machine gives to learn)")
@@ -218,7 +221,14 @@ def main(argv=None):
     before = machine()
     try:
         t = time.perf_counter()
-        if args.model == "train":
+        if args.model == "given":
+            if not (args.onnx and args.images and args.holdout):
+                raise SystemExit("--model given needs --onnx, --images and --holdout")
+            onnx_path, calib_dir, holdout_dir = args.onnx, args.images, args.holdout
+            source = f"given folders: {calib_dir} (calibration), {holdout_dir} (held out)"
+            training = {"trained": "given", "onnx": os.path.abspath(onnx_path)}
+            draw_s = 0.0
+        elif args.model == "train":
             source = "edgealex.synth.dataset.synthesize (edgealex data synth)"
             onnx_path, calib_dir, holdout_dir, training = train_model(
                 work, args.calib_images, args.holdout_images, args.train_images, args.val_images, args.epochs)
@@ -239,7 +249,8 @@ def main(argv=None):
         for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
             out = os.path.join(work, "out-" + method)
             result = calibrate(onnx_path, calib_dir, out, method=method, holdout=holdout_dir,
-                               min_agreement=0.0, force=True)
+                               min_agreement=0.0, force=True,
+                               count=args.calib_images if args.model == "given" else None)
             runs[method] = result
             print(f"{method}: {result.count} images in {result.seconds:.1f} s, agreement {result.agreement:.2%}",
                   flush=True)
@@ -309,6 +320,8 @@ def main(argv=None):
 
 
 def model_line(kind, t):
+    if kind == "given":
+        return f"Model: the given FP32 ONNX {t['onnx']} (e.g. the trained model of `edgealex demo`)."
     if kind == "train":
         return (f"Model: AlexNet (torchvision layout) trained from scratch with `edgealex train` (demo preset, "
                 f"{t['epochs']} epochs on {t['train_images']} synthetic images; best val accuracy "
