@@ -23,7 +23,7 @@ import numpy as np
 from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
 
-GENERATOR_VERSION = "7"
+GENERATOR_VERSION = "8"
 LABELS = ["ok", "scratch", "stain", "crack", "hole"]
 DEFECT_LABELS = [label for label in LABELS if label != "ok"]
 SURFACES = ["brushed_metal", "woven_fabric", "painted_plastic", "wood_grain", "cast_concrete"]
@@ -245,7 +245,9 @@ def _scratch(rng, region, scale):
                + (1 - 4 * t ** 2) * bend * normal + offset * normal)
         thickness = rng.uniform(1.5, 3.0) * max(1.0, scale / 256.0)
         mask = np.maximum(mask, _polyline_mask((h, w), pts, thickness, blur_sigma=0.5))
-    sign = 1.0 if rng.random() < 0.85 else -1.0  # scratches mostly catch the light
+    # a scratch cuts through the finish and catches the light, so it shows brighter than the
+    # surface; a few dark ones (dirt in the groove) remain as the hard cases next to cracks
+    sign = 1.0 if rng.random() < 0.95 else -1.0
     delta = sign * rng.uniform(40, 85)
     return region + mask[:, :, None] * delta
 
@@ -262,12 +264,13 @@ def _stain(rng, region, scale):
         axes = (int(max(2, r * rng.uniform(0.4, 0.9))), int(max(2, r * rng.uniform(0.3, 0.8))))
         cv2.ellipse(mask, (int(ex), int(ey)), axes, rng.uniform(0, 180), 0, 360, 1.0, -1, cv2.LINE_AA)
     mask = cv2.GaussianBlur(mask, (0, 0), max(2.0, r * rng.uniform(0.12, 0.22)))
-    if rng.random() < 0.3:  # water/coffee ring: the dried edge is darkest
+    ring = rng.random() < 0.2
+    if ring:  # water/coffee ring: the dried edge is darkest
         mask = np.clip(mask * (1.0 - mask) * 4.0, 0, 1) * 0.8 + mask * 0.2
     kind = rng.random()
     if kind < 0.4:
         colour = _hsv_colour(rng.uniform(0.02, 0.1), rng.uniform(0.5, 0.9), rng.uniform(0.2, 0.5))  # rust
-    elif kind < 0.8:
+    elif kind < 0.9:
         colour = np.full(3, rng.uniform(10, 60), np.float32)  # oil / grease
     else:
         colour = _hsv_colour(rng.uniform(0, 1), rng.uniform(0.2, 0.8), rng.uniform(0.3, 0.9))  # paint/ink
@@ -277,7 +280,7 @@ def _stain(rng, region, scale):
     colour_lum = float(colour.mean())
     if abs(colour_lum - surface_lum) < 45.0:
         colour = colour * max(0.05, (surface_lum - 45.0 - rng.uniform(0, 30)) / max(1.0, colour_lum))
-    alpha = rng.uniform(0.5, 0.85)
+    alpha = rng.uniform(0.65, 0.9) if ring else rng.uniform(0.5, 0.85)
     m = (mask * alpha)[:, :, None]
     return region * (1 - m) + colour * m
 
