@@ -137,10 +137,11 @@ class JsonlSink(FrameSink):
     """One JSON object per frame (``FrameResult.to_dict()``).
 
     The log is appended to a fresh file (an existing file is replaced when the run starts): it is
-    a live record, so it is written in place rather than renamed at the end. Lines reach the file
-    at least every ``flush_s`` seconds (a flush per line cost ~45 us of CPU per frame, taken from
-    the inference threads on a CPU engine) and at close, which the loop reaches on end of stream,
-    errors and Ctrl-C alike; only a hard kill can lose the last ``flush_s`` of verdicts.
+    a live record, so it is written in place rather than renamed at the end. A write flushes the
+    file when the last flush is ``flush_s`` seconds old or more (a flush per line cost ~45 us of
+    CPU per frame, taken from the inference threads on a CPU engine), and close flushes the rest;
+    the loop closes its sinks on end of stream, errors and Ctrl-C alike, so only a hard kill can
+    lose verdicts (those written since the last flush).
     """
 
     def __init__(self, path, fsync_every=0, flush_s=0.2):
