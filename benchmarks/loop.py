@@ -159,8 +159,12 @@ def minimal_pipeline_fps(runner, source, frames, spec):
     import queue
     import threading
 
+    import cv2
+
     from edgealex.preprocess import preprocess
 
+    threads = cv2.getNumThreads()
+    cv2.setNumThreads(1)  # as run_loop does while it runs
     handoff = queue.Queue(4)
 
     def produce():
@@ -174,6 +178,7 @@ def minimal_pipeline_fps(runner, source, frames, spec):
         runner.infer(handoff.get())
     elapsed = time.perf_counter() - start
     thread.join()
+    cv2.setNumThreads(threads)
     return frames / elapsed
 
 

@@ -390,3 +390,19 @@ def test_frame_queue_drop_oldest_and_blocking_policies():
     assert [i.frame for i in files.get_batch(8, 0)] == [0, 1]  # a marker never joins a batch
     assert isinstance(files.get_batch(8, 0)[0], _EndMarker)
     assert files.get_batch(8, 0.01) == []
+
+
+def test_opencv_runs_single_threaded_during_the_loop_and_is_restored(engine):
+    import cv2
+
+    from edgealex.pipeline.loop import run_loop
+
+    cv2.setNumThreads(2)
+    during = []
+    try:
+        summary = run_loop(_runner(engine), open_source("synthetic://?width=96&height=64&fps=0&pool=1&count=3"),
+                           on_frame=lambda r: during.append(cv2.getNumThreads()))
+        assert summary.frames == 3 and during == [1, 1, 1]
+        assert cv2.getNumThreads() == 2
+    finally:
+        cv2.setNumThreads(-1)  # OpenCV's default
