@@ -125,11 +125,11 @@ def bare_fps(runner, batch, iterations, cpu=None):
     return iterations / elapsed
 
 
-def warm_source():
+def warm_source(width=1280, height=720):
     """The unpaced synthetic conveyor, opened, with its frame pool rendered (not part of the timing)."""
     from edgealex.camera import open_source
 
-    source = open_source("synthetic://?width=1280&height=720&fps=0&seed=0&pool=4")
+    source = open_source(f"synthetic://?width={width}&height={height}&fps=0&seed=0&pool=4")
     source.open()
     for _ in range(300):  # pool=4 x 5 labels, drawn at random
         source.capture()
@@ -198,7 +198,8 @@ def run(args):
                ("intra_op_num_threads=1", {"intra_op_num_threads": 1})]
     if args.configs:
         configs = [configs[int(i)] for i in args.configs.split(",")]
-    source = warm_source()
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    source = warm_source(width, height)
     results = []
     for name, options in configs:
         runner = edgealex.load(engine, **options)
@@ -257,7 +258,7 @@ def run(args):
         "load_average_after": [round(v, 2) for v in os.getloadavg()],
         "engine": {"how": made, "precision": "int8", "backend": "onnxruntime"},
         "frames_per_measurement": args.frames, "rounds": args.rounds,
-        "source": "synthetic:// 1280x720, unpaced (fps=0), frame pool pre-rendered; sink: "
+        "source": f"synthetic:// {width}x{height}, unpaced (fps=0), frame pool pre-rendered; sink: "
                   + ("JSONL" if args.sink == "jsonl" else "none (verdicts only counted)"),
         "preprocess_1280x720_to_224": pre,
         "results": results,
@@ -365,6 +366,7 @@ def main():
     parser.add_argument("--frames", type=int, default=100, help="frames per measurement (short rounds follow load changes)")
     parser.add_argument("--rounds", type=int, default=8, help="interleaved loop/bare rounds per configuration")
     parser.add_argument("--preprocess-reps", type=int, default=500)
+    parser.add_argument("--size", default="1280x720", help="synthetic frame size WxH (default 1280x720)")
     parser.add_argument("--sink", choices=("jsonl", "none"), default="jsonl",
                         help="the loop's sink: a JSONL verdict log (default) or none")
     parser.add_argument("--engine", help="an existing ONNX Runtime engine (.onnx + sidecar) to use")
