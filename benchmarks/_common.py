@@ -12,6 +12,12 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 
+# What the results files say about load: a claim about other jobs belongs in a note written by
+# whoever saw them, not in a template; the load averages are recorded next to it.
+LOAD_NOTE = ("the figures of merit are ratios measured side by side in one run, so background load, "
+             "if any, affects both sides; absolute figures drift with the VM")
+
+
 def machine():
     """What the figures were measured on: CPU, cores, load, versions."""
     from edgealex.bench.environment import cpu_model, loadavg, versions

@@ -39,30 +39,21 @@ REPO = os.path.dirname(HERE)
 if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
+from _common import LOAD_NOTE  # noqa: E402
+
 LABELS = ["ok", "scratch", "stain", "crack", "hole"]
 TARGETS = {"calibration_500_s": 120.0, "qdq_speedup": 3.5, "qdq_agreement": 0.99, "ort_size_ratio": 3.9}
 
 
 def machine():
-    model = platform.processor() or "unknown"
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
     import numpy
     import onnxruntime
 
-    try:
-        load = [round(x, 2) for x in os.getloadavg()]
-    except OSError:
-        load = None
-    return {"cpu_model": model, "cpu_count": os.cpu_count(), "platform": platform.platform(),
+    from edgealex.bench.environment import cpu_model, loadavg
+
+    return {"cpu_model": cpu_model() or "unknown", "cpu_count": os.cpu_count(), "platform": platform.platform(),
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-            "numpy": numpy.__version__, "loadavg_1_5_15": load,
+            "numpy": numpy.__version__, "loadavg_1_5_15": loadavg(),
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -298,8 +289,7 @@ def main(argv=None):
     data = {
         "benchmark": "edgealex calibrate (issue 5)",
         "machine_before": before, "machine_after": after,
-        "note": "2-core shared CPU: other jobs ran during the measurement (see loadavg); throughput is "
-                "measured in interleaved rounds and the per-round INT8/FP32 ratio is the figure of merit",
+        "note": LOAD_NOTE + "; throughput is measured in interleaved rounds",
         "images": {"source": source, "calibration": args.calib_images, "holdout": args.holdout_images,
                    "train": args.train_images, "size": "256x256 -> resize 256, crop 224", "draw_s": round(draw_s, 1)},
         "model": {"arch": "alexnet (torchvision layout)", "kind": args.model, "training": training,
@@ -342,9 +332,8 @@ def render(data, main_method):
         "",
         f"Machine: {m['cpu_model']}, {m['cpu_count']} cores ({m['platform']}), Python {m['python']}, "
         f"ONNX Runtime {m['onnxruntime']}. Measured {m['measured_at']}.",
-        f"**Shared CPU**: load average {m['loadavg_1_5_15']} before and {data['machine_after']['loadavg_1_5_15']} "
-        "after (1/5/15 min) while other jobs ran on the same 2 cores; absolute times are inflated by the load, "
-        "the per-round INT8/FP32 throughput ratios measured side by side are the figure of merit.",
+        f"Load average (1/5/15 min): {m['loadavg_1_5_15']} before, {data['machine_after']['loadavg_1_5_15']} "
+        f"after; {data['note']}.",
         "",
         model_line(data["model"]["kind"], training) + f" Images: {data['images']['source']}, "
         f"{data['images']['size']}; {data['images']['calibration']} calibration, {data['images']['holdout']} held out.",

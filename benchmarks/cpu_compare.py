@@ -30,7 +30,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from _common import export_alexnet, machine, write_results  # noqa: E402
+from _common import LOAD_NOTE, export_alexnet, machine, write_results  # noqa: E402
 
 
 def calibrate_int8(onnx_path, work):
@@ -122,8 +122,7 @@ def main(argv=None):
                   "loop_stages_ms": {k: v.get("mean") for k, v in (lp.get("loop") or {}).get("latency_ms", {}).items()}}
                  for e, lp in loop_runs]
     data = {"benchmark": "cpu_compare", "machine": before, "loadavg_after": after["loadavg"],
-            "contention_note": "measured while other jobs shared this CPU (see loadavg); compare ratios from the "
-                               "same run, not absolute figures",
+            "contention_note": LOAD_NOTE,
             "model": "torchvision-layout AlexNet, random init, 5 classes, 224x224, batch 1",
             "int8_calibration": how, "duration_s": args.duration, "warmup_s": args.warmup,
             "compare": rows, "loop_vs_engine": loop_rows,

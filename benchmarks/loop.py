@@ -36,6 +36,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))
 
+from _common import LOAD_NOTE  # noqa: E402
+
 LABELS = ["ok", "scratch", "stain", "crack", "hole"]
 
 
@@ -269,21 +271,12 @@ def run(args):
 def _machine():
     import onnxruntime
 
+    from edgealex.bench.environment import cpu_model
     from edgealex.build.ort import physical_cores
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return {"cpu": cpu, "logical_cpus": os.cpu_count(), "physical_cores": physical_cores(),
+    return {"cpu": cpu_model() or platform.machine(), "logical_cpus": os.cpu_count(), "physical_cores": physical_cores(),
             "python": platform.python_version(), "onnxruntime": onnxruntime.__version__,
-            "numpy": np.__version__, "opencv": __import__("cv2").__version__, "platform": platform.platform(),
-            "note": "CPU shared with other jobs during the run; ratios are measured side by side"}
+            "numpy": np.__version__, "opencv": __import__("cv2").__version__, "platform": platform.platform()}
 
 
 def markdown(data):
@@ -296,7 +289,7 @@ def markdown(data):
         f"({data['machine']['physical_cores']} physical cores), Python {data['machine']['python']}, "
         f"ONNX Runtime {data['machine']['onnxruntime']}, OpenCV {data['machine']['opencv']}. "
         f"Load average before/after: {data['load_average_before'][0]} / {data['load_average_after'][0]} "
-        "(the CPU was shared with other jobs; figures below are side-by-side ratios).",
+        f"({LOAD_NOTE}).",
         "",
         f"Engine: AlexNet INT8, ONNX Runtime CPU; {data['engine']['how']}.",
         f"Source: {data['source']}. {data['frames_per_measurement']} frames per measurement, "
@@ -325,8 +318,8 @@ def markdown(data):
                      f"two-thread pipeline reaches {result.get('minimal_ratio_median', '-')} of the bare runner; "
                      f"the loop reaches {result.get('loop_vs_minimal_median', '-')} of the minimal pipeline.")
     ratios = [r["ratio"] for result in data["results"] for r in result["rounds"]]
-    lines += ["", f"Per-round ratios span {min(ratios):.2f} to {max(ratios):.2f}: background load from other jobs "
-              "changes within seconds, so single rounds mean little; the medians and the CPU-time ratio do. The "
+    lines += ["", f"Per-round ratios span {min(ratios):.2f} to {max(ratios):.2f}: the VM's speed changes within "
+              "seconds, so single rounds mean little; the medians and the CPU-time ratio do. The "
               "CPU-time ratio (CPU per frame of the bare runner / of the loop, all threads of the process) is "
               "what a machine whose cores are all busy would see: the loop's extra CPU is the capture thread "
               "(synthetic frame + preprocessing) and the sink thread (JSONL). On a GPU/DLA engine that CPU work "
