@@ -366,3 +366,17 @@ def test_null_sink():
     sink.open({})
     sink.write(None)
     sink.close(None)
+
+
+def test_jsonl_sink_fsync_every_writes_out_the_buffered_lines_first(tmp_path):
+    from edgealex.camera.sink import JsonlSink, SinkItem
+
+    path = tmp_path / "v.jsonl"
+    sink = JsonlSink(str(path), fsync_every=2, flush_s=3600.0)  # no time-based flush during the test
+    sink.open({})
+    sink.write(SinkItem(_frame(0, 8, 8), _Result(0), None))  # first write: the interval has run out
+    sink.write(SinkItem(_frame(1, 8, 8), _Result(1), None))
+    sink.write(SinkItem(_frame(2, 8, 8), _Result(2), None))
+    sink.write(SinkItem(_frame(3, 8, 8), _Result(3), None))  # the 4th line: fsync, so flush first
+    assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0, 1, 2, 3]
+    sink.close({"frames": 4})

@@ -168,10 +168,11 @@ class JsonlSink(FrameSink):
         self._handle.write(json.dumps(item.result.to_dict(), separators=(",", ":")) + "\n")
         self.lines += 1
         now = time.monotonic()
-        if now - self._flushed_at >= self.flush_s:
-            self._handle.flush()
+        sync = bool(self.fsync_every) and self.lines % self.fsync_every == 0
+        if sync or now - self._flushed_at >= self.flush_s:
+            self._handle.flush()  # an fsync only reaches what has left Python's buffer
             self._flushed_at = now
-        if self.fsync_every and self.lines % self.fsync_every == 0:
+        if sync:
             os.fsync(self._handle.fileno())
 
     def close(self, summary=None):
