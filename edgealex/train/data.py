@@ -20,7 +20,6 @@ Accepted layouts (``data_dir``)::
   same :class:`~edgealex.preprocess.Preprocess` that :func:`edgealex.preprocess.preprocess` uses.
 """
 
-import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -122,13 +121,13 @@ def _data_hash(root, items_by_split):
             recorded = None
         if recorded:
             return str(recorded)
-    from edgealex.artifacts import sha256_file
+    from edgealex.artifacts import sha256_bytes, sha256_file
 
     rows = []
     for split, items in items_by_split:
         for path, ci in items:
             rows.append([split, os.path.relpath(path, root).replace(os.sep, "/"), ci, sha256_file(path)])
-    return hashlib.sha256(json.dumps(rows, separators=(",", ":")).encode("utf-8")).hexdigest()
+    return sha256_bytes(json.dumps(rows, separators=(",", ":")).encode("utf-8"))
 
 
 def find_train_data(data_dir):

@@ -21,7 +21,6 @@ stored in the checkpoint, exactly as calibration and the deployed engines see th
 """
 
 import functools
-import hashlib
 import json
 import os
 import time
@@ -31,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.artifacts import environment_summary, read_json, sha256_file, sidecar_path, write_json_atomic
+from edgealex.artifacts import environment_summary, read_json, sha256_bytes, sha256_file, sidecar_path, write_json_atomic
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.models.alexnet import build_model, check_arch, load_checkpoint, save_checkpoint
@@ -109,7 +108,7 @@ class TrainSettings:
 
     def key(self):
         """sha256 of the settings (the training cache key, together with the data hash)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode("utf-8")).hexdigest()
+        return sha256_bytes(json.dumps(self.to_dict(), sort_keys=True).encode("utf-8"))
 
     def check(self):
         check_arch(self.arch)
