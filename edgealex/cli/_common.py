@@ -2,7 +2,9 @@
 
 import functools
 import json
+import signal
 import sys
+import threading
 
 import typer
 
@@ -45,3 +47,25 @@ def _default(value):
 
 def echo(text=""):
     typer.echo(text)
+
+
+def _sigterm_handler(signum, frame):
+    raise KeyboardInterrupt()
+
+
+def sigterm_as_interrupt():
+    """Make SIGTERM (systemd stop, ``docker stop``, ``kill``) raise KeyboardInterrupt, like Ctrl-C.
+
+    Installed once at the CLI's entry, so every long command (run, bench, calibrate, train, demo,
+    data synth) gets the clean-up it already does for Ctrl-C: status files finished, staging and
+    temporary folders removed, logs closed. Returns the previous handler (None when it could not
+    be installed: not the main thread, or SIGTERM ignored on purpose by the parent).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    try:
+        if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
+            return None
+        return signal.signal(signal.SIGTERM, _sigterm_handler)
+    except (ValueError, OSError):
+        return None

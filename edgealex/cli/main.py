@@ -9,6 +9,7 @@ import importlib
 import typer
 
 from edgealex import __version__
+from edgealex.cli._common import sigterm_as_interrupt
 from edgealex.log import configure
 
 # (name, module, attribute, kind): kind "command" is a function, "group" a typer.Typer sub-app.
@@ -66,6 +67,7 @@ _register()
 
 def main():
     configure()
+    sigterm_as_interrupt()  # every long command treats SIGTERM as Ctrl-C
     app(prog_name="edgealex")
 
 
