@@ -98,41 +98,88 @@ def atomic_path(final_path, what="output file"):
 
 
 @contextlib.contextmanager
-def staging_dir(final_dir, what="output folder"):
-    """Yield an empty staging folder beside ``final_dir``; swap it in for ``final_dir`` on success.
+def staging_dir(final_dir, what="output folder", owned=None):
+    """Yield an empty staging folder; its content replaces the previous output only on success.
 
-    The new folder replaces the old one only when the block finished: on any exception (Ctrl-C,
-    SIGTERM through the CLI's handler, a full disk, a bug) the staging folder is removed and
-    ``final_dir`` is left exactly as it was. The swap is two renames in one parent folder (the old
-    folder goes to a hidden name first and is deleted after the new one is in place); if the
-    process dies between them, ``.<name>.old-*`` next to the target still holds the old outputs.
+    On any exception (Ctrl-C, SIGTERM through the CLI's handler, a full disk, a bug) the staging
+    folder is removed and ``final_dir`` is left exactly as it was. The swap at the end runs with
+    SIGINT/SIGTERM deferred, so an interrupt lands before it or after it, never in the middle.
+
+    Args:
+        final_dir (str): the output folder.
+        what (str): what it holds, for messages. Defaults to "output folder".
+        owned (callable): ``owned(final_dir)`` -> names of the previous output's files in a folder
+            that may hold other things too (a calibration in a user's folder). Then the staging
+            folder is a hidden sub-folder of ``final_dir`` (same file system), and at the end those
+            files are replaced by the staged ones, other files are left alone. Defaults to None:
+            the staging folder is a hidden sibling and the whole folder is swapped.
 
     Raises:
-        EdgeAlexError: the parent folder cannot be created, or a write the storage refused.
+        EdgeAlexError: the folder cannot be created, or a write the storage refused.
     """
     final_dir = os.path.abspath(str(final_dir))
-    parent = os.path.dirname(final_dir)
-    ensure_dir(parent, "folder for the " + what)
     if os.path.exists(final_dir) and not os.path.isdir(final_dir):
         raise EdgeAlexError(final_dir, f"exists and is not a folder; the {what} must be one",
                             "remove it or choose another output path")
-    stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".staging-", dir=parent)
+    if owned is None:
+        ensure_dir(os.path.dirname(final_dir), "folder for the " + what)
+        home = os.path.dirname(final_dir)
+    else:
+        home = ensure_dir(final_dir, what)
+    stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".staging-", dir=home)
     try:
         yield stage
-        os.chmod(stage, 0o777 & ~_umask())
-        old = None
-        if os.path.isdir(final_dir):
-            old = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".old-", dir=parent)
-            os.rmdir(old)
-            os.rename(final_dir, old)
-        os.rename(stage, final_dir)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with signals_deferred():
+            os.chmod(stage, 0o777 & ~_umask())
+            if owned is None:
+                _swap_folder(stage, final_dir)
+            else:
+                _swap_files(stage, final_dir, owned(final_dir))
     except BaseException as exc:
         shutil.rmtree(stage, ignore_errors=True)
         if is_disk_error(exc):
             raise disk_error(final_dir, exc, what)
         raise
+
+
+def _swap_folder(stage, final_dir):
+    old = None
+    if os.path.isdir(final_dir):
+        old = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".old-", dir=os.path.dirname(final_dir))
+        os.rmdir(old)
+        os.rename(final_dir, old)
+    os.rename(stage, final_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap_files(stage, final_dir, previous):
+    old = tempfile.mkdtemp(prefix=".old-", dir=final_dir)
+    try:
+        for name in previous:
+            os.rename(os.path.join(final_dir, name), os.path.join(old, name))
+        for name in os.listdir(stage):
+            os.replace(os.path.join(stage, name), os.path.join(final_dir, name))
+        os.rmdir(stage)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM back for the block (main thread, where supported); they are delivered,
+    and raise, right after it."""
+    import signal
+    import threading
+
+    blocked = None
+    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        if blocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
 
 
 class OutputLock:
