@@ -21,7 +21,7 @@ import shutil
 import sys
 import tempfile
 
-from edgealex.errors import EdgeAlexError
+from edgealex.errors import EdgeAlexError, WriteFailed
 
 SIDECAR_SUFFIX = ".json"
 
@@ -66,9 +66,10 @@ def is_disk_error(exc):
 def disk_error(path, exc, what="output", kept="the previous version, if any, is unchanged"):
     """The one user error for a failed write (``exc``: an OSError with a :data:`DISK_ERRNOS` errno)."""
     reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
-    return EdgeAlexError(path, f"could not write the {what}: {reason} ({errno.errorcode.get(exc.errno, exc.errno)}); "
-                               f"nothing half-written was left, {kept}",
-                         "free space on that disk (df -h) or write to another folder, then run the command again")
+    return WriteFailed(path, f"could not write the {what}: {reason} ({errno.errorcode.get(exc.errno, exc.errno)}); "
+                             f"nothing half-written was left, {kept}",
+                       "free space on that disk (df -h) or write to another folder, then run the command again",
+                       os_error=exc)
 
 
 @contextlib.contextmanager
@@ -137,6 +138,8 @@ def staging_dir(final_dir, what="output folder", owned=None):
                 _swap_files(stage, final_dir, owned(final_dir))
     except BaseException as exc:
         shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, WriteFailed) and exc.os_error is not None:  # a file in the stage: name the folder
+            raise disk_error(final_dir, exc.os_error, what)
         if is_disk_error(exc):
             raise disk_error(final_dir, exc, what)
         raise
