@@ -36,6 +36,7 @@ from typing import Dict, Optional
 from urllib.parse import parse_qsl, unquote
 
 from edgealex.errors import EdgeAlexError
+from edgealex.limits import check_pixels
 from edgealex.log import logger
 from edgealex.preprocess import is_image_file
 
@@ -215,6 +216,7 @@ class FrameSource:
         self.uri = str(uri)
         self.width = int(width) if width else None
         self.height = int(height) if height else None
+        check_pixels(self.width, self.height, self.uri, "frame size")
         if fps is not None and float(fps) < 0:
             raise EdgeAlexError(self.uri, f"fps must be >= 0, got {fps}", "use 0 for 'as fast as possible'")
         self.fps = float(fps) if fps else 0.0
