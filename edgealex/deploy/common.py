@@ -34,12 +34,12 @@ def check_labels(labels, subject="labels"):
     """
     labels = [str(label) for label in labels]
     if len(labels) < 2:
-        raise EdgeAlexError(subject, "a classifier needs at least 2 labels, found {}".format(len(labels)),
+        raise EdgeAlexError(subject, f"a classifier needs at least 2 labels, found {len(labels)}",
                             "export the model with its class names (edgealex export --labels FILE)")
     for label in labels:
         if not label.strip() or ";" in label or "\n" in label or "\r" in label:
-            raise EdgeAlexError(subject, "label {!r} cannot go into a DeepStream or Triton labels file (empty, or "
-                                "holds ';' or a line break: nvinfer splits lines on ';')".format(label),
+            raise EdgeAlexError(subject, f"label {label!r} cannot go into a DeepStream or Triton labels file (empty, or "
+                                "holds ';' or a line break: nvinfer splits lines on ';')",
                                 "rename the class and export the model again")
     return labels
 
@@ -90,11 +90,10 @@ def load_engine_record(engine_path, want_backend=None, what="engine"):
     record = read_record(engine_path)
     check_record(engine_path, record, verify_hash=True)
     if want_backend and record.backend != want_backend:
-        raise EdgeAlexError(engine_path, "is an {} engine built for {} ({}), not a TensorRT engine".format(
-            record.backend, record.device, record.backend_version) if want_backend == "tensorrt" else
-            "is a {} engine, not {}".format(record.backend, want_backend),
-            "build a TensorRT engine on the device (`edgealex build MODEL.onnx`) or leave out the {} to let the "
-            "server build one from the ONNX".format(what))
+        raise EdgeAlexError(engine_path, f"is an {record.backend} engine built for {record.device} ({record.backend_version}), not a TensorRT engine" if want_backend == "tensorrt" else
+            f"is a {record.backend} engine, not {want_backend}",
+            f"build a TensorRT engine on the device (`edgealex build MODEL.onnx`) or leave out the {what} to let the "
+            "server build one from the ONNX")
     return record
 
 

@@ -108,8 +108,8 @@ def ds_engine_name(onnx_name, batch, precision, dla_core=None, gpu_id=0):
     >>> ds_engine_name("m.deepstream.onnx", 4, "int8")
     'm.deepstream.onnx_b4_gpu0_int8.engine'
     """
-    device = "dla{}".format(dla_core) if dla_core is not None else "gpu{}".format(gpu_id)
-    return "{}_b{}_{}_{}.engine".format(onnx_name, int(batch), device, precision)
+    device = f"dla{dla_core}" if dla_core is not None else f"gpu{gpu_id}"
+    return f"{onnx_name}_b{int(batch)}_{device}_{precision}.engine"
 
 
 def format_offsets(mean):
@@ -118,7 +118,7 @@ def format_offsets(mean):
     >>> format_offsets((0.485, 0.456, 0.406))
     [123.675, 116.28, 103.53]
     """
-    return [float("{:.6g}".format(255.0 * m)) for m in mean]
+    return [float(f"{255.0 * m:.6g}") for m in mean]
 
 
 def nvinfer_config(settings):
@@ -164,7 +164,7 @@ def nvinfer_config(settings):
         ("gie-unique-id", GIE_ID),
         (COMMENT, "Preprocessing: y = net-scale-factor * (x - offsets[c]) with x in 0..255, so y = x/255 - mean;"),
         (COMMENT, "the per-channel 1/std ({}) is folded into the first convolution of onnx-file.".format(
-            ", ".join("{:g}".format(v) for v in s["std"]))),
+            ", ".join(f"{v:g}" for v in s["std"]))),
         (COMMENT, "model-color-format: 0 RGB, 1 BGR"),
         ("model-color-format", COLOR_FORMAT[s["channel_order"]]),
         ("net-scale-factor", NET_SCALE_FACTOR),
@@ -208,13 +208,13 @@ def app_config(settings, sources):
                            ("width", 1280), ("height", 720)]),
     ]
     for index, source in enumerate(sources):
-        entries = [(COMMENT, "from --sources {}".format(source.uri)),
+        entries = [(COMMENT, f"from --sources {source.uri}"),
                    (COMMENT, "type: 1 V4L2, 2 URI, 3 MultiURI, 4 RTSP, 5 CSI (deepstream_sources.h)"),
                    ("enable", True), ("type", source.type)]
         entries += source.entries
         if source.type in (SOURCE_URI, SOURCE_RTSP):
             entries.append(("gpu-id", 0))
-        groups.append(("source{}".format(index), entries))
+        groups.append((f"source{index}", entries))
     groups += [
         ("streammux", [(COMMENT, "batch-size = number of sources; width/height = the cameras' native size avoids a "
                                  "second scaling"),
@@ -273,9 +273,8 @@ def _check_engine(engine, record, source_sha256, sources):
                             "build the <model>.deepstream.onnx this command writes for this model")
     capacity = profile_max_batch(record)
     if capacity < len(sources):
-        raise EdgeAlexError(engine, "accepts batches of at most {} (its optimization profile) but {} sources need "
-                            "batch {}; nvinfer would throw it away and rebuild".format(capacity, len(sources),
-                                                                                       len(sources)),
+        raise EdgeAlexError(engine, f"accepts batches of at most {capacity} (its optimization profile) but {len(sources)} sources need "
+                            f"batch {len(sources)}; nvinfer would throw it away and rebuild",
                             "write the DeepStream ONNX with --batch-mode static (batch = number of sources), build "
                             "it with edgealex build, and pass that engine")
     return capacity
@@ -290,7 +289,7 @@ def _resolve_trt(record, target):
 
         tgt = load_target(target)
         if not tgt.tensorrt:
-            raise EdgeAlexError("--target {}".format(target), "has no TensorRT, so DeepStream cannot run there",
+            raise EdgeAlexError(f"--target {target}", "has no TensorRT, so DeepStream cannot run there",
                                 "pass a Jetson or CUDA target (see `edgealex targets`)")
         return tgt.tensorrt, tgt.kind == "jetson"
     return None, True
@@ -315,13 +314,13 @@ def _derive_caches(offer, derived, source_mean, source_input):
         cache = read_cache(path)
         scales = dict(cache.scales)
         if source_input not in scales:
-            raise EdgeAlexError(path, "has no range for the model input {!r}".format(source_input),
+            raise EdgeAlexError(path, f"has no range for the model input {source_input!r}",
                                 "re-run `edgealex calibrate` for this model")
         renamed = derived.renamed.get(source_input)
         if renamed:
             scales[renamed] = scales[source_input]  # the Mul's output is the old input
         scales[source_input] = _input_range_scale(source_mean)
-        out[int(number)] = ("model.deepstream.trt{}.cache".format(number),
+        out[int(number)] = (f"model.deepstream.trt{number}.cache",
                             format_cache(scales, cache.version_number, algorithm=cache.algorithm))
     return out
 
@@ -369,13 +368,13 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
     model = str(model)
     out_dir = str(out_dir)
     if resize not in RESIZE_MODES:
-        raise EdgeAlexError("--resize {}".format(resize), "unknown resize mode", "use stretch or letterbox")
+        raise EdgeAlexError(f"--resize {resize}", "unknown resize mode", "use stretch or letterbox")
     if batch_mode not in BATCH_MODES:
-        raise EdgeAlexError("--batch-mode {}".format(batch_mode), "unknown batch mode", "use dynamic or static")
+        raise EdgeAlexError(f"--batch-mode {batch_mode}", "unknown batch mode", "use dynamic or static")
     if precision is not None and precision not in NETWORK_MODE:
-        raise EdgeAlexError("--precision {}".format(precision), "unknown precision", "use fp32, fp16 or int8")
+        raise EdgeAlexError(f"--precision {precision}", "unknown precision", "use fp32, fp16 or int8")
     if not 0.0 <= float(classifier_threshold) < 1.0:
-        raise EdgeAlexError("--classifier-threshold {}".format(classifier_threshold),
+        raise EdgeAlexError(f"--classifier-threshold {classifier_threshold}",
                             "must be in [0, 1) (it is compared with a probability)", "use e.g. 0.0 or 0.5")
     warnings = []
     proto = load_onnx(model)
@@ -395,7 +394,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
         batch = None if engine_batch_is_dynamic(record) else int(record.model.get("batch"))
         batch_mode = "dynamic" if batch is None else "static"
         if precision and precision != record.precision:
-            raise EdgeAlexError("--precision {}".format(precision), "the engine is {}".format(record.precision),
+            raise EdgeAlexError(f"--precision {precision}", f"the engine is {record.precision}",
                                 "leave out --precision (it comes from the engine)")
         precision = record.precision
     else:
@@ -455,30 +454,28 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
             cache_number = trt_version_number(trt_version)
             if major >= 10:
                 if not qdq_name:
-                    raise EdgeAlexError(str(calib), "has no Q/DQ ONNX, which INT8 on TensorRT {} needs".format(
-                        trt_version), "re-run `edgealex calibrate` for this model")
+                    raise EdgeAlexError(str(calib), f"has no Q/DQ ONNX, which INT8 on TensorRT {trt_version} needs", "re-run `edgealex calibrate` for this model")
                 onnx_file = CALIB_DIR + "/" + qdq_name
                 cache_number = None
                 int8_notes = [
-                    "TensorRT {}: INT8 from the Q/DQ ONNX (explicit quantization). nvinfer sets kINT8 only with an".format(
-                        trt_version),
+                    f"TensorRT {trt_version}: INT8 from the Q/DQ ONNX (explicit quantization). nvinfer sets kINT8 only with an",
                     "int8-calib-file; how TensorRT treats Q/DQ without it is unverified. Safest: build the engine with",
                     "edgealex build {} --precision int8 and pass it with --engine.".format(CALIB_DIR + "/" + qdq_name)]
-                warnings.append("INT8 on TensorRT {} without --engine: nvinfer builds from the Q/DQ ONNX (unverified "
-                                "path); prebuild the engine with edgealex build and pass --engine".format(trt_version))
+                warnings.append(f"INT8 on TensorRT {trt_version} without --engine: nvinfer builds from the Q/DQ ONNX (unverified "
+                                "path); prebuild the engine with edgealex build and pass --engine")
             elif cache_number not in offer.caches:
                 raise EdgeAlexError(str(calib), "has no calibration cache for TensorRT {} ({}); it has {}".format(
                     trt_version, cache_number, ", ".join(str(n) for n in numbers) or "none"),
-                    "re-run `edgealex calibrate --trt-version {}`".format(trt_version))
+                    f"re-run `edgealex calibrate --trt-version {trt_version}`")
         elif len(numbers) == 1:
             cache_number = numbers[0]
-            warnings.append("no --target: using the only calibration cache, for TensorRT number {}".format(cache_number))
+            warnings.append(f"no --target: using the only calibration cache, for TensorRT number {cache_number}")
         else:
             raise EdgeAlexError("--calib", "holds caches for several TensorRT versions ({}) and nothing says which one "
                                 "the device runs".format(", ".join(str(n) for n in numbers)),
                                 "pass --target (e.g. --target nano) or --engine")
         if cache_number is not None:
-            int8_calib_file = "{}/model.deepstream.trt{}.cache".format(CALIB_DIR, cache_number)
+            int8_calib_file = f"{CALIB_DIR}/model.deepstream.trt{cache_number}.cache"
 
     # 3. Stretch vs crop, measured.
     agreement = measure_agreement(source_bytes, info, derived, resize, offsets, images=images, offer=offer,
@@ -492,7 +489,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
     if record is not None:
         engine_file = os.path.basename(str(engine))
     ds_release = deepstream_release_for(trt_version, jetson) if trt_version else None
-    command = "cd {} && deepstream-app -c {}".format(os.path.abspath(out_dir), APP_CONFIG)
+    command = f"cd {os.path.abspath(out_dir)} && deepstream-app -c {APP_CONFIG}"
     settings = {
         "onnx_file": onnx_file, "engine_file": engine_file, "int8_calib_file": int8_calib_file,
         "trt_version": trt_version, "cache_number": cache_number, "int8_notes": int8_notes, "batch": count,
@@ -607,7 +604,7 @@ def measure_agreement(source_bytes, info, derived, resize, offsets, images=None,
     except EdgeAlexError as exc:
         if images is not None:
             raise
-        return {"measured": False, "reason": "the calibration's holdout is unreadable ({})".format(exc.what),
+        return {"measured": False, "reason": f"the calibration's holdout is unreadable ({exc.what})",
                 "how": how, "resize": resize}
     from edgealex._optional import require
 
@@ -629,7 +626,7 @@ def measure_agreement(source_bytes, info, derived, resize, offsets, images=None,
         theirs.append(nvinfer_pixels(image, spec.input_size, resize, spec.channel_order))
         truth.append(info.labels.index(cls) if cls in info.labels else -1)
     if not ours:
-        return {"measured": False, "reason": "no readable image in {}".format(source), "how": how, "resize": resize}
+        return {"measured": False, "reason": f"no readable image in {source}", "how": how, "resize": resize}
     source_model = onnx.load_from_string(source_bytes)
     src = graph._session(ort, source_bytes)
     ref = graph._run(src, np.stack(ours), graph.static_batch_of(source_model))
@@ -678,7 +675,7 @@ def agreement_sentence(agreement):
     if not agreement or not agreement.get("measured"):
         reason = (agreement or {}).get("reason", "no images")
         how = (agreement or {}).get("how", "pass --images DIR")
-        return "Stretch-vs-crop agreement: not measured ({}); to measure it, {}.".format(reason, how)
+        return f"Stretch-vs-crop agreement: not measured ({reason}); to measure it, {how}."
     text = ("Stretch-vs-crop agreement: nvinfer's preprocessing ({}) and edgealex's centre crop give the same top-1 "
             "class on {:.1%} of {} held-out images".format(agreement["resize"], agreement["agreement"],
                                                           agreement["images"]))
@@ -699,24 +696,23 @@ def readme_text(result, info, settings):
         result.command,
         "```",
         "",
-        "{} source(s) -> nvstreammux (batch {}) -> Gst-nvinfer primary full-frame classifier ({}) -> fakesink; "
-        "per-stream fps every 5 s.".format(len(result.sources), result.batch, result.precision.upper()),
+        f"{len(result.sources)} source(s) -> nvstreammux (batch {result.batch}) -> Gst-nvinfer primary full-frame classifier ({result.precision.upper()}) -> fakesink; "
+        "per-stream fps every 5 s.",
         "",
         "| file | what |",
         "|---|---|",
         "| `{}` | the exported ONNX, 1/std folded into `{}`, Softmax appended (`{}`), batch axis {} |".format(
             os.path.basename(result.files["onnx"]), result.rewrite.get("folded_into") or "a Mul at the input",
-            settings["output_name"], "dynamic" if result.batch_mode == "dynamic" else "static {}".format(result.batch)),
-        "| `{}` | Gst-nvinfer config |".format(INFER_CONFIG),
-        "| `{}` | labels in nvinfer's classifier format: one `;`-separated line |".format(LABELS),
-        "| `{}` | deepstream-app config |".format(APP_CONFIG),
+            settings["output_name"], "dynamic" if result.batch_mode == "dynamic" else f"static {result.batch}"),
+        f"| `{INFER_CONFIG}` | Gst-nvinfer config |",
+        f"| `{LABELS}` | labels in nvinfer's classifier format: one `;`-separated line |",
+        f"| `{APP_CONFIG}` | deepstream-app config |",
     ]
     if any(k.startswith("calib/") for k in result.files):
         lines.append("| `calib/` | INT8 calibration carried over to the DeepStream ONNX (`edgealex build "
                      "{} --precision int8 --calib calib` accepts it) |".format(os.path.basename(result.files["onnx"])))
     if result.engine:
-        lines.append("| `{}` | the TensorRT engine (sidecar checked: built from this model's DeepStream ONNX) |".format(
-            os.path.basename(result.engine)))
+        lines.append(f"| `{os.path.basename(result.engine)}` | the TensorRT engine (sidecar checked: built from this model's DeepStream ONNX) |")
     lines += [
         "",
         "## Checks",
@@ -724,7 +720,7 @@ def readme_text(result, info, settings):
         "- Parity: the same pixels through nvinfer's arithmetic (`net-scale-factor` 1/255, `offsets` {}) and the "
         "DeepStream ONNX give the probabilities of edgealex's own pipeline within {:.2g} (max abs diff; limit 1e-4; "
         "top-1 agreement {:.0%}, {} inputs, ONNX Runtime).".format(
-            ";".join("{:g}".format(v) for v in settings["offsets"]), result.parity["max_abs_diff"],
+            ";".join(f"{v:g}" for v in settings["offsets"]), result.parity["max_abs_diff"],
             result.parity["top1_agreement"], result.parity["samples"]),
     ]
     if result.qdq_parity:
@@ -740,8 +736,7 @@ def readme_text(result, info, settings):
             settings["resize_short"], settings["input_size"], settings["input_size"],
             "stretched" if settings["resize"] == "stretch" else "letterboxed", settings["input_size"],
             settings["resize_short"]),
-        "- nvinfer uses the GPU or VIC scaler (`scaling-filter=1`, bilinear); edgealex uses OpenCV's {}.".format(
-            info.preprocess.interpolation),
+        f"- nvinfer uses the GPU or VIC scaler (`scaling-filter=1`, bilinear); edgealex uses OpenCV's {info.preprocess.interpolation}.",
         "- A frame gets classifier metadata only when a class passes `classifier-threshold` and has a label: "
         "treat a frame without metadata as unknown, never as pass.",
         "",

@@ -41,7 +41,7 @@ PARITY_MAX_ABS_DIFF = 1e-4
 UNIT_STD = (1.0, 1.0, 1.0)
 
 
-class Derived(object):
+class Derived:
     """A derived graph and how it was made.
 
     Attributes:
@@ -114,12 +114,11 @@ def derive_onnx(model, info, fold_std=False, softmax=True, batch=None, stage="de
     inp = _graph_io(graph, info.input_name, "input")
     out = _graph_io(graph, info.output_name, "output")
     if inp is None or out is None or len(graph.output) != 1:
-        raise EdgeAlexError(path, "expected one input {!r} and one output {!r} (the edgealex record), found inputs {} "
-                            "and outputs {}".format(info.input_name, info.output_name,
-                                                    [i.name for i in graph.input], [o.name for o in graph.output]),
+        raise EdgeAlexError(path, f"expected one input {info.input_name!r} and one output {info.output_name!r} (the edgealex record), found inputs {[i.name for i in graph.input]} "
+                            f"and outputs {[o.name for o in graph.output]}",
                             "pass the ONNX written by `edgealex export` (or an engine built from it)")
     if len(out.type.tensor_type.shape.dim) != 2:
-        raise EdgeAlexError(path, "the output {!r} is not [batch, classes]".format(info.output_name),
+        raise EdgeAlexError(path, f"the output {info.output_name!r} is not [batch, classes]",
                             "serve a classifier whose output is one score per class")
     opset = max([o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] or [0])
     renamed = {}
@@ -191,7 +190,7 @@ def derive_onnx(model, info, fold_std=False, softmax=True, batch=None, stage="de
     try:
         onnx.checker.check_model(proto)
     except Exception as exc:
-        raise EdgeAlexError(path, "the rewritten graph fails onnx.checker ({})".format(str(exc)[:300]),
+        raise EdgeAlexError(path, f"the rewritten graph fails onnx.checker ({str(exc)[:300]})",
                             "report this with the command line; the source graph is unusual")
     return Derived(proto, new_info, std_method, folded_into, softmax_state, renamed)
 
@@ -291,12 +290,19 @@ def parity(source_bytes, source_info, derived, derived_input, samples=4, batch=N
     src_sess = _session(ort, source_bytes)
     source_is_probs = any(n.op_type == "Softmax" and source_info.output_name in n.output for n in source_model.graph.node)
     ref = probabilities(_run(src_sess, edgealex_input(pixels, spec), static_batch_of(source_model)), source_is_probs)
-    der_sess = _session(ort, derived.proto.SerializeToString())
     run_batch = derived.info.batch or batch or 2
-    got = probabilities(_run(der_sess, derived_input(pixels), run_batch), derived.softmax != "none")
+    try:
+        der_sess = _session(ort, derived.proto.SerializeToString())
+        got = probabilities(_run(der_sess, derived_input(pixels), run_batch), derived.softmax != "none")
+    except EdgeAlexError:
+        raise
+    except Exception as exc:  # onnxruntime's Fail/InvalidArgument/RuntimeException
+        raise EdgeAlexError(path, f"the rewritten graph does not run in ONNX Runtime at batch {run_batch} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); nothing was "
+                            "written",
+                            "the graph hard-codes its batch size: export with --dynamic-batch, or use a static "
+                            "batch (deepstream: --batch-mode static)")
     if got.shape != ref.shape:
-        raise EdgeAlexError(path, "the rewritten graph outputs {} where the source gives {}".format(
-            list(got.shape), list(ref.shape)), "report this with the command line")
+        raise EdgeAlexError(path, f"the rewritten graph outputs {list(got.shape)} where the source gives {list(ref.shape)}", "report this with the command line")
     diff = float(np.max(np.abs(got - ref)))
     agree = float(np.mean(np.argmax(got, axis=1) == np.argmax(ref, axis=1)))
     return {"max_abs_diff": diff, "top1_agreement": agree, "samples": int(count), "batch": int(run_batch),

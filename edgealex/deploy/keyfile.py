@@ -43,7 +43,7 @@ def format_key_file(groups):
     for name, entries in groups:
         if lines:
             lines.append("")
-        lines.append("[{}]".format(name))
+        lines.append(f"[{name}]")
         for key, value in entries:
             if key == COMMENT:
                 for part in str(value).splitlines() or [""]:
@@ -53,7 +53,7 @@ def format_key_file(groups):
                 continue
             text = format_value(value)
             if not key or "=" in key or "\n" in text or "\r" in text:
-                raise EdgeAlexError("[{}] {}".format(name, key), "cannot be written as a key-file line ({!r})".format(text),
+                raise EdgeAlexError(f"[{name}] {key}", f"cannot be written as a key-file line ({text!r})",
                                     "remove line breaks from the value")
-            lines.append("{}={}".format(key, text))
+            lines.append(f"{key}={text}")
     return "\n".join(lines) + "\n"

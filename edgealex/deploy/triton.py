@@ -100,28 +100,28 @@ def config_pbtxt(name, platform, max_batch_size, input_name, input_dims, output_
     """
     lines = ["# " + c for c in comments]
     lines += [
-        "name: {}".format(_quote(name)),
-        "platform: {}".format(_quote(platform)),
-        "max_batch_size: {}".format(int(max_batch_size)),
+        f"name: {_quote(name)}",
+        f"platform: {_quote(platform)}",
+        f"max_batch_size: {int(max_batch_size)}",
         "input [",
         "  {",
-        "    name: {}".format(_quote(input_name)),
-        "    data_type: {}".format(data_type),
-        "    dims: {}".format(_dims(input_dims)),
+        f"    name: {_quote(input_name)}",
+        f"    data_type: {data_type}",
+        f"    dims: {_dims(input_dims)}",
         "  }",
         "]",
         "output [",
         "  {",
-        "    name: {}".format(_quote(output_name)),
-        "    data_type: {}".format(data_type),
-        "    dims: {}".format(_dims(output_dims)),
+        f"    name: {_quote(output_name)}",
+        f"    data_type: {data_type}",
+        f"    dims: {_dims(output_dims)}",
         '    label_filename: "labels.txt"',
         "  }",
         "]",
     ]
     if dynamic_batching:
-        lines += ["dynamic_batching {", "  max_queue_delay_microseconds: {}".format(int(queue_delay_us)), "}"]
-    lines += ["instance_group [", "  {", "    count: {}".format(int(instances)), "    kind: {}".format(KINDS[kind]),
+        lines += ["dynamic_batching {", f"  max_queue_delay_microseconds: {int(queue_delay_us)}", "}"]
+    lines += ["instance_group [", "  {", f"    count: {int(instances)}", f"    kind: {KINDS[kind]}",
               "  }", "]", "version_policy: { latest: { num_versions: 1 } }"]
     return "\n".join(lines) + "\n"
 
@@ -163,14 +163,14 @@ def deploy_triton(model, repo, name=None, max_batch_size=None, queue_delay_us=DE
     if not os.path.isfile(model):
         raise EdgeAlexError(model, "does not exist", "pass an ONNX from `edgealex export` or an engine from `edgealex build`")
     if kind not in KINDS:
-        raise EdgeAlexError("--kind {}".format(kind), "unknown instance kind", "use auto, gpu or cpu")
+        raise EdgeAlexError(f"--kind {kind}", "unknown instance kind", "use auto, gpu or cpu")
     if int(instances) < 1 or int(queue_delay_us) < 0:
         raise EdgeAlexError("--instances/--queue-delay-us", "must be >= 1 / >= 0", "pass e.g. --instances 1")
     if max_batch_size is not None and int(max_batch_size) < 0:
-        raise EdgeAlexError("--max-batch-size {}".format(max_batch_size), "must be >= 0", "pass e.g. 8")
+        raise EdgeAlexError(f"--max-batch-size {max_batch_size}", "must be >= 0", "pass e.g. 8")
     name = name or re.sub(r"[^A-Za-z0-9_.-]+", "_", os.path.splitext(os.path.basename(model))[0]).strip("._") or "model"
     if not _NAME.match(name) or name.isdigit():
-        raise EdgeAlexError("--name {}".format(name), "is not a usable model folder name",
+        raise EdgeAlexError(f"--name {name}", "is not a usable model folder name",
                             "use letters, digits, '_', '-' and '.', not only digits")
     what, record = _classify_input(model)
     warnings = []
@@ -188,7 +188,7 @@ def deploy_triton(model, repo, name=None, max_batch_size=None, queue_delay_us=DE
         files["model"] = write_bytes_atomic(os.path.join(model_dir, "1", plan["file"]), plan["bytes"])
     files["labels"] = write_text_atomic(os.path.join(model_dir, "labels.txt"), triton_labels_text(plan["labels"]))
     files["config"] = write_text_atomic(os.path.join(model_dir, "config.pbtxt"), plan["config"])
-    command = "tritonserver --model-repository={}".format(os.path.abspath(str(repo)))
+    command = f"tritonserver --model-repository={os.path.abspath(str(repo))}"
     result = TritonResult(repo=os.path.abspath(str(repo)), name=name, model_dir=os.path.abspath(model_dir), files=files,
                           platform=plan["platform"], max_batch_size=plan["max_batch_size"],
                           dynamic_batching=plan["dynamic_batching"], command=command, parity=plan.get("parity"),
@@ -230,14 +230,12 @@ def _ort_entry(model, record, name, max_batch_size, queue_delay_us, instances, k
                                 "Triton ONNX", model)
     size = info.preprocess.input_size
     comments = [
-        "Triton model written by edgealex deploy triton from {}".format(os.path.basename(model)),
-        "ONNX Runtime backend; batch axis made dynamic and a Softmax appended ({}): outputs are probabilities".format(
-            derived.info.output_name),
+        f"Triton model written by edgealex deploy triton from {os.path.basename(model)}",
+        f"ONNX Runtime backend; batch axis made dynamic and a Softmax appended ({derived.info.output_name}): outputs are probabilities",
         "max_batch_size {}: {}".format(batch, "the default edgealex chooses for ONNX Runtime (Triton's examples use 8);"
                                        " raise it for many concurrent clients" if max_batch_size is None else
                                        "as requested"),
-        "Input: what edgealex.preprocess.preprocess produces ({} {}x{}, mean/std applied), NCHW float32".format(
-            info.preprocess.channel_order, size, size),
+        f"Input: what edgealex.preprocess.preprocess produces ({info.preprocess.channel_order} {size}x{size}, mean/std applied), NCHW float32",
     ]
     return {
         "platform": "onnxruntime_onnx", "file": "model.onnx", "bytes": derived.proto.SerializeToString(),
@@ -261,14 +259,13 @@ def _tensorrt_entry(model, record, name, max_batch_size, queue_delay_us, instanc
     pairing = triton_release_for(record.backend_version, jetson)
     release = pairing[0] if pairing else None
     if release is None:
-        warnings.append("no Triton release with TensorRT {} is known to edgealex: use the one whose TensorRT is "
-                        "exactly {} (NVIDIA Frameworks Support Matrix)".format(record.backend_version,
-                                                                              record.backend_version))
+        warnings.append(f"no Triton release with TensorRT {record.backend_version} is known to edgealex: use the one whose TensorRT is "
+                        f"exactly {record.backend_version} (NVIDIA Frameworks Support Matrix)")
     if engine_batch_is_dynamic(record):
         batch = profile_max if max_batch_size is None else int(max_batch_size)
         if batch < 1 or batch > profile_max:
-            raise EdgeAlexError("--max-batch-size {}".format(batch), "the engine's optimization profile accepts "
-                                "batches 1..{}".format(profile_max),
+            raise EdgeAlexError(f"--max-batch-size {batch}", "the engine's optimization profile accepts "
+                                f"batches 1..{profile_max}",
                                 "leave out --max-batch-size, or build an engine with a larger max batch")
         input_dims, output_dims = shape[1:], [classes]
         if batch == 1:
@@ -278,20 +275,18 @@ def _tensorrt_entry(model, record, name, max_batch_size, queue_delay_us, instanc
                             "--saveEngine=model.plan".format(info.input_name, "x".join(str(d) for d in shape[1:])))
     else:
         if max_batch_size:
-            raise EdgeAlexError("--max-batch-size {}".format(max_batch_size), "the engine has a static batch of {} "
-                                "(its ONNX had no batch axis), so Triton must use max_batch_size 0".format(shape[0]),
+            raise EdgeAlexError(f"--max-batch-size {max_batch_size}", f"the engine has a static batch of {shape[0]} "
+                                "(its ONNX had no batch axis), so Triton must use max_batch_size 0",
                                 "leave out --max-batch-size, or export with --dynamic-batch and rebuild")
         batch, input_dims, output_dims = 0, shape, [shape[0], classes]
-        warnings.append("the engine has a static batch of {}: max_batch_size 0, no dynamic batching (export with "
-                        "--dynamic-batch and rebuild to let Triton batch requests)".format(shape[0]))
+        warnings.append(f"the engine has a static batch of {shape[0]}: max_batch_size 0, no dynamic batching (export with "
+                        "--dynamic-batch and rebuild to let Triton batch requests)")
     output_is_probs = ((info.provenance or {}).get("derived") or {}).get("softmax") in ("appended", "present")
     comments = [
-        "Triton model written by edgealex deploy triton from {}".format(os.path.basename(model)),
-        "TensorRT {} engine for {} ({}, {}): it loads only in a Triton built with exactly this TensorRT".format(
-            record.backend_version, record.device_name or record.target, record.precision, record.device),
+        f"Triton model written by edgealex deploy triton from {os.path.basename(model)}",
+        f"TensorRT {record.backend_version} engine for {record.device_name or record.target} ({record.precision}, {record.device}): it loads only in a Triton built with exactly this TensorRT",
         "Triton release: {}".format(release or "unknown to edgealex (see the NVIDIA Frameworks Support Matrix)"),
-        "max_batch_size from the engine's optimization profile (max {}, sidecar input_shape {})".format(
-            profile_max, shape),
+        f"max_batch_size from the engine's optimization profile (max {profile_max}, sidecar input_shape {shape})",
         "Input: what edgealex.preprocess.preprocess produces; output {}: {}".format(
             info.output_name, "probabilities" if output_is_probs else "logits (apply softmax for confidences)"),
     ]
@@ -321,15 +316,15 @@ def _readme(result, plan):
     contract = plan["contract"]
     spec = contract["preprocess"]
     lines = [
-        "# Triton model `{}`".format(result.name),
+        f"# Triton model `{result.name}`",
         "",
         "Written by `edgealex deploy triton` ({}, max_batch_size {}{}).".format(
             result.platform, result.max_batch_size, ", dynamic batching" if result.dynamic_batching else ""),
         "",
         "```bash",
         result.command,
-        "# or: docker run --gpus all --rm -p8000:8000 -p8001:8001 -p8002:8002 -v {}:/models "
-        "nvcr.io/nvidia/tritonserver:<release>-py3 tritonserver --model-repository=/models".format(result.repo),
+        f"# or: docker run --gpus all --rm -p8000:8000 -p8001:8001 -p8002:8002 -v {result.repo}:/models "
+        "nvcr.io/nvidia/tritonserver:<release>-py3 tritonserver --model-repository=/models",
         "```",
         "",
         "Input `{}`: NCHW float32, what `edgealex.preprocess.preprocess` produces: short side to {}, centre crop "
@@ -350,7 +345,7 @@ def _readme(result, plan):
             result.trt_version, result.triton_release or "no Triton release known to edgealex"))
     lines += ["", "```python", "import numpy as np, tritonclient.grpc as grpcclient",
               "from edgealex.preprocess import Preprocess, preprocess, read_image",
-              "spec = Preprocess.from_dict({})".format(json.dumps(spec)),
+              f"spec = Preprocess.from_dict({json.dumps(spec)})",
               "x = preprocess(read_image('frame.png'), spec)[None]",
               "client = grpcclient.InferenceServerClient('localhost:8001')",
               "inp = grpcclient.InferInput('{}', list(x.shape), 'FP32'); inp.set_data_from_numpy(x)".format(

@@ -1,0 +1,381 @@
+"""`edgealex deploy deepstream`: the DeepStream ONNX against edgealex's pipeline, every config through
+GLib's own key-file parser, the INT8 carry-over, the engine sidecar checks, stretch vs crop measured."""
+
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from build_helpers import LABELS, SIZE, calibration_output, tiny_classifier
+from edgealex.cli.main import app
+
+pytest.importorskip("onnx")
+pytest.importorskip("onnxruntime")
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+MEAN = np.array([0.485, 0.456, 0.406])
+STD = np.array([0.229, 0.224, 0.225])
+
+# integration-facts.md §1.2 (gstnvinfer_property_parser.h, DS6.0/6.2; same names in 7.0/8.0), incl. "Also available".
+NVINFER_KEYS = {
+    "onnx-file", "model-engine-file", "int8-calib-file", "labelfile-path", "batch-size", "network-mode",
+    "network-type", "process-mode", "gie-unique-id", "classifier-threshold", "net-scale-factor", "offsets",
+    "model-color-format", "maintain-aspect-ratio", "symmetric-padding", "scaling-filter", "scaling-compute-hw",
+    "enable-dla", "use-dla-core", "infer-dims", "network-input-order", "uff-input-order", "output-blob-names",
+    "classifier-async-mode", "interval", "gpu-id", "classifier-type", "workspace-size", "mean-file",
+    "parse-classifier-func-name", "custom-lib-path",
+}
+# integration-facts.md §1.8 (deepstream_config_file_parser.{h,c}, DS6.0), plus "uri" and "gpu-id" of the
+# same parser (CONFIG_GROUP_SOURCE_URI, CONFIG_GPU_ID).
+APP_KEYS = {
+    "application": {"enable-perf-measurement", "perf-measurement-interval-sec"},
+    "tiled-display": {"enable", "rows", "columns", "width", "height"},
+    "source": {"enable", "type", "camera-v4l2-dev-node", "camera-width", "camera-height", "camera-fps-n",
+               "camera-fps-d", "camera-csi-sensor-id", "uri", "gpu-id"},
+    "streammux": {"live-source", "batch-size", "batched-push-timeout", "width", "height", "enable-padding", "gpu-id"},
+    "primary-gie": {"enable", "gie-unique-id", "batch-size", "interval", "config-file", "gpu-id"},
+    "sink0": {"enable", "type", "sync"},
+}
+TYPED = {"double": {"net-scale-factor", "classifier-threshold"},
+         "boolean": {"maintain-aspect-ratio", "symmetric-padding", "enable-dla", "enable", "live-source",
+                     "enable-padding", "sync", "enable-perf-measurement"},
+         "double_list": {"offsets"}, "integer_list": {"infer-dims"}}
+
+_GLIB_DUMP = r"""
+import json, sys
+from gi.repository import GLib
+typed = json.loads(sys.argv[2])
+kf = GLib.KeyFile()
+kf.load_from_file(sys.argv[1], GLib.KeyFileFlags.NONE)
+out = {}
+for group in kf.get_groups()[0]:
+    entries = {}
+    for key in kf.get_keys(group)[0]:
+        value = {"string": kf.get_string(group, key)}
+        if key in typed["double"]:
+            value["double"] = kf.get_double(group, key)
+        elif key in typed["boolean"]:
+            value["boolean"] = kf.get_boolean(group, key)
+        elif key in typed["double_list"]:
+            value["double_list"] = list(kf.get_double_list(group, key))
+        elif key in typed["integer_list"]:
+            value["integer_list"] = list(kf.get_integer_list(group, key))
+        else:
+            try:
+                value["integer"] = kf.get_integer(group, key)
+            except GLib.Error:
+                pass
+        entries[key] = value
+    out[group] = entries
+print(json.dumps(out))
+"""
+
+
+def _glib_ok():
+    if not os.path.exists(SYSTEM_PYTHON):
+        return False
+    probe = subprocess.run([SYSTEM_PYTHON, "-c", "from gi.repository import GLib; GLib.KeyFile()"],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return probe.returncode == 0
+
+
+needs_glib = pytest.mark.skipif(not _glib_ok(), reason="PyGObject (python3-gi) for /usr/bin/python3 is not installed")
+
+
+def glib_parse(path):
+    """Parse a key file with GLib's own parser (PyGObject in Debian's python3), typed getters included."""
+    proc = subprocess.run([SYSTEM_PYTHON, "-c", _GLIB_DUMP, str(path), json.dumps({k: sorted(v) for k, v in TYPED.items()})],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout)
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def softmax(logits):
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def run(path, x):
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return sess.run(None, {sess.get_inputs()[0].name: x.astype(np.float32)})[0]
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return tiny_classifier(tmp_path / "tiny.onnx")
+
+
+@needs_glib
+def test_four_sources_int8_for_nano_parse_with_glib_and_match_edgealex(tmp_path, tiny):
+    calib = calibration_output(tmp_path / "calib", tiny, caches=(8201, 8502))
+    out = tmp_path / "ds"
+    sources = ["csi://0", "/dev/video1", "rtsp://127.0.0.1:8554/line", str(tmp_path / "clip.mp4")]
+    args = ["deploy", "deepstream", tiny, "-o", out, "--calib", calib, "--target", "nano"]
+    for uri in sources:
+        args += ["--sources", uri]
+    r = invoke(*args)
+    assert r.exit_code == 0, r.output
+    assert "deepstream-app -c deepstream_app.txt" in r.stdout
+
+    infer = glib_parse(out / "config_infer_primary.txt")
+    assert set(infer) == {"property"}
+    prop = infer["property"]
+    assert set(prop) <= NVINFER_KEYS, set(prop) - NVINFER_KEYS
+    assert prop["network-type"]["integer"] == 1 and prop["process-mode"]["integer"] == 1
+    assert prop["batch-size"]["integer"] == 4
+    assert prop["network-mode"]["integer"] == 1  # INT8
+    assert prop["model-color-format"]["integer"] == 0  # RGB
+    assert prop["net-scale-factor"]["double"] == pytest.approx(1 / 255, rel=1e-15)
+    assert prop["offsets"]["double_list"] == pytest.approx(list(255 * MEAN), abs=1e-9)
+    assert prop["infer-dims"]["integer_list"] == [3, SIZE, SIZE]
+    assert prop["maintain-aspect-ratio"]["boolean"] is False
+    assert prop["classifier-threshold"]["double"] == 0.0
+    assert prop["output-blob-names"]["string"] == "probs"
+    # Values are exactly file names (no trailing comment swallowed into them), and they exist.
+    for key in ("onnx-file", "labelfile-path", "int8-calib-file"):
+        assert os.path.isfile(out / prop[key]["string"]), key
+    assert prop["int8-calib-file"]["string"].endswith("trt8201.cache")
+    assert prop["model-engine-file"]["string"] == "tiny.deepstream.onnx_b4_gpu0_int8.engine"
+
+    with open(out / prop["labelfile-path"]["string"]) as handle:
+        text = handle.read()
+    assert text == ";".join(LABELS) + "\n"  # nvinfer's classifier format: ONE line
+
+    appcfg = glib_parse(out / "deepstream_app.txt")
+    for group, keys in appcfg.items():
+        allowed = APP_KEYS["source" if group.startswith("source") else group]
+        assert set(keys) <= allowed, (group, set(keys) - allowed)
+    assert sorted(g for g in appcfg if g.startswith("source")) == ["source0", "source1", "source2", "source3"]
+    assert [appcfg["source%d" % i]["type"]["integer"] for i in range(4)] == [5, 1, 4, 2]
+    assert appcfg["source3"]["uri"]["string"] == "file://" + str(tmp_path / "clip.mp4")
+    assert appcfg["streammux"]["batch-size"]["integer"] == 4 == appcfg["primary-gie"]["batch-size"]["integer"]
+    assert appcfg["streammux"]["live-source"]["boolean"] is True
+    assert os.path.isfile(out / appcfg["primary-gie"]["config-file"]["string"])
+
+    # The DeepStream ONNX fed with nvinfer's arithmetic (values as GLib read them) gives edgealex's probabilities.
+    rng = np.random.default_rng(3)
+    pixels = rng.integers(0, 256, size=(4, 3, SIZE, SIZE)).astype(np.float64)
+    pixels[0] = 0
+    pixels[1] = 255
+    reference = softmax(run(tiny, ((pixels / 255 - MEAN.reshape(1, 3, 1, 1)) / STD.reshape(1, 3, 1, 1))[:1]))
+    for i in range(1, 4):
+        reference = np.concatenate([reference, softmax(run(tiny, ((pixels[i:i + 1] / 255 - MEAN.reshape(1, 3, 1, 1))
+                                                                  / STD.reshape(1, 3, 1, 1))))])
+    offsets = np.array(prop["offsets"]["double_list"]).reshape(1, 3, 1, 1)
+    y = prop["net-scale-factor"]["double"] * (pixels - offsets)
+    got = run(out / prop["onnx-file"]["string"], y)
+    assert got.shape == (4, len(LABELS))
+    assert np.max(np.abs(got - reference)) < 1e-4
+
+
+def test_std_is_folded_into_the_first_conv_bias_unchanged_softmax_appended(tmp_path, tiny):
+    import onnx
+    from onnx import numpy_helper
+
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "-s", "csi://0", "-s", "csi://1")
+    assert r.exit_code == 0, r.output
+    src = onnx.load(tiny)
+    ds = onnx.load(str(tmp_path / "ds" / "tiny.deepstream.onnx"))
+    inits = {t.name: numpy_helper.to_array(t) for t in src.graph.initializer}
+    ds_inits = {t.name: numpy_helper.to_array(t) for t in ds.graph.initializer}
+    conv = [n for n in ds.graph.node if n.op_type == "Conv"][0]
+    assert conv.input[0] == "input"
+    np.testing.assert_allclose(ds_inits[conv.input[1]], inits["conv_w"] / STD.reshape(1, 3, 1, 1), rtol=1e-6)
+    np.testing.assert_array_equal(ds_inits[conv.input[2]], inits["conv_b"])
+    assert ds.graph.node[-1].op_type == "Softmax" and [o.name for o in ds.graph.output] == ["probs"]
+    assert ds.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"  # dynamic: nvinfer sets the profile
+    assert max(o.version for o in ds.opset_import) == max(o.version for o in src.opset_import)
+    meta = json.loads({p.key: p.value for p in ds.metadata_props}["edgealex"])
+    assert meta["preprocess"]["std"] == [1.0, 1.0, 1.0] and meta["output_name"] == "probs"
+
+
+def test_static_batch_mode_writes_batch_n(tmp_path, tiny):
+    import onnx
+
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "-s", "csi://0", "-s", "csi://1", "-s", "csi://2",
+               "--batch-mode", "static", "--precision", "fp32")
+    assert r.exit_code == 0, r.output
+    ds = onnx.load(str(tmp_path / "ds" / "tiny.deepstream.onnx"))
+    assert ds.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 3
+    assert ds.graph.output[0].type.tensor_type.shape.dim[0].dim_value == 3
+
+
+def test_int8_calibration_carries_over_and_edgealex_build_accepts_it(tmp_path, tiny):
+    from edgealex.build.api import build_engine
+    from edgealex.calib.cache import read_cache
+
+    calib = calibration_output(tmp_path / "calib", tiny, caches=(8201, 8502))
+    out = tmp_path / "ds"
+    r = invoke("deploy", "deepstream", tiny, "-o", out, "--calib", calib, "--target", "agx-xavier")
+    assert r.exit_code == 0, r.output
+    original = read_cache(os.path.join(calib, "calib-8502.cache"))
+    derived = read_cache(str(out / "calib" / "model.deepstream.trt8502.cache"))
+    assert derived.header == "TRT-8502-EntropyCalibration2"
+    # nvinfer's input y = x/255 - mean spans [-0.485, 0.594]: its exact range replaces the calibrated one.
+    assert derived.scales["input"] == pytest.approx(max(np.maximum(MEAN, 1 - MEAN)) / 127, rel=1e-6)
+    assert {k: v for k, v in derived.scales.items() if k != "input"} == \
+        {k: v for k, v in original.scales.items() if k != "input"}
+    # The carried-over folder is a calibration of the DeepStream ONNX: edgealex build takes it (INT8, Q/DQ model).
+    result = build_engine(str(out / "tiny.deepstream.onnx"), target="cpu", precision="int8", calib=str(out / "calib"),
+                          out_dir=str(tmp_path / "engines"), ort_int8="qdq")
+    assert os.path.isfile(result.engine_path)
+
+
+def test_wrong_calibration_and_missing_target_are_refused(tmp_path, tiny):
+    calib = calibration_output(tmp_path / "calib", tiny, caches=(8201, 8502))
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "--calib", calib)
+    assert r.exit_code == 1
+    assert "several TensorRT versions (8201, 8502)" in r.output and "--target" in r.output
+    assert "Traceback" not in r.output
+    other = tiny_classifier(tmp_path / "other.onnx", seed=5)
+    r = invoke("deploy", "deepstream", other, "-o", tmp_path / "ds", "--calib", calib, "--target", "nano")
+    assert r.exit_code == 1 and "made for another model" in r.output
+    assert not os.path.exists(tmp_path / "ds" / "config_infer_primary.txt")
+
+
+def _fake_trt_engine(folder, ds_onnx, batch, dla_core=None, precision="int8", model=None):
+    """A TensorRT engine file plus the sidecar `edgealex build` writes (the bytes are opaque here)."""
+    from edgealex.artifacts import sha256_file
+    from edgealex.engine import EngineRecord, write_record
+    from edgealex.modelinfo import read_model_info
+
+    info = read_model_info(model or ds_onnx)
+    os.makedirs(folder, exist_ok=True)
+    path = os.path.join(folder, "tiny.deepstream-int8-dla0-trt8.5.2-agx-xavier.engine")
+    with open(path, "wb") as handle:
+        handle.write(b"serialized plan " * 64)
+    record = EngineRecord(backend="tensorrt", precision=precision, device="dla0" if dla_core is not None else "gpu",
+                          target="agx-xavier", model=info.to_dict(), onnx_sha256=sha256_file(model or ds_onnx),
+                          input_shape=[batch, 3, SIZE, SIZE], builder="trtexec", backend_version="8.5.2",
+                          dla_core=dla_core, device_name="Xavier", soc="tegra194")
+    write_record(path, record)
+    return path
+
+
+@needs_glib
+def test_engine_from_the_deepstream_onnx_is_used_with_its_dla_core(tmp_path, tiny):
+    first = tmp_path / "ds"
+    r = invoke("deploy", "deepstream", tiny, "-o", first, "-s", "csi://0", "-s", "csi://1", "--batch-mode", "static",
+               "--precision", "int8", "--calib", calibration_output(tmp_path / "calib", tiny), "--target", "agx-xavier")
+    assert r.exit_code == 0, r.output
+    engine = _fake_trt_engine(tmp_path / "engines", str(first / "tiny.deepstream.onnx"), batch=2, dla_core=0)
+    out = tmp_path / "with-engine"
+    r = invoke("deploy", "deepstream", tiny, "-o", out, "-s", "csi://0", "-s", "csi://1", "--engine", engine)
+    assert r.exit_code == 0, r.output
+    prop = glib_parse(out / "config_infer_primary.txt")["property"]
+    assert prop["model-engine-file"]["string"] == os.path.basename(engine)
+    assert os.path.isfile(out / os.path.basename(engine)) and os.path.isfile(out / (os.path.basename(engine) + ".json"))
+    assert prop["enable-dla"]["boolean"] is True and prop["use-dla-core"]["integer"] == 0
+    assert prop["network-mode"]["integer"] == 1 and prop["batch-size"]["integer"] == 2
+    assert "DeepStream 6.2 or 6.3" in r.stdout  # TensorRT 8.5.2 on a Jetson
+
+    # Three sources do not fit a batch-2 profile.
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "x", "-s", "csi://0", "-s", "csi://1", "-s", "csi://2",
+               "--engine", engine)
+    assert r.exit_code == 1 and "at most 2" in r.output and "--batch-mode static" in r.output
+    # An engine built from the exported ONNX itself expects std-normalised input and gives logits.
+    plain = _fake_trt_engine(tmp_path / "plain", tiny, batch=2, model=tiny)
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "y", "--engine", plain)
+    assert r.exit_code == 1 and "built from the exported ONNX itself" in r.output
+    # An engine that no longer matches its sidecar.
+    with open(engine, "ab") as handle:
+        handle.write(b"x")
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "z", "-s", "csi://0", "--engine", engine)
+    assert r.exit_code == 1 and "sha256 differs" in r.output
+    assert not os.path.exists(tmp_path / "x") or not os.listdir(tmp_path / "x")
+
+
+def _images(folder, model_labels, count, width=40, height=24, seed=0):
+    import cv2
+
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        label = model_labels[i % len(model_labels)]
+        os.makedirs(os.path.join(folder, label), exist_ok=True)
+        image = rng.integers(0, 256, size=(height, width, 3)).astype(np.uint8)
+        image[:, : width // 4] = 255  # content outside the centre crop: stretch and crop see different frames
+        cv2.imwrite(os.path.join(folder, label, "%03d.png" % i), image)
+    return str(folder)
+
+
+def test_stretch_vs_crop_agreement_is_measured_and_stated(tmp_path):
+    import onnx
+
+    from edgealex.modelinfo import ModelInfo, attach
+    from edgealex.preprocess import Preprocess
+
+    images = _images(tmp_path / "holdout", LABELS, 20)
+    cropping = tiny_classifier(tmp_path / "crop.onnx")
+    r = invoke("deploy", "deepstream", cropping, "-o", tmp_path / "ds", "--images", images)
+    assert r.exit_code == 0, r.output
+    line = [x for x in r.stdout.splitlines() if x.startswith("Stretch-vs-crop agreement")]
+    assert len(line) == 1 and "of 20 held-out images" in line[0], r.stdout
+    with open(tmp_path / "ds" / "README.md") as handle:
+        assert line[0] in handle.read()
+    report = json.load(open(tmp_path / "ds" / "deploy.json"))["agreement"]
+    assert report["measured"] and report["images"] == 20 and report["labelled_images"] == 20
+
+    # A model that resizes the whole frame (resize 0: no crop) sees exactly what a stretching nvinfer sees.
+    whole = onnx.load(cropping)
+    attach(whole, ModelInfo(arch="tiny", labels=list(LABELS), preprocess=Preprocess(input_size=SIZE, resize=0), opset=13))
+    onnx.save(whole, str(tmp_path / "whole.onnx"))
+    r = invoke("deploy", "deepstream", tmp_path / "whole.onnx", "-o", tmp_path / "ds2", "--images", images, "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["agreement"]["agreement"] == 1.0
+    r = invoke("deploy", "deepstream", tmp_path / "whole.onnx", "-o", tmp_path / "ds3", "--images", images,
+               "--resize", "letterbox", "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["agreement"]["agreement"] < 1.0  # black bars on 40x24 frames change the input
+
+
+def test_without_images_the_agreement_is_not_measured_and_says_how(tmp_path, tiny):
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds")
+    assert r.exit_code == 0, r.output
+    assert "Stretch-vs-crop agreement: not measured (no images given); to measure it, pass --images DIR" in r.stdout
+    with open(tmp_path / "ds" / "README.md") as handle:
+        assert "not measured" in handle.read()
+
+
+def test_a_graph_that_hard_codes_batch_1_fails_parity_and_writes_nothing(tmp_path):
+    import onnx
+    from onnx import helper, numpy_helper
+
+    path = tiny_classifier(tmp_path / "tiny.onnx")
+    model = onnx.load(path)
+    flatten = [n for n in model.graph.node if n.op_type == "Flatten"][0]
+    index = list(model.graph.node).index(flatten)
+    model.graph.initializer.append(numpy_helper.from_array(np.array([1, -1], dtype=np.int64), "flat_shape"))
+    model.graph.node.remove(flatten)
+    model.graph.node.insert(index, helper.make_node("Reshape", ["relu", "flat_shape"], ["flat"], name="Reshape_2"))
+    onnx.save(model, path)
+    out = tmp_path / "ds"
+    r = invoke("deploy", "deepstream", path, "-o", out, "-s", "csi://0", "-s", "csi://1")
+    assert r.exit_code == 1
+    assert "does not run in ONNX Runtime at batch 2" in r.output and "nothing was written" in r.output
+    assert not os.path.exists(out)
+
+
+def test_labels_nvinfer_cannot_carry_are_refused(tmp_path):
+    import onnx
+
+    from edgealex.modelinfo import ModelInfo, attach
+    from edgealex.preprocess import Preprocess
+
+    path = tiny_classifier(tmp_path / "tiny.onnx")
+    model = onnx.load(path)
+    attach(model, ModelInfo(arch="tiny", labels=["ok", "scratch;deep", "stain", "crack", "hole"],
+                            preprocess=Preprocess(input_size=SIZE, resize=18), opset=13))
+    onnx.save(model, path)
+    r = invoke("deploy", "deepstream", path, "-o", tmp_path / "ds")
+    assert r.exit_code == 1 and "'scratch;deep'" in r.output and "Traceback" not in r.output
+    assert not os.path.exists(tmp_path / "ds")
