@@ -219,7 +219,7 @@ def test_int8_calibration_carries_over_and_edgealex_build_accepts_it(tmp_path, t
     r = invoke("deploy", "deepstream", tiny, "-o", out, "--calib", calib, "--target", "agx-xavier")
     assert r.exit_code == 0, r.output
     original = read_cache(os.path.join(calib, "calib-8502.cache"))
-    derived = read_cache(str(out / "calib" / "model.deepstream.trt8502.cache"))
+    derived = read_cache(str(out / "calib" / "tiny.deepstream.trt8502.cache"))
     assert derived.header == "TRT-8502-EntropyCalibration2"
     # nvinfer's input y = x/255 - mean spans [-0.485, 0.594]: its exact range replaces the calibrated one.
     assert derived.scales["input"] == pytest.approx(max(np.maximum(MEAN, 1 - MEAN)) / 127, rel=1e-6)
@@ -278,6 +278,8 @@ def test_engine_from_the_deepstream_onnx_is_used_with_its_dla_core(tmp_path, tin
     assert prop["enable-dla"]["boolean"] is True and prop["use-dla-core"]["integer"] == 0
     assert prop["network-mode"]["integer"] == 1 and prop["batch-size"]["integer"] == 2
     assert "DeepStream 6.2 or 6.3" in r.stdout  # TensorRT 8.5.2 on a Jetson
+    with open(out / "deploy.json") as handle:
+        assert json.load(handle)["warnings"] == []  # the ONNX written now is the one the engine was built from
 
     # Three sources do not fit a batch-2 profile.
     r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "x", "-s", "csi://0", "-s", "csi://1", "-s", "csi://2",

@@ -301,7 +301,12 @@ def _input_range_scale(mean):
     return amax / 127.0
 
 
-def _derive_caches(offer, derived, source_mean, source_input):
+def cache_file_name(stem, number):
+    """``<stem>.deepstream.trt<N>.cache``: the carried-over cache for TensorRT number N."""
+    return f"{stem}.deepstream.trt{number}.cache"
+
+
+def _derive_caches(offer, derived, source_mean, source_input, stem):
     """TensorRT caches for the DeepStream ONNX: same scales, the input's replaced by the exact range of y.
 
     Returns:
@@ -320,7 +325,7 @@ def _derive_caches(offer, derived, source_mean, source_input):
         if renamed:
             scales[renamed] = scales[source_input]  # the Mul's output is the old input
         scales[source_input] = _input_range_scale(source_mean)
-        out[int(number)] = (f"model.deepstream.trt{number}.cache",
+        out[int(number)] = (cache_file_name(stem, number),
                             format_cache(scales, cache.version_number, algorithm=cache.algorithm))
     return out
 
@@ -424,12 +429,17 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
     onnx_name = stem + ".deepstream.onnx"
     onnx_bytes = derived.proto.SerializeToString()
     onnx_sha256 = sha256_bytes(onnx_bytes)
+    if record is not None and record.onnx_sha256 != onnx_sha256:
+        warnings.append("the engine was built from a DeepStream ONNX of this model that differs from the one written "
+                        "now (another edgealex version or options): nvinfer uses the engine and rebuilds from the new "
+                        "ONNX only when the engine does not load")
 
     # 2. INT8: caches and the Q/DQ model carried over to the DeepStream ONNX.
-    calib_files, qdq_parity, qdq_name = {}, None, None
+    calib_files, cache_names, qdq_parity, qdq_name = {}, {}, None, None
     if offer is not None:
-        for number, (name, text) in _derive_caches(offer, derived, spec.mean, info.input_name).items():
+        for number, (name, text) in _derive_caches(offer, derived, spec.mean, info.input_name, stem).items():
             calib_files[name] = text.encode("utf-8")
+            cache_names[str(number)] = name
         if offer.qdq_onnx:
             qdq = load_onnx(offer.qdq_onnx, "Q/DQ ONNX")
             qdq_info = from_model_proto(qdq, offer.qdq_onnx, allow_default=True)
@@ -475,7 +485,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
                                 "the device runs".format(", ".join(str(n) for n in numbers)),
                                 "pass --target (e.g. --target nano) or --engine")
         if cache_number is not None:
-            int8_calib_file = f"{CALIB_DIR}/model.deepstream.trt{cache_number}.cache"
+            int8_calib_file = CALIB_DIR + "/" + cache_file_name(stem, cache_number)
 
     # 3. Stretch vs crop, measured.
     agreement = measure_agreement(source_bytes, info, derived, resize, offsets, images=images, offer=offer,
@@ -516,7 +526,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
         for name, data in sorted(calib_files.items()):
             files["calib/" + name] = write_bytes_atomic(os.path.join(calib_dir, name), data)
         files["calib/calibration.json"] = write_json_atomic(os.path.join(calib_dir, "calibration.json"), _calib_manifest(
-            offer, onnx_sha256, derived, calib_files, qdq_name, qdq_parity))
+            offer, onnx_sha256, derived, cache_names, qdq_name, qdq_parity))
     if record is not None:
         files["engine"] = _copy_atomic(str(engine), os.path.join(out_dir, os.path.basename(str(engine))))
         files["engine_sidecar"] = _copy_atomic(sidecar_path(str(engine)),
@@ -547,12 +557,8 @@ def _copy_atomic(src, dst):
     return dst
 
 
-def _calib_manifest(offer, onnx_sha256, derived, calib_files, qdq_name, qdq_parity):
+def _calib_manifest(offer, onnx_sha256, derived, caches, qdq_name, qdq_parity):
     record = dict(offer.record)
-    caches = {}
-    for name in calib_files:
-        if name.endswith(".cache"):
-            caches[name.split(".trt")[-1].split(".")[0]] = name
     keep = ("method", "method_settings", "count", "agreement", "agreements", "accuracy", "holdout_images",
             "min_agreement", "gate_passed", "images_manifest_sha256", "holdout_manifest_sha256", "cache_algorithm",
             "onnxruntime_version")
