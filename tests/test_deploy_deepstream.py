@@ -78,7 +78,7 @@ def _glib_ok():
     if not os.path.exists(SYSTEM_PYTHON):
         return False
     probe = subprocess.run([SYSTEM_PYTHON, "-c", "from gi.repository import GLib; GLib.KeyFile()"],
-                           stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                           capture_output=True)
     return probe.returncode == 0
 
 
@@ -88,7 +88,7 @@ needs_glib = pytest.mark.skipif(not _glib_ok(), reason="PyGObject (python3-gi) f
 def glib_parse(path):
     """Parse a key file with GLib's own parser (PyGObject in Debian's python3), typed getters included."""
     proc = subprocess.run([SYSTEM_PYTHON, "-c", _GLIB_DUMP, str(path), json.dumps({k: sorted(v) for k, v in TYPED.items()})],
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True)
+                          capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
@@ -156,7 +156,7 @@ def test_four_sources_int8_for_nano_parse_with_glib_and_match_edgealex(tmp_path,
         allowed = APP_KEYS["source" if group.startswith("source") else group]
         assert set(keys) <= allowed, (group, set(keys) - allowed)
     assert sorted(g for g in appcfg if g.startswith("source")) == ["source0", "source1", "source2", "source3"]
-    assert [appcfg["source%d" % i]["type"]["integer"] for i in range(4)] == [5, 1, 4, 2]
+    assert [appcfg[f"source{i}"]["type"]["integer"] for i in range(4)] == [5, 1, 4, 2]
     assert appcfg["source3"]["uri"]["string"] == "file://" + str(tmp_path / "clip.mp4")
     assert appcfg["streammux"]["batch-size"]["integer"] == 4 == appcfg["primary-gie"]["batch-size"]["integer"]
     assert appcfg["streammux"]["live-source"]["boolean"] is True
@@ -306,7 +306,7 @@ def _images(folder, model_labels, count, width=40, height=24, seed=0):
         os.makedirs(os.path.join(folder, label), exist_ok=True)
         image = rng.integers(0, 256, size=(height, width, 3)).astype(np.uint8)
         image[:, : width // 4] = 255  # content outside the centre crop: stretch and crop see different frames
-        cv2.imwrite(os.path.join(folder, label, "%03d.png" % i), image)
+        cv2.imwrite(os.path.join(folder, label, f"{i:03d}.png"), image)
     return str(folder)
 
 

@@ -104,7 +104,7 @@ def _trt_engine(folder, model, batch, dynamic, version="8.5.2", soc="tegra194"):
     if dynamic:
         info.batch = None
     os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, "tiny-fp16-gpu-trt{}.engine".format(version))
+    path = os.path.join(folder, f"tiny-fp16-gpu-trt{version}.engine")
     with open(path, "wb") as handle:
         handle.write(os.urandom(256))
     write_record(path, EngineRecord(backend="tensorrt", precision="fp16", device="gpu", target="agx-xavier",
