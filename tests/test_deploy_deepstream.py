@@ -137,7 +137,6 @@ def test_four_sources_int8_for_nano_parse_with_glib_and_match_edgealex(tmp_path,
     assert prop["model-color-format"]["integer"] == 0  # RGB
     assert prop["net-scale-factor"]["double"] == pytest.approx(1 / 255, rel=1e-15)
     assert prop["offsets"]["double_list"] == pytest.approx(list(255 * MEAN), abs=1e-9)
-    assert prop["infer-dims"]["integer_list"] == [3, SIZE, SIZE]
     assert prop["maintain-aspect-ratio"]["boolean"] is False
     assert prop["classifier-threshold"]["double"] == 0.0
     assert prop["output-blob-names"]["string"] == "probs"
@@ -270,9 +269,12 @@ def test_engine_from_the_deepstream_onnx_is_used_with_its_dla_core(tmp_path, tin
     assert r.exit_code == 0, r.output
     engine = _fake_trt_engine(tmp_path / "engines", str(first / "tiny.deepstream.onnx"), batch=2, dla_core=0)
     out = tmp_path / "with-engine"
-    r = invoke("deploy", "deepstream", tiny, "-o", out, "-s", "csi://0", "-s", "csi://1", "--engine", engine)
+    r = invoke("deploy", "deepstream", tiny, "-o", out, "-s", "csi://0", "-s", "csi://1", "--engine", engine,
+               "--calib", tmp_path / "calib")
     assert r.exit_code == 0, r.output
     prop = glib_parse(out / "config_infer_primary.txt")["property"]
+    # The engine's TensorRT (8.5.2) picks the cache nvinfer would need if it had to rebuild the engine.
+    assert prop["int8-calib-file"]["string"] == "calib/tiny.deepstream.trt8502.cache"
     assert prop["model-engine-file"]["string"] == os.path.basename(engine)
     assert os.path.isfile(out / os.path.basename(engine)) and os.path.isfile(out / (os.path.basename(engine) + ".json"))
     assert prop["enable-dla"]["boolean"] is True and prop["use-dla-core"]["integer"] == 0

@@ -163,14 +163,14 @@ def nvinfer_config(settings):
         ("process-mode", 1),
         ("gie-unique-id", GIE_ID),
         (COMMENT, "Preprocessing: y = net-scale-factor * (x - offsets[c]) with x in 0..255, so y = x/255 - mean;"),
-        (COMMENT, "the per-channel 1/std ({}) is folded into the first convolution of onnx-file.".format(
+        (COMMENT, "the per-channel 1/std ({}) is inside onnx-file (folded into the first convolution's weights;".format(
             ", ".join(f"{v:g}" for v in s["std"]))),
+        (COMMENT, "a per-channel Mul before the input quantizer in a Q/DQ model)."),
         (COMMENT, "model-color-format: 0 RGB, 1 BGR"),
         ("model-color-format", COLOR_FORMAT[s["channel_order"]]),
         ("net-scale-factor", NET_SCALE_FACTOR),
         ("offsets", s["offsets"]),
         ("network-input-order", 0),
-        ("infer-dims", [3, s["input_size"], s["input_size"]]),
         (COMMENT, "edgealex centre-crops (resize {} + crop {}); nvinfer scales the whole frame: {}.".format(
             s["resize_short"], s["input_size"],
             "stretched (aspect not kept)" if s["resize"] == "stretch" else "letterboxed (black bars, centred)")),
@@ -486,6 +486,14 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
                                 "pass --target (e.g. --target nano) or --engine")
         if cache_number is not None:
             int8_calib_file = CALIB_DIR + "/" + cache_file_name(stem, cache_number)
+    elif precision == "int8" and offer is not None and trt_version is not None:
+        # The engine carries its INT8 ranges; the cache only matters if nvinfer has to rebuild it.
+        from edgealex.target import trt_version_number
+
+        number = trt_version_number(trt_version)
+        if int(str(trt_version).split(".")[0]) < 10 and number in offer.caches:
+            cache_number = number
+            int8_calib_file = CALIB_DIR + "/" + cache_file_name(stem, number)
 
     # 3. Stretch vs crop, measured.
     agreement = measure_agreement(source_bytes, info, derived, resize, offsets, images=images, offer=offer,
