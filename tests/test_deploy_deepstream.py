@@ -383,3 +383,49 @@ def test_labels_nvinfer_cannot_carry_are_refused(tmp_path):
     r = invoke("deploy", "deepstream", path, "-o", tmp_path / "ds")
     assert r.exit_code == 1 and "'scratch;deep'" in r.output and "Traceback" not in r.output
     assert not os.path.exists(tmp_path / "ds")
+
+
+@needs_glib
+def test_int8_on_tensorrt_10_uses_the_rewritten_qdq_model(tmp_path, tiny):
+    calib = calibration_output(tmp_path / "calib", tiny, caches=(8201,), qdq=True)
+    out = tmp_path / "ds"
+    r = invoke("deploy", "deepstream", tiny, "-o", out, "--calib", calib, "--target", "agx-orin", "-s", "csi://0")
+    assert r.exit_code == 0, r.output
+    prop = glib_parse(out / "config_infer_primary.txt")["property"]
+    assert prop["onnx-file"]["string"] == "calib/tiny.deepstream.int8-qdq.onnx"
+    assert "int8-calib-file" not in prop and prop["network-mode"]["integer"] == 1
+    assert "unverified" in r.output and "--engine" in r.output
+    # The Q/DQ model behind nvinfer's arithmetic gives the calibrated Q/DQ model's probabilities.
+    pixels = np.random.default_rng(7).integers(0, 256, size=(3, 3, SIZE, SIZE)).astype(np.float64)
+    z = (pixels / 255 - MEAN.reshape(1, 3, 1, 1)) / STD.reshape(1, 3, 1, 1)
+    reference = np.concatenate([softmax(run(os.path.join(calib, "model.qdq.onnx"), z[i:i + 1])) for i in range(3)])
+    y = prop["net-scale-factor"]["double"] * (pixels - np.array(prop["offsets"]["double_list"]).reshape(1, 3, 1, 1))
+    got = run(out / prop["onnx-file"]["string"], y)
+    assert np.max(np.abs(got - reference)) < 1e-4
+
+
+def test_key_file_writer_refuses_values_that_would_break_the_line():
+    from edgealex.deploy.keyfile import format_key_file
+    from edgealex.errors import EdgeAlexError
+
+    text = format_key_file([("property", [("#", "a comment"), ("offsets", [1.5, 2.0]), ("enable", True),
+                                          ("skipped", None)])])
+    assert text == "[property]\n# a comment\noffsets=1.5;2.0\nenable=1\n"
+    with pytest.raises(EdgeAlexError):
+        format_key_file([("source0", [("uri", "file:///a\nenable=0")])])
+
+
+def test_unsupported_source_is_refused(tmp_path, tiny):
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "-s", "ftp://host/clip.mp4")
+    assert r.exit_code == 1 and "not a source deepstream-app can open" in r.output
+    assert not os.path.exists(tmp_path / "ds")
+
+
+@pytest.mark.slow
+def test_real_alexnet_conv1_fold_keeps_parity(tmp_path, alexnet_onnx):
+    """torchvision's conv1 (11x11, stride 4, padding 2): the fold is exact at the padded borders too."""
+    r = invoke("deploy", "deepstream", alexnet_onnx, "-o", tmp_path / "ds", "--json")
+    assert r.exit_code == 0, r.output
+    result = json.loads(r.stdout)
+    assert result["rewrite"]["std_method"] == "fold-conv" and result["parity"]["max_abs_diff"] < 1e-4
+    assert result["parity"]["top1_agreement"] == 1.0
