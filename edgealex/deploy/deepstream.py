@@ -21,6 +21,7 @@ nvdsinfer_context_impl*, nvdsinfer_model_builder, deepstream_config_file_parser)
 """
 
 import os
+import shlex
 import shutil
 from dataclasses import dataclass, field
 from typing import List, Optional
@@ -507,7 +508,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
     if record is not None:
         engine_file = os.path.basename(str(engine))
     ds_release = deepstream_release_for(trt_version, jetson) if trt_version else None
-    command = f"cd {os.path.abspath(out_dir)} && deepstream-app -c {APP_CONFIG}"
+    command = f"cd {shlex.quote(out_dir)} && deepstream-app -c {APP_CONFIG}"
     settings = {
         "onnx_file": onnx_file, "engine_file": engine_file, "int8_calib_file": int8_calib_file,
         "trt_version": trt_version, "cache_number": cache_number, "int8_notes": int8_notes, "batch": count,
@@ -751,6 +752,8 @@ def readme_text(result, info, settings):
             "stretched" if settings["resize"] == "stretch" else "letterboxed", settings["input_size"],
             settings["resize_short"]),
         f"- nvinfer uses the GPU or VIC scaler (`scaling-filter=1`, bilinear); edgealex uses OpenCV's {info.preprocess.interpolation}.",
+        f"- `{os.path.basename(result.files['onnx'])}` outputs probabilities from x/255 - mean: it is for nvinfer, not "
+        "for `edgealex run` (which takes the exported ONNX or an engine built from it).",
         "- A frame gets classifier metadata only when a class passes `classifier-threshold` and has a label: "
         "treat a frame without metadata as unknown, never as pass.",
         "",
