@@ -151,3 +151,23 @@ def test_engine_without_sidecar_is_refused(tmp_path):
     r = invoke("deploy", "triton", path, "-o", tmp_path / "repo")
     assert r.exit_code == 1 and "no provenance sidecar" in r.output and "Traceback" not in r.output
     assert not os.path.exists(tmp_path / "repo")
+
+
+def test_tensorrt_entry_needs_no_onnx_numpy_or_opencv(tmp_path):
+    """On a Jetson, next to the engine: the TensorRT path imports none of the workstation packages."""
+    import subprocess
+    import sys
+
+    from conftest import python_env_without
+
+    model = tiny_classifier(tmp_path / "tiny.onnx", batch=None)
+    engine = _trt_engine(tmp_path / "engines", model, batch=4, dynamic=True)
+    code, env = python_env_without({"onnx", "onnxruntime", "cv2", "torch", "numpy"})
+    code += ("from edgealex.deploy.triton import deploy_triton\n"
+             f"r = deploy_triton({str(engine)!r}, {str(tmp_path / 'repo')!r}, name='m')\n"
+             "print(r.platform, r.max_batch_size)\n")
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["tensorrt_plan", "4"]
+    config, _ = parse_config(tmp_path / "repo" / "m" / "config.pbtxt")
+    assert config.max_batch_size == 4
