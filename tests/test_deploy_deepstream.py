@@ -116,11 +116,11 @@ def tiny(tmp_path):
 
 
 @needs_glib
-def test_four_sources_int8_for_nano_parse_with_glib_and_match_edgealex(tmp_path, tiny):
+def test_four_sources_int8_for_xavier_parse_with_glib_and_match_edgealex(tmp_path, tiny):
     calib = calibration_output(tmp_path / "calib", tiny, caches=(8201, 8502))
     out = tmp_path / "ds"
     sources = ["csi://0", "/dev/video1", "rtsp://127.0.0.1:8554/line", str(tmp_path / "clip.mp4")]
-    args = ["deploy", "deepstream", tiny, "-o", out, "--calib", calib, "--target", "nano"]
+    args = ["deploy", "deepstream", tiny, "-o", out, "--calib", calib, "--target", "agx-xavier"]
     for uri in sources:
         args += ["--sources", uri]
     r = invoke(*args)
@@ -143,7 +143,7 @@ def test_four_sources_int8_for_nano_parse_with_glib_and_match_edgealex(tmp_path,
     # Values are exactly file names (no trailing comment swallowed into them), and they exist.
     for key in ("onnx-file", "labelfile-path", "int8-calib-file"):
         assert os.path.isfile(out / prop[key]["string"]), key
-    assert prop["int8-calib-file"]["string"].endswith("trt8201.cache")
+    assert prop["int8-calib-file"]["string"] == "calib/tiny.deepstream.trt8502.cache"
     assert prop["model-engine-file"]["string"] == "tiny.deepstream.onnx_b4_gpu0_int8.engine"
 
     with open(out / prop["labelfile-path"]["string"]) as handle:
@@ -236,8 +236,16 @@ def test_wrong_calibration_and_missing_target_are_refused(tmp_path, tiny):
     assert r.exit_code == 1
     assert "several TensorRT versions (8201, 8502)" in r.output and "--target" in r.output
     assert "Traceback" not in r.output
+    # The Nano has no fast INT8 (the capability rule edgealex build applies); forced, the Nano cache is used.
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "--calib", calib, "--target", "nano")
+    assert r.exit_code == 1 and "no fast INT8" in r.output and "--force-int8" in r.output
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "nano", "--calib", calib, "--target", "nano",
+               "--force-int8")
+    assert r.exit_code == 0, r.output
+    with open(tmp_path / "nano" / "config_infer_primary.txt") as handle:
+        assert "int8-calib-file=calib/tiny.deepstream.trt8201.cache\n" in handle.read()
     other = tiny_classifier(tmp_path / "other.onnx", seed=5)
-    r = invoke("deploy", "deepstream", other, "-o", tmp_path / "ds", "--calib", calib, "--target", "nano")
+    r = invoke("deploy", "deepstream", other, "-o", tmp_path / "ds", "--calib", calib, "--target", "agx-xavier")
     assert r.exit_code == 1 and "made for another model" in r.output
     assert not os.path.exists(tmp_path / "ds" / "config_infer_primary.txt")
 

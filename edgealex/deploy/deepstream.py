@@ -281,8 +281,12 @@ def _check_engine(engine, record, source_sha256, sources):
     return capacity
 
 
-def _resolve_trt(record, target):
-    """(TensorRT version or None, jetson?) from the engine sidecar, else the --target profile."""
+def _resolve_trt(record, target, precision, force_int8, warnings):
+    """(TensorRT version or None, jetson?) from the engine sidecar, else the --target profile.
+
+    A target's capability rules apply as in ``edgealex build`` (INT8 on a board without fast INT8,
+    the Nano, is refused unless forced; nvinfer itself would fall back to FP16 there).
+    """
     if record is not None:
         return record.backend_version, bool(record.soc)
     if target:
@@ -292,6 +296,7 @@ def _resolve_trt(record, target):
         if not tgt.tensorrt:
             raise EdgeAlexError(f"--target {target}", "has no TensorRT, so DeepStream cannot run there",
                                 "pass a Jetson or CUDA target (see `edgealex targets`)")
+        warnings.extend(tgt.check_precision(precision, force=force_int8))
         return tgt.tensorrt, tgt.kind == "jetson"
     return None, True
 
@@ -333,7 +338,7 @@ def _derive_caches(offer, derived, source_mean, source_input, stem):
 
 def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, precision=None, target=None,
                       resize="stretch", batch_mode="dynamic", classifier_threshold=0.0, images=None,
-                      max_images=500, mux_size=(1280, 720), fps=30):
+                      max_images=500, mux_size=(1280, 720), fps=30, force_int8=False):
     """Write a DeepStream deployment of an exported classifier into ``out_dir``.
 
     Args:
@@ -359,6 +364,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
         max_images (int): at most this many images are measured. Defaults to 500.
         mux_size (tuple): (width, height) of streammux and the cameras. Defaults to (1280, 720).
         fps (int): camera frame rate. Defaults to 30.
+        force_int8 (bool): INT8 for a target without fast INT8 (Nano) anyway. Defaults to False.
 
     Returns:
         DeepStreamResult
@@ -406,7 +412,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
     else:
         batch = None if batch_mode == "dynamic" else count
         precision = precision or ("int8" if calib else "fp16")
-    trt_version, jetson = _resolve_trt(record, target)
+    trt_version, jetson = _resolve_trt(record, target, precision, force_int8, warnings)
     offer = read_calib_arg(str(calib), source_sha256) if calib else None
     if offer is not None and offer.kind != "output":
         raise EdgeAlexError(str(calib), "is not an `edgealex calibrate` output folder",
