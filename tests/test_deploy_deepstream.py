@@ -224,6 +224,10 @@ def test_int8_calibration_carries_over_and_edgealex_build_accepts_it(tmp_path, t
     assert derived.scales["input"] == pytest.approx(max(np.maximum(MEAN, 1 - MEAN)) / 127, rel=1e-6)
     assert {k: v for k, v in derived.scales.items() if k != "input"} == \
         {k: v for k, v in original.scales.items() if k != "input"}
+    r = invoke("build", out / "tiny.deepstream.onnx", "--target", "agx-xavier", "--precision", "int8", "--calib",
+               out / "calib", "--print-trtexec", "-o", tmp_path / "engines")
+    assert r.exit_code == 0, r.output
+    assert f"--calib={out / 'calib' / 'tiny.deepstream.trt8502.cache'} " in r.stdout
     # The carried-over folder is a calibration of the DeepStream ONNX: edgealex build takes it (INT8, Q/DQ model).
     result = build_engine(str(out / "tiny.deepstream.onnx"), target="cpu", precision="int8", calib=str(out / "calib"),
                           out_dir=str(tmp_path / "engines"), ort_int8="qdq")
@@ -410,6 +414,11 @@ def test_int8_on_tensorrt_10_uses_the_rewritten_qdq_model(tmp_path, tiny):
     y = prop["net-scale-factor"]["double"] * (pixels - np.array(prop["offsets"]["double_list"]).reshape(1, 3, 1, 1))
     got = run(out / prop["onnx-file"]["string"], y)
     assert np.max(np.abs(got - reference)) < 1e-4
+    # `edgealex build` of the DeepStream ONNX for TensorRT 10.3 takes the rewritten Q/DQ model from calib/.
+    r = invoke("build", out / "tiny.deepstream.onnx", "--target", "agx-orin", "--precision", "int8", "--calib",
+               out / "calib", "--print-trtexec", "-o", tmp_path / "engines")
+    assert r.exit_code == 0, r.output
+    assert f"--onnx={out / 'calib' / 'tiny.deepstream.int8-qdq.onnx'} " in r.stdout
 
 
 def test_key_file_writer_refuses_values_that_would_break_the_line():

@@ -477,7 +477,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
                 int8_notes = [
                     f"TensorRT {trt_version}: INT8 from the Q/DQ ONNX (explicit quantization). nvinfer sets kINT8 only with an",
                     "int8-calib-file; how TensorRT treats Q/DQ without it is unverified. Safest: build the engine with",
-                    "edgealex build {} --precision int8 and pass it with --engine.".format(CALIB_DIR + "/" + qdq_name)]
+                    f"edgealex build {onnx_name} --precision int8 --calib {CALIB_DIR} (on the device) and pass it with --engine."]
                 warnings.append(f"INT8 on TensorRT {trt_version} without --engine: nvinfer builds from the Q/DQ ONNX (unverified "
                                 "path); prebuild the engine with edgealex build and pass --engine")
             elif cache_number not in offer.caches:
