@@ -446,3 +446,28 @@ def test_real_alexnet_conv1_fold_keeps_parity(tmp_path, alexnet_onnx):
     result = json.loads(r.stdout)
     assert result["rewrite"]["std_method"] == "fold-conv" and result["parity"]["max_abs_diff"] < 1e-4
     assert result["parity"]["top1_agreement"] == 1.0
+
+
+@needs_glib
+def test_bgr_model_gets_colour_format_1_and_bgr_offsets(tmp_path):
+    import onnx
+
+    from edgealex.modelinfo import ModelInfo, attach
+    from edgealex.preprocess import Preprocess
+
+    path = tiny_classifier(tmp_path / "tiny.onnx")
+    model = onnx.load(path)
+    spec = Preprocess(input_size=SIZE, resize=18, channel_order="BGR", mean=tuple(MEAN[::-1]), std=tuple(STD[::-1]))
+    attach(model, ModelInfo(arch="tiny", labels=list(LABELS), preprocess=spec, opset=13))
+    onnx.save(model, path)
+    out = tmp_path / "ds"
+    r = invoke("deploy", "deepstream", path, "-o", out, "--precision", "fp16")
+    assert r.exit_code == 0, r.output
+    prop = glib_parse(out / "config_infer_primary.txt")["property"]
+    assert prop["model-color-format"]["integer"] == 1 and prop["network-mode"]["integer"] == 2
+    assert prop["offsets"]["double_list"] == pytest.approx(list(255 * MEAN[::-1]), abs=1e-9)
+    pixels = np.random.default_rng(2).integers(0, 256, size=(2, 3, SIZE, SIZE)).astype(np.float64)  # B, G, R planes
+    z = (pixels / 255 - MEAN[::-1].reshape(1, 3, 1, 1)) / STD[::-1].reshape(1, 3, 1, 1)
+    reference = np.concatenate([softmax(run(path, z[i:i + 1])) for i in range(2)])
+    y = prop["net-scale-factor"]["double"] * (pixels - np.array(prop["offsets"]["double_list"]).reshape(1, 3, 1, 1))
+    assert np.max(np.abs(run(out / prop["onnx-file"]["string"], y) - reference)) < 1e-4
