@@ -122,6 +122,17 @@ def format_offsets(mean):
     return [float(f"{255.0 * m:.6g}") for m in mean]
 
 
+def src_crop(spec, width, height):
+    """nvvideoconvert ``src-crop`` (left:top:width:height) of edgealex's centre crop on a width x height frame.
+
+    >>> from edgealex.preprocess import Preprocess
+    >>> src_crop(Preprocess(), 1280, 720)
+    '325:45:630:630'
+    """
+    y0, x0, h, w = spec.crop_box(height, width)
+    return f"{x0}:{y0}:{w}:{h}"
+
+
 def nvinfer_config(settings):
     """The ``[property]`` group of the nvinfer config, from a settings dict (see :func:`deploy_deepstream`).
 
@@ -523,6 +534,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
         "resize_short": spec.resize, "resize": resize, "scaling_filter": SCALING_FILTER[spec.interpolation],
         "output_name": derived.info.output_name, "classifier_threshold": classifier_threshold,
         "mux_width": int(mux_size[0]), "mux_height": int(mux_size[1]), "command": command,
+        "src_crop": src_crop(spec, int(mux_size[0]), int(mux_size[1])),
     }
     infer_text = nvinfer_config(settings)
     app_text = app_config(settings, src_list)
@@ -752,11 +764,11 @@ def readme_text(result, info, settings):
         "## What differs from `edgealex run`",
         "",
         "- edgealex scales the short side to {} and crops the centre {}x{}; nvinfer scales the whole frame "
-        "({}). To crop like edgealex, crop upstream, e.g. `nvvideoconvert src-crop=\"left:top:width:height\"` "
-        "with the centre square of side short_side*{}/{}; or fine-tune on stretched frames.".format(
+        "({}). To crop like edgealex, crop upstream with nvvideoconvert: for {}x{} frames edgealex's crop is "
+        "`src-crop=\"{}\"` (left:top:width:height); or fine-tune on stretched frames.".format(
             settings["resize_short"], settings["input_size"], settings["input_size"],
-            "stretched" if settings["resize"] == "stretch" else "letterboxed", settings["input_size"],
-            settings["resize_short"]),
+            "stretched" if settings["resize"] == "stretch" else "letterboxed", settings["mux_width"],
+            settings["mux_height"], settings["src_crop"]),
         f"- nvinfer uses the GPU or VIC scaler (`scaling-filter=1`, bilinear); edgealex uses OpenCV's {info.preprocess.interpolation}.",
         f"- `{os.path.basename(result.files['onnx'])}` outputs probabilities from x/255 - mean: it is for nvinfer, not "
         "for `edgealex run` (which takes the exported ONNX or an engine built from it).",
