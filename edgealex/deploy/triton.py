@@ -181,6 +181,10 @@ def deploy_triton(model, repo, name=None, max_batch_size=None, queue_delay_us=DE
 
     model_dir = os.path.join(str(repo), name)
     ensure_dir(os.path.join(model_dir, "1"), "model version folder")
+    other = os.path.join(model_dir, "1", "model.plan" if plan["file"] == "model.onnx" else "model.onnx")
+    if os.path.exists(other):
+        warnings.append(f"{other} from an earlier deployment is left in place; Triton ignores it ({plan['platform']} "
+                        f"loads 1/{plan['file']}), delete it to avoid confusion")
     files = {}
     if plan["copy_from"]:
         files["model"] = _copy_atomic(plan["copy_from"], os.path.join(model_dir, "1", plan["file"]))
