@@ -471,3 +471,22 @@ def test_bgr_model_gets_colour_format_1_and_bgr_offsets(tmp_path):
     reference = np.concatenate([softmax(run(path, z[i:i + 1])) for i in range(2)])
     y = prop["net-scale-factor"]["double"] * (pixels - np.array(prop["offsets"]["double_list"]).reshape(1, 3, 1, 1))
     assert np.max(np.abs(run(out / prop["onnx-file"]["string"], y) - reference)) < 1e-4
+
+
+@needs_glib
+def test_dla_without_engine_lets_nvinfer_build_for_the_core_with_a_static_batch(tmp_path, tiny):
+    import onnx
+
+    out = tmp_path / "ds"
+    r = invoke("deploy", "deepstream", tiny, "-o", out, "--dla", "1", "--target", "agx-xavier", "-s", "csi://0",
+               "-s", "csi://1")
+    assert r.exit_code == 0, r.output
+    prop = glib_parse(out / "config_infer_primary.txt")["property"]
+    assert prop["enable-dla"]["boolean"] is True and prop["use-dla-core"]["integer"] == 1
+    assert prop["model-engine-file"]["string"] == "tiny.deepstream.onnx_b2_dla1_fp16.engine"
+    ds = onnx.load(str(out / "tiny.deepstream.onnx"))
+    assert ds.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 2  # DLA: static shapes
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "nano", "--dla", "0", "--target", "nano")
+    assert r.exit_code == 1 and "has no DLA" in r.output
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "fp32", "--dla", "0", "--precision", "fp32")
+    assert r.exit_code == 1 and "DLA runs only FP16 or INT8" in r.output

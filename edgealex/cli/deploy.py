@@ -43,6 +43,7 @@ def deepstream(
     mux_size: Annotated[str, typer.Option(help="streammux and camera size WIDTHxHEIGHT (the cameras' native size).")] = "1280x720",
     fps: Annotated[int, typer.Option(help="Camera frame rate.")] = 30,
     force_int8: Annotated[bool, typer.Option(help="INT8 for a target without fast INT8 (Jetson Nano) anyway.")] = False,
+    dla_core: Annotated[Optional[int], typer.Option("--dla-core", "--dla", help="Let nvinfer build for this DLA core (static batch). Default: from --engine, else the GPU.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
     """DeepStream: a DeepStream-ready ONNX, the nvinfer config, labels, and a deepstream-app config for N sources."""
@@ -52,7 +53,7 @@ def deepstream(
         str(model), str(out), sources=sources or None, engine=str(engine) if engine else None,
         calib=str(calib) if calib else None, precision=precision, target=target, resize=resize, batch_mode=batch_mode,
         classifier_threshold=classifier_threshold, images=str(images) if images else None, max_images=max_images,
-        mux_size=_size(mux_size), fps=fps, force_int8=force_int8)
+        mux_size=_size(mux_size), fps=fps, force_int8=force_int8, dla_core=dla_core)
     if json_out:
         emit_json(result.to_dict())
         return

@@ -167,7 +167,8 @@ def nvinfer_config(settings):
         ("network-mode", NETWORK_MODE[s["precision"]]),
     ]
     if s.get("dla_core") is not None:
-        entries += [(COMMENT, "DLA core from the engine's sidecar"), ("enable-dla", True),
+        entries += [(COMMENT, "DLA core (from the engine's sidecar with --engine); layers the DLA cannot run go to the GPU"),
+                    ("enable-dla", True),
                     ("use-dla-core", int(s["dla_core"]))]
     entries += [
         (COMMENT, "network-type 1 = classifier, process-mode 1 = full frame (primary)"),
@@ -292,7 +293,7 @@ def _check_engine(engine, record, source_sha256, sources):
     return capacity
 
 
-def _resolve_trt(record, target, precision, force_int8, warnings):
+def _resolve_trt(record, target, precision, force_int8, warnings, dla_core=None):
     """(TensorRT version or None, jetson?) from the engine sidecar, else the --target profile.
 
     A target's capability rules apply as in ``edgealex build`` (INT8 on a board without fast INT8,
@@ -308,6 +309,7 @@ def _resolve_trt(record, target, precision, force_int8, warnings):
             raise EdgeAlexError(f"--target {target}", "has no TensorRT, so DeepStream cannot run there",
                                 "pass a Jetson or CUDA target (see `edgealex targets`)")
         warnings.extend(tgt.check_precision(precision, force=force_int8))
+        tgt.check_dla(dla_core, precision, static_shapes=True)
         return tgt.tensorrt, tgt.kind == "jetson"
     return None, True
 
@@ -349,7 +351,7 @@ def _derive_caches(offer, derived, source_mean, source_input, stem):
 
 def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, precision=None, target=None,
                       resize="stretch", batch_mode="dynamic", classifier_threshold=0.0, images=None,
-                      max_images=500, mux_size=(1280, 720), fps=30, force_int8=False):
+                      max_images=500, mux_size=(1280, 720), fps=30, force_int8=False, dla_core=None):
     """Write a DeepStream deployment of an exported classifier into ``out_dir``.
 
     Args:
@@ -376,6 +378,9 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
         mux_size (tuple): (width, height) of streammux and the cameras. Defaults to (1280, 720).
         fps (int): camera frame rate. Defaults to 30.
         force_int8 (bool): INT8 for a target without fast INT8 (Nano) anyway. Defaults to False.
+        dla_core (int or None): let nvinfer build for this DLA core (``enable-dla``/``use-dla-core``);
+            DLA needs static shapes, so the batch axis becomes static. With ``engine`` the core comes
+            from its sidecar. Defaults to None (GPU).
 
     Returns:
         DeepStreamResult
@@ -420,10 +425,22 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
             raise EdgeAlexError(f"--precision {precision}", f"the engine is {record.precision}",
                                 "leave out --precision (it comes from the engine)")
         precision = record.precision
+        if dla_core is not None and dla_core != record.dla_core:
+            raise EdgeAlexError(f"--dla {dla_core}", "the engine was built for {}".format(
+                f"DLA core {record.dla_core}" if record.dla_core is not None else "the GPU"),
+                "leave out --dla (it comes from the engine)")
+        dla_core = record.dla_core
     else:
-        batch = None if batch_mode == "dynamic" else count
         precision = precision or ("int8" if calib else "fp16")
-    trt_version, jetson = _resolve_trt(record, target, precision, force_int8, warnings)
+        if dla_core is not None:
+            if precision == "fp32":
+                raise EdgeAlexError("--precision fp32", "DLA runs only FP16 or INT8", "use --precision fp16 or int8")
+            if batch_mode == "dynamic":
+                warnings.append("DLA needs static shapes: the DeepStream ONNX gets a static batch of "
+                                f"{count} (the number of sources)")
+                batch_mode = "static"
+        batch = None if batch_mode == "dynamic" else count
+    trt_version, jetson = _resolve_trt(record, target, precision, force_int8, warnings, dla_core)
     offer = read_calib_arg(str(calib), source_sha256) if calib else None
     if offer is not None and offer.kind != "output":
         raise EdgeAlexError(str(calib), "is not an `edgealex calibrate` output folder",
@@ -519,7 +536,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
 
     # 4. Configs.
     engine_file = ds_engine_name(onnx_file.split("/")[-1], count if batch is None else batch, precision,
-                                 record.dla_core if record is not None else None)
+                                 dla_core)
     if onnx_file != onnx_name:
         engine_file = CALIB_DIR + "/" + engine_file
     if record is not None:
@@ -529,7 +546,7 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
     settings = {
         "onnx_file": onnx_file, "engine_file": engine_file, "int8_calib_file": int8_calib_file,
         "trt_version": trt_version, "cache_number": cache_number, "int8_notes": int8_notes, "batch": count,
-        "precision": precision, "dla_core": record.dla_core if record is not None else None, "std": spec.std,
+        "precision": precision, "dla_core": dla_core, "std": spec.std,
         "channel_order": spec.channel_order, "offsets": offsets, "input_size": spec.input_size,
         "resize_short": spec.resize, "resize": resize, "scaling_filter": SCALING_FILTER[spec.interpolation],
         "output_name": derived.info.output_name, "classifier_threshold": classifier_threshold,
