@@ -90,8 +90,10 @@ def load_engine_record(engine_path, want_backend=None, what="engine"):
     record = read_record(engine_path)
     check_record(engine_path, record, verify_hash=True)
     if want_backend and record.backend != want_backend:
-        raise EdgeAlexError(engine_path, f"is an {record.backend} engine built for {record.device} ({record.backend_version}), not a TensorRT engine" if want_backend == "tensorrt" else
-            f"is a {record.backend} engine, not {want_backend}",
+        what_happened = (f"is an {record.backend} engine built for {record.device} ({record.backend_version}), "
+                         f"not a {'TensorRT' if want_backend == 'tensorrt' else want_backend} engine")
+        raise EdgeAlexError(
+            engine_path, what_happened,
             f"build a TensorRT engine on the device (`edgealex build MODEL.onnx`) or leave out the {what} to let the "
             "server build one from the ONNX")
     return record

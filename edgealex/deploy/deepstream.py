@@ -499,7 +499,8 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
             cache_number = trt_version_number(trt_version)
             if major >= 10:
                 if not qdq_name:
-                    raise EdgeAlexError(str(calib), f"has no Q/DQ ONNX, which INT8 on TensorRT {trt_version} needs", "re-run `edgealex calibrate` for this model")
+                    raise EdgeAlexError(str(calib), f"has no Q/DQ ONNX, which INT8 on TensorRT {trt_version} needs",
+                                        "re-run `edgealex calibrate` for this model")
                 onnx_file = CALIB_DIR + "/" + qdq_name
                 cache_number = None
                 int8_notes = [
@@ -746,8 +747,8 @@ def readme_text(result, info, settings):
         result.command,
         "```",
         "",
-        f"{len(result.sources)} source(s) -> nvstreammux (batch {result.batch}) -> Gst-nvinfer primary full-frame classifier ({result.precision.upper()}) -> fakesink; "
-        "per-stream fps every 5 s.",
+        f"{len(result.sources)} source(s) -> nvstreammux (batch {result.batch}) -> Gst-nvinfer primary full-frame "
+        f"classifier ({result.precision.upper()}) -> fakesink; per-stream fps every 5 s.",
         "",
         "| file | what |",
         "|---|---|",
@@ -762,7 +763,8 @@ def readme_text(result, info, settings):
         lines.append("| `calib/` | INT8 calibration carried over to the DeepStream ONNX (`edgealex build "
                      "{} --precision int8 --calib calib` accepts it) |".format(os.path.basename(result.files["onnx"])))
     if result.engine:
-        lines.append(f"| `{os.path.basename(result.engine)}` | the TensorRT engine (sidecar checked: built from this model's DeepStream ONNX) |")
+        lines.append(f"| `{os.path.basename(result.engine)}` | the TensorRT engine (sidecar checked: built from this "
+                     "model's DeepStream ONNX) |")
     lines += [
         "",
         "## Checks",

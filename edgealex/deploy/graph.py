@@ -114,8 +114,9 @@ def derive_onnx(model, info, fold_std=False, softmax=True, batch=None, stage="de
     inp = _graph_io(graph, info.input_name, "input")
     out = _graph_io(graph, info.output_name, "output")
     if inp is None or out is None or len(graph.output) != 1:
-        raise EdgeAlexError(path, f"expected one input {info.input_name!r} and one output {info.output_name!r} (the edgealex record), found inputs {[i.name for i in graph.input]} "
-                            f"and outputs {[o.name for o in graph.output]}",
+        raise EdgeAlexError(path, f"expected one input {info.input_name!r} and one output {info.output_name!r} "
+                            f"(the edgealex record), found inputs {[i.name for i in graph.input]} and outputs "
+                            f"{[o.name for o in graph.output]}",
                             "pass the ONNX written by `edgealex export` (or an engine built from it)")
     if len(out.type.tensor_type.shape.dim) != 2:
         raise EdgeAlexError(path, f"the output {info.output_name!r} is not [batch, classes]",
@@ -297,12 +298,14 @@ def parity(source_bytes, source_info, derived, derived_input, samples=4, batch=N
     except EdgeAlexError:
         raise
     except Exception as exc:  # onnxruntime's Fail/InvalidArgument/RuntimeException
-        raise EdgeAlexError(path, f"the rewritten graph does not run in ONNX Runtime at batch {run_batch} ({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); nothing was "
-                            "written",
+        first_line = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise EdgeAlexError(path, f"the rewritten graph does not run in ONNX Runtime at batch {run_batch} "
+                            f"({type(exc).__name__}: {first_line}); nothing was written",
                             "the graph hard-codes its batch size: export with --dynamic-batch, or use a static "
                             "batch (deepstream: --batch-mode static)")
     if got.shape != ref.shape:
-        raise EdgeAlexError(path, f"the rewritten graph outputs {list(got.shape)} where the source gives {list(ref.shape)}", "report this with the command line")
+        raise EdgeAlexError(path, f"the rewritten graph outputs {list(got.shape)} where the source gives "
+                            f"{list(ref.shape)}", "report this with the command line")
     diff = float(np.max(np.abs(got - ref)))
     agree = float(np.mean(np.argmax(got, axis=1) == np.argmax(ref, axis=1)))
     return {"max_abs_diff": diff, "top1_agreement": agree, "samples": int(count), "batch": int(run_batch),

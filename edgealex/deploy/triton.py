@@ -239,7 +239,8 @@ def _ort_entry(model, record, name, max_batch_size, queue_delay_us, instances, k
         "max_batch_size {}: {}".format(batch, "the default edgealex chooses for ONNX Runtime (Triton's examples use 8);"
                                        " raise it for many concurrent clients" if max_batch_size is None else
                                        "as requested"),
-        f"Input: what edgealex.preprocess.preprocess produces ({info.preprocess.channel_order} {size}x{size}, mean/std applied), NCHW float32",
+        f"Input: what edgealex.preprocess.preprocess produces ({info.preprocess.channel_order} {size}x{size}, "
+        "mean/std applied), NCHW float32",
     ]
     return {
         "platform": "onnxruntime_onnx", "file": "model.onnx", "bytes": derived.proto.SerializeToString(),
@@ -288,7 +289,8 @@ def _tensorrt_entry(model, record, name, max_batch_size, queue_delay_us, instanc
     output_is_probs = ((info.provenance or {}).get("derived") or {}).get("softmax") in ("appended", "present")
     comments = [
         f"Triton model written by edgealex deploy triton from {os.path.basename(model)}",
-        f"TensorRT {record.backend_version} engine for {record.device_name or record.target} ({record.precision}, {record.device}): it loads only in a Triton built with exactly this TensorRT",
+        f"TensorRT {record.backend_version} engine for {record.device_name or record.target} ({record.precision}, "
+        f"{record.device}): it loads only in a Triton built with exactly this TensorRT",
         "Triton release: {}".format(release or "unknown to edgealex (see the NVIDIA Frameworks Support Matrix)"),
         f"max_batch_size from the engine's optimization profile (max {profile_max}, sidecar input_shape {shape})",
         "Input: what edgealex.preprocess.preprocess produces; output {}: {}".format(
