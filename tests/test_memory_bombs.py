@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from edgealex.errors import EdgeAlexError
-from edgealex.limits import MAX_IMAGE_PIXELS, check_pixels, image_header_size
 from test_runtime_models import colour_classifier, ort_engine
 
 cv2 = pytest.importorskip("cv2")
@@ -49,6 +48,8 @@ def bomb_png(path, side=20000):
 
 
 def test_header_sizes_of_real_files():
+    from edgealex.limits import image_header_size
+
     frame = np.zeros((30, 40, 3), dtype=np.uint8)
     for ext in (".png", ".jpg", ".bmp"):
         ok, data = cv2.imencode(ext, frame)
@@ -59,6 +60,8 @@ def test_header_sizes_of_real_files():
 
 
 def test_one_limit_one_check():
+    from edgealex.limits import MAX_IMAGE_PIXELS, check_pixels
+
     check_pixels(16384, 16384, "x")  # exactly the limit is allowed
     assert 16384 * 16384 == MAX_IMAGE_PIXELS
     with pytest.raises(EdgeAlexError, match="above edgealex's limit"):

@@ -170,6 +170,7 @@ class JsonlSink(FrameSink):
         self._context = None
         self._pending = []
         self._held = []  # event lines before the first verdict
+        self._created = False
         self._committed = 0  # bytes of complete lines in the file
         self._started = False
         self._failed = None
@@ -182,6 +183,7 @@ class JsonlSink(FrameSink):
         if os.path.isdir(self.path):
             raise EdgeAlexError(self.path, "the JSONL log would replace an existing folder", "give a file name")
         self._lock = OutputLock(self.path, "verdict log").acquire()
+        self._created = not os.path.exists(self.path)
         try:
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o666)  # not truncated yet
         except OSError as exc:
@@ -273,9 +275,9 @@ class JsonlSink(FrameSink):
                     os.fsync(fd)
             os.close(fd)
             if not self._started:  # no line this run: the previous log (if any) stays, with its sidecar
-                if os.path.isfile(self.path) and os.path.getsize(self.path) == 0 and \
-                        not os.path.exists(sidecar_path(self.path)):
-                    os.remove(self.path)  # the empty file this run created
+                if self._created:
+                    with contextlib.suppress(OSError):
+                        os.remove(self.path)  # the empty file this run created
                 return
             try:
                 write_json_atomic(sidecar_path(self.path), _provenance(self.path, self._context, summary, "verdict-log"))
