@@ -81,8 +81,9 @@ def test_huge_png_is_refused_before_decoding(tmp_path):
     assert json.loads(result.stdout)["frames"] == 0
 
 
-def test_huge_synthetic_frames_are_refused():
-    result = _cli("run", "unused.onnx", "--source", "synthetic://?width=100000&height=100000")
+def test_huge_synthetic_frames_are_refused(tmp_path):
+    """synthetic://?width=100000&height=100000: one line (was: a 30 GB frame render)."""
+    result = _cli("run", ort_engine(tmp_path), "--source", "synthetic://?width=100000&height=100000")
     assert result.returncode == 1
     assert result.stderr.startswith("synthetic://?width=100000&height=100000 | the frame size is 100000x100000")
     assert "Traceback" not in result.stderr
