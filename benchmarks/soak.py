@@ -165,8 +165,9 @@ def main(argv=None):
     video_frames = int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) if cap.isOpened() else 0
     cap.release()
 
+    # From the 60 s mark to the end of --duration (later samples are the process shutting down).
     base = next((kib for t, kib in rss if t >= 60.0), None)
-    after = [kib for t, kib in rss if t >= 60.0]
+    after = [kib for t, kib in rss if 60.0 <= t <= duration_s]
     growth_end = (after[-1] - base) / base if base and after else None
     growth_max = (max(after) - base) / base if base and after else None
     result = {
@@ -176,7 +177,7 @@ def main(argv=None):
                      "sinks": ["jsonl", "mp4"], "command": cmd},
         "exit_code": proc.returncode, "stderr_tail": err[-3000:], "wall_s": round(wall_s, 1),
         "rss_kib": {"at_60s": base, "end": after[-1] if after else None, "max_after_60s": max(after) if after else None,
-                    "growth_end": growth_end, "growth_max": growth_max, "samples": rss[::15]},
+                    "growth_end": growth_end, "growth_max": growth_max, "samples": rss[::5]},
         "jsonl": {"lines": lines, "unparseable": bad, "verdicts": len(verdicts), "verdicts_in_order": in_order,
                   "disconnect_events": len(disconnects), "reconnect_events": len(reconnects)},
         "freezes": len(freezes), "freezes_logged": sum(1 for item in logged if item["gap"] and
