@@ -32,6 +32,7 @@ from edgealex.calib.cache import DEFAULT_ALGORITHM, INT8_MAX, resolve_cache_vers
 from edgealex.calib.gate import GateResult, evaluate, stack_batch
 from edgealex.calib.images import ReadStats, iter_preprocessed, quiet_opencv
 from edgealex.calib.progress import Progress
+from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError, GateFailed
 from edgealex.imagefolder import load_image_set, manifest, sample_evenly, write_manifest
 from edgealex.log import logger
@@ -131,9 +132,7 @@ def _check_options(method, count, min_agreement):
     if count is not None and count < MIN_CALIBRATION_IMAGES:
         raise EdgeAlexError(f"--count {count}", f"calibration needs at least {MIN_CALIBRATION_IMAGES} images",
                             f"pass --count {MIN_CALIBRATION_IMAGES} or more (a few hundred is typical)")
-    if not (isinstance(min_agreement, (int, float)) and 0.0 <= float(min_agreement) <= 1.0):
-        raise EdgeAlexError(f"--min-agreement {min_agreement}", "must be a fraction between 0 and 1",
-                            "e.g. --min-agreement 0.99 for 99%")
+    check_float("--min-agreement", min_agreement, low=0.0, high=1.0, example="0.99")
 
 
 def _model_input(model, info, path):

@@ -31,6 +31,7 @@ import numpy as np
 
 from edgealex._optional import require
 from edgealex.artifacts import environment_summary, read_json, sha256_bytes, sha256_file, sidecar_path, write_json_atomic
+from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.models.alexnet import build_model, check_arch, load_checkpoint, save_checkpoint
@@ -121,8 +122,10 @@ class TrainSettings:
             problems.append((f"--epochs {self.epochs}", "must be at least 1", "pass --epochs 1 or more"))
         if not (isinstance(self.batch, int) and self.batch >= 1):
             problems.append((f"--batch {self.batch}", "must be at least 1", "pass --batch 1 or more"))
-        if not (self.lr > 0):
-            problems.append((f"--lr {self.lr}", "must be positive", "e.g. --lr 0.01 (sgd) or 1e-4 (adam)"))
+        try:
+            check_float("--lr", self.lr, low=0, low_open=True, example="0.01")
+        except EdgeAlexError as exc:
+            problems.append((exc.subject, exc.what, "e.g. --lr 0.01 (sgd) or 1e-4 (adam)"))
         if not (isinstance(self.input_size, int) and self.input_size >= MIN_INPUT_SIZE):
             problems.append((f"input_size {self.input_size}", f"AlexNet needs inputs of at least {MIN_INPUT_SIZE} pixels",
                              "use input_size 224 (the default) or at least 64"))

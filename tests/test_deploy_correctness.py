@@ -1,0 +1,113 @@
+"""Issue 12: right on real models, caches and images (each test fails on the code before the fix).
+
+Dynamic batch profiles, calibration cache ownership, opset limits, EXIF orientation, the
+torchvision resize, input sizes, and user errors instead of tracebacks.
+"""
+
+import json
+import os
+import shlex
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from build_helpers import LABELS, SIZE, tiny_classifier
+from edgealex.cli.main import app
+from edgealex.errors import EdgeAlexError
+
+pytest.importorskip("onnx")
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def one_line_error(result, *needles):
+    """exit 1, the 'subject | what.' line on stderr, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    for needle in needles:
+        assert needle in result.output, result.output
+    return result.output
+
+
+def trtexec_argv(output):
+    lines = [line for line in output.splitlines() if "trtexec --onnx=" in line]
+    assert len(lines) == 1, output
+    return shlex.split(lines[0])
+
+
+# -- 1. dynamic batch -----------------------------------------------------------------------------
+
+def test_dynamic_batch_gets_a_real_profile_in_the_trtexec_command(tmp_path):
+    model = tiny_classifier(tmp_path / "dyn.onnx", batch=None)
+    r = invoke("build", model, "--target", "agx-orin", "--print-trtexec", "--max-batch", "8", "--opt-batch", "4",
+               "-o", tmp_path / "e")
+    assert r.exit_code == 0, r.output
+    argv = trtexec_argv(r.stdout)
+    assert f"--minShapes=input:1x3x{SIZE}x{SIZE}" in argv
+    assert f"--optShapes=input:4x3x{SIZE}x{SIZE}" in argv
+    assert f"--maxShapes=input:8x3x{SIZE}x{SIZE}" in argv
+    assert not any(a.startswith("--shapes=") for a in argv)
+
+
+def test_batch_profile_rules():
+    from edgealex.build.plan import batch_profile, make_plan, profile_shapes
+
+    assert batch_profile([None, 3, 16, 16], 8, 2) == {"min": 1, "opt": 2, "max": 8}
+    assert batch_profile(["batch", 3, 16, 16]) == {"min": 1, "opt": 8, "max": 8}
+    assert batch_profile([1, 3, 16, 16]) is None
+    with pytest.raises(EdgeAlexError, match="static batch of 1"):
+        batch_profile([1, 3, 16, 16], max_batch=4)
+    with pytest.raises(EdgeAlexError, match="above --max-batch 2"):
+        batch_profile([None, 3, 16, 16], max_batch=2, opt_batch=4)
+    profile = batch_profile([None, 3, 16, 16], 8, 2)
+    assert profile_shapes(profile, [None, 3, 16, 16]) == ([1, 3, 16, 16], [2, 3, 16, 16], [8, 3, 16, 16])
+    # the plan the Python builder follows carries it; DLA refuses it
+    assert make_plan("8.2.1", "fp16", batch_profile=profile).batch_profile == profile
+    with pytest.raises(EdgeAlexError, match="DLA does not support dynamic shapes"):
+        make_plan("8.5.2", "fp16", dla_core=0, batch_profile=profile)
+
+
+def test_dla_build_of_a_dynamic_onnx_is_refused_with_the_fix(tmp_path):
+    model = tiny_classifier(tmp_path / "dyn.onnx", batch=None)
+    r = invoke("build", model, "--target", "agx-orin", "--dla", "0", "--print-trtexec", "-o", tmp_path / "e")
+    one_line_error(r, "DLA does not support dynamic shapes", "--batch N")
+
+
+@pytest.fixture
+def dyn_engine(tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = tiny_classifier(tmp_path / "dyn.onnx", batch=None)
+    r = invoke("build", model, "--target", "cpu", "--max-batch", "4", "--opt-batch", "2", "-o", tmp_path / "e",
+               "--json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)["engine"]
+
+
+def test_engine_sidecar_records_the_profile(dyn_engine):
+    with open(dyn_engine + ".json") as handle:
+        side = json.load(handle)
+    assert side["batch_profile"] == {"min": 1, "opt": 2, "max": 4}
+    assert side["input_shape"][0] is None
+
+
+def test_run_refuses_a_batch_outside_the_profile_before_starting(dyn_engine, tmp_path):
+    log = tmp_path / "v.jsonl"
+    r = invoke("run", dyn_engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "8",
+               "--batch", "8", "--sink", log)
+    one_line_error(r, "outside the engine's optimization profile (batch 1..4)", "--max-batch 8")
+    assert not log.exists()
+    ok = invoke("run", dyn_engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "8",
+                "--batch", "4", "--threads", "1")
+    assert ok.exit_code == 0, ok.output
+
+
+def test_bench_refuses_a_batch_outside_the_profile_before_measuring(dyn_engine, tmp_path):
+    out = tmp_path / "results"
+    r = invoke("bench", dyn_engine, "--batch", "1,2,8", "--iterations", "2", "--warmup", "0", "--power", "none",
+               "-o", out)
+    one_line_error(r, "8 is outside the engine's optimization profile (batch 1..4)")
+    assert not out.exists() or not os.listdir(out)
