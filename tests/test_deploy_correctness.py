@@ -111,3 +111,51 @@ def test_bench_refuses_a_batch_outside_the_profile_before_measuring(dyn_engine, 
                "-o", out)
     one_line_error(r, "8 is outside the engine's optimization profile (batch 1..4)")
     assert not out.exists() or not os.listdir(out)
+
+
+# -- 2. calibration cache ownership ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def calibrated(tmp_path_factory):
+    """A real `edgealex calibrate` output of one model (with a TensorRT 8.2.1 cache + sidecar)."""
+    pytest.importorskip("onnxruntime")
+    from test_calib import tiny_model, write_colour_folder
+
+    from edgealex.calib.pipeline import calibrate
+
+    root = tmp_path_factory.mktemp("calibrated")
+    model = tiny_model(root / "a.onnx")
+    result = calibrate(model, write_colour_folder(root / "calib", per_class=5),
+                       str(root / "out"), holdout=write_colour_folder(root / "held", per_class=3, seed=500),
+                       method="minmax", progress=False, trt_versions=["8.2.1"])
+    (cache,) = result.caches.values()
+    return model, cache
+
+
+def test_bare_cache_of_another_model_is_refused_by_its_sidecar(calibrated, tmp_path):
+    _, cache = calibrated
+    other = tiny_classifier(tmp_path / "b.onnx")
+    r = invoke("build", other, "--target", "nano", "--precision", "int8", "--force-int8", "--calib", cache,
+               "--print-trtexec", "-o", tmp_path / "e")
+    one_line_error(r, "made for another model", "edgealex calibrate")
+
+
+def test_cache_without_sidecar_is_checked_by_tensor_names(calibrated, tmp_path):
+    import shutil
+
+    _, cache = calibrated
+    bare = tmp_path / "moved.cache"
+    shutil.copy(cache, bare)  # no sidecar travels with it
+    other = tiny_classifier(tmp_path / "b.onnx")
+    r = invoke("build", other, "--target", "nano", "--precision", "int8", "--force-int8", "--calib", bare,
+               "--print-trtexec", "-o", tmp_path / "e")
+    out = one_line_error(r, "does not belong to b.onnx", "are not in the model", "have no range")
+    assert "conv_out" in out and "conv," in out  # a foreign name and a missing one, by name
+
+
+def test_own_cache_still_builds(calibrated, tmp_path):
+    model, cache = calibrated
+    r = invoke("build", model, "--target", "nano", "--precision", "int8", "--force-int8", "--calib", cache,
+               "--print-trtexec", "-o", tmp_path / "e")
+    assert r.exit_code == 0, r.output
+    assert "--calib=" + cache in r.stdout

@@ -26,7 +26,7 @@ from edgealex._optional import available, require
 from edgealex.artifacts import (atomic_path, ensure_dir, environment_summary, read_sidecar, sha256_file, sidecar_path,
                                 write_json_atomic)
 from edgealex.build.buildlog import read_layer_placement
-from edgealex.build.calibinput import choose_for_ort, choose_for_tensorrt, read_calib_arg
+from edgealex.build.calibinput import check_cache_coverage, choose_for_ort, choose_for_tensorrt, read_calib_arg
 from edgealex.build.ort import DEFAULT_ORT_INT8, build_ort_engine, cpu_facts
 from edgealex.build.plan import (batch_profile, features_for_version, int8_source_preference, make_plan,
                                  probe_features)
@@ -266,6 +266,17 @@ class _Context:
         return os.path.splitext(os.path.basename(self.onnx_path))[0]
 
 
+def _left_out(cache_path):
+    """Tensor names the calibration recorded as left out of a cache (its sidecar), else ()."""
+    side = sidecar_path(cache_path)
+    if not os.path.isfile(side):
+        return ()
+    data = read_sidecar(side, "calibration cache sidecar", artifact="trt-calibration-cache",
+                        fix="re-run `edgealex calibrate`")
+    left = data.get("left_out") or []
+    return tuple(str(name) for name in left) if isinstance(left, list) else ()
+
+
 def _model_info(onnx_path):
     """ModelInfo from the ONNX metadata, or from the export sidecar when ``onnx`` is not installed."""
     from edgealex.modelinfo import ModelInfo, read_model_info
@@ -377,6 +388,11 @@ def _build_tensorrt(ctx, print_only=False):
     if ctx.precision == "int8" and ctx.offer is not None:
         preference = int8_source_preference(version, dla=dla, features=features)
         choice = choose_for_tensorrt(ctx.offer, preference, version_number, version, target_name=tgt.name)
+        if choice.kind == "cache" and available("onnx"):
+            check_cache_coverage(choice.path, ctx.onnx_path, _left_out(choice.path))
+        elif choice.kind == "cache":
+            ctx.warnings.append("the onnx package is not installed: the calibration cache's tensor names were not "
+                                "checked against the model")
     plan = make_plan(version, ctx.precision, dla_core=ctx.dla_core, gpu_fallback=ctx.gpu_fallback,
                      workspace_mib=ctx.workspace_mib or tgt.workspace_mib,
                      int8_source=choice.kind if choice else None, fast_fp16=tgt.fast_fp16,

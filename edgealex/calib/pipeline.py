@@ -461,7 +461,8 @@ def calibrate(model_path, images, out_dir, count=None, method="entropy", holdout
         write_cache(path, {name: s for name, (s, _) in scales.items()}, number, DEFAULT_ALGORITHM)
         write_json_atomic(sidecar_path(path), {
             "artifact": "trt-calibration-cache", "path": os.path.basename(path), "version_number": number,
-            "algorithm": DEFAULT_ALGORITHM, "tensors": len(scales), "sha256": sha256_file(path),
+            "algorithm": DEFAULT_ALGORITHM, "tensors": len(scales), "left_out": list(left_out),
+            "sha256": sha256_file(path),
             "calibration": provenance, "environment": environment_summary()})
         caches[number] = path
     timings["caches"] = time.perf_counter() - step
