@@ -159,3 +159,47 @@ def test_own_cache_still_builds(calibrated, tmp_path):
                "--print-trtexec", "-o", tmp_path / "e")
     assert r.exit_code == 0, r.output
     assert "--calib=" + cache in r.stdout
+
+
+# -- 3. opset against the target's ONNX parser ----------------------------------------------------
+
+def _with_opset(src, dst, opset):
+    import onnx
+
+    model = onnx.load(str(src))
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            entry.version = opset
+    onnx.checker.check_model(model)
+    onnx.save(model, str(dst))
+    return str(dst)
+
+
+@pytest.mark.parametrize("target, opset, limit", [("nano", 17, 13), ("agx-xavier", 18, 17), ("agx-orin", 21, 20)])
+def test_build_and_print_trtexec_refuse_an_opset_the_parser_cannot_read(tmp_path, target, opset, limit):
+    model = _with_opset(tiny_classifier(tmp_path / "m13.onnx"), tmp_path / "m.onnx", opset)
+    r = invoke("build", model, "--target", target, "--print-trtexec", "-o", tmp_path / "e")
+    one_line_error(r, f"opset {opset}", f"up to opset {limit}", f"re-export with --opset {limit}")
+    ok = _with_opset(model, tmp_path / "ok.onnx", limit)
+    assert invoke("build", ok, "--target", target, "--print-trtexec", "-o", tmp_path / "e").exit_code == 0
+
+
+def test_dla_check_refuses_an_opset_the_parser_cannot_read(tmp_path):
+    model = _with_opset(tiny_classifier(tmp_path / "m13.onnx"), tmp_path / "m.onnx", 18)
+    r = invoke("dla-check", model, "--target", "agx-xavier", "--no-tensorrt")
+    one_line_error(r, "opset 18", "re-export with --opset 17")
+
+
+def test_every_tensorrt_target_names_its_opset_limit():
+    from edgealex.target import list_targets
+
+    limits = {t.name: t.max_onnx_opset for t in list_targets() if t.backend == "tensorrt"}
+    assert limits["nano"] == 13 and limits["agx-xavier"] == 17 and limits["agx-orin"] == 20
+    assert all(isinstance(v, int) for v in limits.values())
+
+
+def test_dla_check_of_an_empty_onnx_is_an_error(tmp_path):
+    empty = tmp_path / "empty.onnx"
+    empty.write_bytes(b"")
+    r = invoke("dla-check", empty, "--target", "agx-xavier", "--no-tensorrt")
+    one_line_error(r, "empty file (0 bytes)")

@@ -201,6 +201,7 @@ def build_engine(onnx_path, target=None, precision=None, dla_core=None, gpu_fall
     precision = precision or tgt.default_precision
     warnings = list(tgt.check_precision(precision, force=force_int8))
     info = _model_info(onnx_path)
+    tgt.check_opset(info.opset, onnx_path)
     input_shape = [d if isinstance(d, int) and d > 0 else None for d in info.input_shape]
     static = all(d is not None for d in input_shape)
     tgt.check_dla(dla_core, precision, static_shapes=static)
