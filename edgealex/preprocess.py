@@ -202,7 +202,109 @@ def read_image(path):
     if image is None:
         raise EdgeAlexError(path, "not a decodable image (corrupt, truncated or unsupported format)",
                             "remove or replace the file")
-    return image
+    return apply_orientation(image, exif_orientation(data))
+
+
+# EXIF Orientation (tag 0x0112) -> how the stored pixels become the upright image, as OpenCV's own
+# ExifTransform does it for IMREAD_COLOR (imgcodecs/src/loadsave.cpp): T = transpose, then a flip
+# about the vertical (h), horizontal (v) or both axes. IMREAD_UNCHANGED (needed to keep 16-bit
+# depth and alpha) skips this, so read_image applies it itself.
+_ORIENTATIONS = {1: (False, None), 2: (False, "h"), 3: (False, "hv"), 4: (False, "v"),
+                 5: (True, None), 6: (True, "h"), 7: (True, "hv"), 8: (True, "v")}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+def apply_orientation(image, orientation):
+    """Turn stored pixels upright for an EXIF Orientation value (1-8; anything else: unchanged).
+
+    Works on any depth (uint8, uint16, float) and any channel count (gray, BGR, BGRA).
+
+    Args:
+        image (np.ndarray): HxW or HxWxC as decoded.
+        orientation (int): the EXIF Orientation tag value.
+
+    Returns:
+        np.ndarray: the upright image, C-contiguous (HxW swapped for 5-8).
+    """
+    np = require("numpy")
+    transpose, flip = _ORIENTATIONS.get(orientation, (False, None))
+    if not transpose and flip is None:
+        return image
+    if transpose:
+        image = np.swapaxes(image, 0, 1)
+    if flip and "h" in flip:
+        image = image[:, ::-1]
+    if flip and "v" in flip:
+        image = image[::-1]
+    return np.ascontiguousarray(image)
+
+
+def exif_orientation(data):
+    """The EXIF Orientation of an encoded image (JPEG APP1, PNG eXIf, WebP EXIF, TIFF), else 1.
+
+    Args:
+        data (bytes or np.ndarray of uint8): the file's bytes.
+
+    Returns:
+        int: 1-8 (1 = upright, also for no or unreadable EXIF).
+    """
+    import struct
+
+    buf = bytes(data[:65536 + 64]) if not isinstance(data, bytes) else data
+    tiff = None
+    try:
+        if buf[:2] == b"\xff\xd8":  # JPEG: walk the markers before the scan
+            i = 2
+            while i + 4 <= len(buf) and buf[i] == 0xFF:
+                marker = buf[i + 1]
+                if marker == 0xDA:
+                    break
+                if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+                    i += 2
+                    continue
+                length = struct.unpack(">H", buf[i + 2:i + 4])[0]
+                if marker == 0xE1 and buf[i + 4:i + 10] == b"Exif\x00\x00":
+                    tiff = buf[i + 10:i + 2 + length]
+                    break
+                i += 2 + length
+        elif buf[:8] == b"\x89PNG\r\n\x1a\n":
+            full = data if isinstance(data, bytes) else data.tobytes()
+            i = 8
+            while i + 8 <= len(full):
+                length, kind = struct.unpack(">I4s", full[i:i + 8])
+                if kind == b"eXIf":
+                    tiff = full[i + 8:i + 8 + length]
+                    break
+                if kind in (b"IDAT", b"IEND"):
+                    break
+                i += 12 + length
+        elif buf[:4] == b"RIFF" and buf[8:12] == b"WEBP":
+            full = data if isinstance(data, bytes) else data.tobytes()
+            i = 12
+            while i + 8 <= len(full):
+                kind, length = struct.unpack("<4sI", full[i:i + 8])
+                if kind == b"EXIF":
+                    tiff = full[i + 8:i + 8 + length]
+                    if tiff[:6] == b"Exif\x00\x00":
+                        tiff = tiff[6:]
+                    break
+                i += 8 + length + (length & 1)
+        elif buf[:4] in (b"II*\x00", b"MM\x00*"):
+            tiff = buf
+        if not tiff or tiff[:2] not in (b"II", b"MM"):
+            return 1
+        order = "<" if tiff[:2] == b"II" else ">"
+        ifd = struct.unpack(order + "I", tiff[4:8])[0]
+        count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
+        for k in range(count):
+            entry = ifd + 2 + 12 * k
+            tag, kind = struct.unpack(order + "HH", tiff[entry:entry + 4])
+            if tag == _EXIF_ORIENTATION_TAG:
+                value = struct.unpack(order + "H", tiff[entry + 8:entry + 10])[0]
+                return value if value in _ORIENTATIONS else 1
+    except (struct.error, IndexError, ValueError):
+        return 1
+    return 1
 
 
 def is_image_file(path):

@@ -203,3 +203,70 @@ def test_dla_check_of_an_empty_onnx_is_an_error(tmp_path):
     empty.write_bytes(b"")
     r = invoke("dla-check", empty, "--target", "agx-xavier", "--no-tensorrt")
     one_line_error(r, "empty file (0 bytes)")
+
+
+# -- 4. EXIF orientation --------------------------------------------------------------------------
+
+def _asymmetric(height=240, width=320):
+    y, x = np.mgrid[0:height, 0:width]
+    img = np.stack([(x * 255 // width), (y * 255 // height), ((x + 2 * y) % 256)], axis=-1).astype(np.uint8)
+    img[10:50, 20:100] = (255, 0, 0)  # a marker near the top-left corner
+    return img
+
+
+def _save_with_orientation(path, array, orientation, **kwargs):
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(array).save(str(path), exif=exif.tobytes(), **kwargs)
+    return str(path)
+
+
+def _pil_upright(path, mode=None):
+    from PIL import Image, ImageOps
+
+    with Image.open(str(path)) as im:
+        up = ImageOps.exif_transpose(im)
+        return np.asarray(up.convert(mode) if mode else up)
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_jpeg_orientation_is_applied_for_every_tag_value(tmp_path, orientation):
+    import cv2
+
+    from edgealex.preprocess import read_image
+
+    path = _save_with_orientation(tmp_path / f"o{orientation}.jpg", _asymmetric(), orientation, quality=95)
+    got = read_image(path)
+    expected = cv2.imread(path, cv2.IMREAD_COLOR)  # OpenCV applies EXIF orientation here
+    assert got.shape == expected.shape == ((320, 240, 3) if orientation >= 5 else (240, 320, 3))
+    assert np.array_equal(got, expected)
+    # and it is upright the way Pillow sees it (JPEG decoders differ by a few levels)
+    pil = _pil_upright(path, "RGB")[:, :, ::-1]
+    assert np.mean(np.abs(got.astype(int) - pil.astype(int))) < 2.0
+
+
+def test_orientation_keeps_16_bit_depth(tmp_path):
+    from edgealex.preprocess import read_image
+
+    gray16 = (np.arange(240 * 320, dtype=np.uint32).reshape(240, 320) * 7 % 65536).astype(np.uint16)
+    path = _save_with_orientation(tmp_path / "g16.png", gray16, 6)
+    got = read_image(path)
+    assert got.dtype == np.uint16 and got.shape == (320, 240)
+    assert np.array_equal(got, _pil_upright(path).astype(np.uint16))
+
+
+def test_orientation_keeps_alpha_in_png_and_webp(tmp_path):
+    from edgealex.preprocess import read_image
+
+    rgba = np.dstack([_asymmetric(), np.tile(np.arange(320, dtype=np.uint8), (240, 1))])
+    png = _save_with_orientation(tmp_path / "a.png", rgba, 8)
+    got = read_image(png)
+    assert got.shape == (320, 240, 4)
+    expected = _pil_upright(png, "RGBA")[:, :, [2, 1, 0, 3]]
+    assert np.array_equal(got, expected)
+    webp = _save_with_orientation(tmp_path / "a.webp", rgba, 3, lossless=True)
+    got = read_image(webp)
+    assert got.shape == (240, 320, 4)
+    assert np.array_equal(got, _pil_upright(webp, "RGBA")[:, :, [2, 1, 0, 3]])
