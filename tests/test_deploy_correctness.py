@@ -270,3 +270,120 @@ def test_orientation_keeps_alpha_in_png_and_webp(tmp_path):
     got = read_image(webp)
     assert got.shape == (240, 320, 4)
     assert np.array_equal(got, _pil_upright(webp, "RGBA")[:, :, [2, 1, 0, 3]])
+
+
+# -- 5. torchvision's resize ----------------------------------------------------------------------
+
+def _photo():
+    import matplotlib
+
+    path = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
+    if not os.path.isfile(path):
+        pytest.skip("matplotlib's sample photograph is not installed")
+    return path
+
+
+def _torchvision_reference(pil_rgb, resize=256, crop=224):
+    """torchvision's Resize(256) + CenterCrop(224) + ToTensor + Normalize, written out with Pillow."""
+    from PIL import Image
+
+    w, h = pil_rgb.size
+    if w <= h:
+        new_w, new_h = resize, int(resize * h / w)
+    else:
+        new_h, new_w = resize, int(resize * w / h)
+    img = np.asarray(pil_rgb.resize((new_w, new_h), Image.BILINEAR), dtype=np.float32) / 255.0
+    top, left = int(round((new_h - crop) / 2.0)), int(round((new_w - crop) / 2.0))
+    img = img[top:top + crop, left:left + crop]
+    mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
+    return ((img - mean) / std).transpose(2, 0, 1)
+
+
+@pytest.mark.parametrize("size", [None, (1280, 720), (720, 1280), (300, 200)])
+def test_pil_bilinear_reproduces_torchvision_on_a_photograph(size):
+    from PIL import Image
+
+    from edgealex.preprocess import Preprocess, preprocess
+
+    photo = Image.open(_photo()).convert("RGB")
+    if size:
+        photo = photo.resize(size, Image.LANCZOS)
+    # a 2-pixel texture, the case where a plain bilinear resize aliases
+    rgb = np.asarray(photo).copy()
+    rgb[::2, ::2] = 255 - rgb[::2, ::2]
+    frame = Image.fromarray(rgb)
+    expected = _torchvision_reference(frame)
+    bgr = np.ascontiguousarray(rgb[:, :, ::-1])
+    got = preprocess(bgr, Preprocess(interpolation="pil-bilinear"))
+    assert got.shape == expected.shape
+    # float32 normalisation order only: the pixels are Pillow's exactly
+    assert np.max(np.abs(got - expected)) < 1e-5
+    old = preprocess(bgr, Preprocess())  # OpenCV bilinear on the crop, no antialiasing
+    assert np.mean(np.abs(old - expected)) > 0.03  # 0.04 (600x512) to 0.7 (300x200) normalised units
+
+
+def test_old_records_without_the_key_keep_linear():
+    from edgealex.preprocess import Preprocess
+
+    record = Preprocess().to_dict()
+    del record["interpolation"]  # an ONNX exported before the key existed
+    assert Preprocess.from_dict(record).interpolation == "linear"
+
+
+# -- 6. input sizes -------------------------------------------------------------------------------
+
+def test_every_input_size_from_63_has_an_exportable_equivalent():
+    torch = pytest.importorskip("torch")
+    from edgealex.models.alexnet import build_model, export_module
+
+    from edgealex.models.alexnet import feature_map_side
+
+    model = build_model("alexnet-v1", num_classes=5, lrn=False, seed=0).eval()
+    sizes = {}
+    for size in range(63, 330):  # the smallest input for each feature-map side 1..9
+        sizes.setdefault(feature_map_side(size), size)
+    assert sorted(sizes) == list(range(1, 10))
+    # every side kind: smaller than the pool (1, 2, 5), a fixed pool (7 = 6+1), a branch pool (8, 9)
+    for size in [sizes[side] for side in (1, 2, 5, 7, 8, 9)]:
+        x = torch.randn(1, 3, size, size, generator=torch.Generator().manual_seed(size))
+        with torch.no_grad():
+            diff = (model(x) - export_module(model, size)(x)).abs().max().item()
+        assert diff < 1e-5, (size, diff)
+
+
+@pytest.mark.parametrize("size, ops, interpolation", [(256, {"AveragePool"}, "area"), (320, {"Conv", "Concat"}, None)])
+def test_export_at_other_input_sizes(tmp_path, size, ops, interpolation):
+    pytest.importorskip("torch")
+    import onnx
+
+    from edgealex.export.onnx import export_onnx
+    from edgealex.modelinfo import read_model_info
+
+    result = export_onnx(str(tmp_path / f"m{size}.onnx"), num_classes=5, input_size=size, parity_samples=1,
+                         interpolation=interpolation)
+    assert result.max_abs_diff < 1e-4 and result.info.input_shape == [1, 3, size, size]
+    types = {n.op_type for n in onnx.load(result.path).graph.node}
+    assert ops <= types and not {t for t in types if "Adaptive" in t or t in ("MatMul", "Resize")}
+    # the interpolation chosen at export travels in the metadata; random init keeps linear
+    assert read_model_info(result.path).preprocess.interpolation == (interpolation or "linear")
+
+
+def test_torchvision_weights_export_with_pil_bilinear_at_the_smallest_size(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgealex.export.onnx import export_onnx
+    from edgealex.models.alexnet import build_model
+    from edgealex.modelinfo import read_model_info
+
+    weights = tmp_path / "tv.pth"
+    torch.save(build_model("alexnet", num_classes=5, seed=1).state_dict(), str(weights))  # torchvision layout
+    r = invoke("export", "--weights", weights, "--input-size", "63", "-o", tmp_path / "tv.onnx", "--json")
+    assert r.exit_code == 0, r.output
+    info = read_model_info(str(tmp_path / "tv.onnx"))
+    assert info.preprocess.interpolation == "pil-bilinear" and info.input_shape == [1, 3, 63, 63]
+    assert json.loads(r.stdout)["max_abs_diff"] < 1e-4
+
+
+def test_input_size_below_63_is_one_line(tmp_path):
+    r = invoke("export", "--input-size", "16", "-o", tmp_path / "m.onnx")
+    one_line_error(r, "--input-size 16", "at least 63")
+    assert not (tmp_path / "m.onnx").exists()
