@@ -295,9 +295,24 @@ def _torch_load(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EdgeAlexError(path, f"cannot load the checkpoint with weights_only=True ({first[:200]})",
-                            "pass a PyTorch state_dict or an edgealex checkpoint (no pickled code)")
+        text = str(exc).strip()
+        if "central directory" in text or "zip archive" in text or isinstance(exc, EOFError):
+            raise EdgeAlexError(path, "the checkpoint is truncated or not a PyTorch file ({})".format(
+                _first_sentence(text) or type(exc).__name__),
+                "copy or save it again; compare its size with the original")
+        raise EdgeAlexError(path, "cannot load the checkpoint with weights_only=True ({})".format(
+            _first_sentence(text) or type(exc).__name__),
+            "pass a PyTorch state_dict or an edgealex checkpoint (no pickled code)")
+
+
+def _first_sentence(text, limit=240):
+    """The first sentence of an exception text, whole (never cut mid-sentence), at most ``limit`` chars."""
+    line = text.splitlines()[0].strip() if text else ""
+    end = line.find(". ")
+    sentence = line[:end + 1] if end >= 0 else line
+    if len(sentence) > limit:
+        sentence = sentence[:limit].rsplit(" ", 1)[0] + " ..."
+    return sentence.rstrip(".")
 
 
 def load_checkpoint(path):

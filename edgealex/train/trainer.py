@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.artifacts import environment_summary, read_json, sha256_bytes, sha256_file, sidecar_path, write_json_atomic
+from edgealex.artifacts import ensure_dir, environment_summary, read_json, sha256_bytes, sha256_file, sidecar_path, write_json_atomic
 from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
@@ -426,6 +426,10 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     torch = require("torch", "edgealex train")
     start = time.perf_counter()
     out_path = str(out_path)
+    if os.path.isdir(out_path):
+        raise EdgeAlexError(out_path, "the checkpoint path is a folder", "pass -o path/to/model.pt")
+    # before the first epoch, not after it: the checkpoint, its sidecar and the resume state go there
+    ensure_dir(os.path.dirname(os.path.abspath(out_path)), "folder for the checkpoint")
     explicit = dict(overrides, arch=arch, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr)
     resume_state = load_checkpoint(resume) if resume is not None else None
     if resume_state is not None and isinstance(resume_state.get("settings"), dict):
