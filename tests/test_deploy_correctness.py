@@ -387,3 +387,211 @@ def test_input_size_below_63_is_one_line(tmp_path):
     r = invoke("export", "--input-size", "16", "-o", tmp_path / "m.onnx")
     one_line_error(r, "--input-size 16", "at least 63")
     assert not (tmp_path / "m.onnx").exists()
+
+
+# -- every remaining traceback becomes one user error ---------------------------------------------
+
+@pytest.fixture
+def cpu_engine(tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    r = invoke("build", model, "--target", "cpu", "-o", tmp_path / "e", "--json")
+    assert r.exit_code == 0, r.output
+    return json.loads(r.stdout)["engine"]
+
+
+@pytest.mark.parametrize("mutate, needle", [
+    (lambda d: [1, 2], "JSON list, not an object"),
+    (lambda d: dict(d, schema="abc"), "schema is 'abc', not an integer"),
+    (lambda d: dict(d, schema=None), "schema is None, not an integer"),
+    (lambda d: dict(d, sha256=""), "sha256 is '', not 64 hex digits"),
+    (lambda d: dict(d, input_shape="1x3"), "'input_shape' is '1x3'"),
+])
+def test_malformed_engine_sidecar_is_one_user_error(cpu_engine, mutate, needle):
+    side = cpu_engine + ".json"
+    with open(side) as handle:
+        data = json.load(handle)
+    with open(side, "w") as handle:
+        json.dump(mutate(data), handle)
+    r = invoke("run", cpu_engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "2")
+    one_line_error(r, needle, "rebuild the engine")
+    r = invoke("bench", cpu_engine, "--iterations", "2", "--power", "none", "-o", os.path.dirname(cpu_engine) + "/r")
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+
+
+def test_trtexec_engine_sidecar_that_is_not_an_object(tmp_path):
+    engine = tmp_path / "m.engine"
+    engine.write_bytes(b"plan")
+    (tmp_path / "m.engine.json").write_text("[1, 2]")
+    r = invoke("run", engine, "--max-frames", "1")
+    one_line_error(r, "JSON list, not an object")
+
+
+@pytest.mark.parametrize("variant", ["strings", "nulls"])
+def test_report_of_results_with_string_or_null_figures(cpu_engine, tmp_path, variant):
+    res = tmp_path / "res"
+    r = invoke("bench", cpu_engine, "--iterations", "5", "--warmup-iters", "1", "--power", "none", "-o", res)
+    assert r.exit_code == 0, r.output
+    (path,) = [p for p in res.iterdir() if p.suffix == ".json"]
+    data = json.loads(path.read_text())
+
+    def walk(node):
+        for key, value in list(node.items()):
+            if isinstance(value, dict):
+                walk(value)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool):
+                node[key] = str(value) if variant == "strings" else None
+    walk(data)
+    path.write_text(json.dumps(data))
+    r = invoke("report", res, "-o", tmp_path / "rep")
+    one_line_error(r, "no benchmark results found")
+
+
+def test_data_synth_to_an_unwritable_place(tmp_path):
+    r = invoke("data", "synth", "-o", "/proc/edgealex-synth", "--per-class", "4", "--size", "64")
+    one_line_error(r, "/proc/edgealex-synth", "choose a writable location")
+
+
+def test_data_synth_to_a_read_only_mount(tmp_path):
+    import subprocess
+
+    mnt = tmp_path / "ro"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(mnt)]).returncode != 0:
+        pytest.skip("cannot mount a tmpfs here (needs root)")
+    try:
+        r = invoke("data", "synth", "-o", mnt / "d", "--per-class", "4", "--size", "64")
+        one_line_error(r, "not writable", "choose a writable location")
+    finally:
+        subprocess.run(["umount", str(mnt)])
+
+
+@pytest.mark.parametrize("content, needle", [
+    (b"timestamp,watts\n1.0,5\n2.0,\xff\xfe\n", "not UTF-8 text"),
+    (b"timestamp,watts\n1.0,5\n2.0,nan\n", "power must be a finite number >= 0"),
+    (b"timestamp,watts\n1.0,5\n2.0,-3\n", "power must be a finite number >= 0"),
+    (b"timestamp,watts\n1.0,5\n2.0,inf\n", "power must be a finite number >= 0"),
+])
+def test_meter_log_that_is_not_utf8_or_has_impossible_watts(tmp_path, content, needle):
+    from edgealex.bench.power import open_meter
+
+    log = tmp_path / "meter.csv"
+    log.write_bytes(content)
+    meter = open_meter("csv:" + str(log))  # no traceback, no nan mJ/frame: power n/a with the reason
+    assert not meter.available and needle in meter.reason
+
+
+# -- bad input accepted silently ------------------------------------------------------------------
+
+@pytest.mark.parametrize("elem", ["INT64", "UINT8"])
+def test_integer_input_model_is_refused_by_run(tmp_path, elem):
+    pytest.importorskip("onnxruntime")
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph(
+        [helper.make_node("Cast", ["input"], ["f"], to=TensorProto.FLOAT),
+         helper.make_node("GlobalAveragePool", ["f"], ["g"]),
+         helper.make_node("Flatten", ["g"], ["logits"])], "int",
+        [helper.make_tensor_value_info("input", getattr(TensorProto, elem), [1, 3, SIZE, SIZE])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, [1, 3])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)])
+    model.ir_version = 7
+    path = tmp_path / "int.onnx"
+    onnx.save(model, str(path))
+    r = invoke("run", path, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "2")
+    one_line_error(r, "which would be cast to integers", "float32 image input")
+
+
+@pytest.mark.parametrize("option, value", [("--duration", "nan"), ("--threshold", "nan"), ("--duration", "inf")])
+def test_float_options_refuse_nan_and_inf(cpu_engine, option, value):
+    r = invoke("run", cpu_engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "2",
+               option, value)
+    one_line_error(r, option, "not a finite number")
+
+
+def test_bench_float_options_refuse_nan(cpu_engine, tmp_path):
+    r = invoke("bench", cpu_engine, "--duration", "nan", "--power", "none", "-o", tmp_path / "r")
+    one_line_error(r, "--duration", "not a finite number")
+    r = invoke("bench", cpu_engine, "--iterations", "2", "--idle", "nan", "--power", "none", "-o", tmp_path / "r")
+    one_line_error(r, "--idle", "not a finite number")
+
+
+def test_check_float_rule():
+    from edgealex.validate import check_float
+
+    assert check_float("--x", "0.5", 0, 1) == 0.5
+    for bad in ("nan", float("inf"), "abc", True, None):
+        with pytest.raises(EdgeAlexError):
+            check_float("--x", bad)
+    with pytest.raises(EdgeAlexError, match="must be > 0"):
+        check_float("--x", 0, low=0, low_open=True)
+    assert check_float("--x", None, allow_none=True) is None
+
+
+def test_folder_of_only_undecodable_images_is_an_error(cpu_engine, tmp_path):
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    for i in range(3):
+        (folder / f"{i}.jpg").write_bytes(b"not a jpeg")
+    r = invoke("run", cpu_engine, "--source", folder)
+    one_line_error(r, "none of its 3 image file(s) could be decoded")
+
+
+# -- small things a user sees ---------------------------------------------------------------------
+
+def test_no_opencv_or_ffmpeg_noise_before_the_error_line(tmp_path):
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"this is not a video")
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    proc = subprocess.run([sys.executable, "-m", "edgealex", "run", model, "--source", str(bad)],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
+                          env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    assert proc.returncode == 1
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert lines[0].startswith(str(bad) + " | OpenCV cannot open this video"), proc.stderr
+    assert len(lines) == 2 and lines[1].startswith("Note:"), proc.stderr
+
+
+def test_messages_name_the_flags_as_spelled(cpu_engine):
+    r = invoke("run", cpu_engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "2",
+               "--threads", "-1")
+    one_line_error(r, "--threads | must be >= 0")
+    r = invoke("run", cpu_engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "2",
+               "--drop", "newest")
+    one_line_error(r, "--drop | unknown value 'newest'")
+
+
+def test_train_checks_its_output_before_the_first_epoch(tmp_path):
+    pytest.importorskip("torch")
+    r = invoke("train", "--data", tmp_path / "nowhere", "-o", "/proc/edgealex/model.pt")
+    one_line_error(r, "/proc/edgealex", "choose a writable location")
+
+
+def test_bench_rejects_bad_torch_weights_before_measuring(cpu_engine, tmp_path):
+    pytest.importorskip("torch")
+    bad = tmp_path / "bad.pt"
+    bad.write_bytes(b"PK\x03\x04 truncated")
+    out = tmp_path / "r"
+    r = invoke("bench", cpu_engine, "--mode", "compare", "--baselines", "torch", "--torch-weights", bad,
+               "--iterations", "2", "--power", "none", "-o", out)
+    one_line_error(r, str(bad), "truncated or not a PyTorch file")
+    assert not out.exists() or not [p for p in out.iterdir() if p.suffix == ".json"]
+
+
+def test_truncated_checkpoint_message_is_whole(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgealex.models.alexnet import build_model
+
+    full = tmp_path / "full.pth"
+    torch.save(build_model("alexnet", num_classes=5).state_dict(), str(full))
+    data = full.read_bytes()
+    cut = tmp_path / "cut.pth"
+    cut.write_bytes(data[:len(data) // 2])
+    r = invoke("export", "--weights", cut, "-o", tmp_path / "m.onnx")
+    out = one_line_error(r, "the checkpoint is truncated or not a PyTorch file")
+    first = out.strip().splitlines()[0]
+    assert first.endswith(").") and "your checkpoint file is" not in first
