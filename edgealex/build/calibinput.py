@@ -218,7 +218,7 @@ def choose_for_tensorrt(offer, preference, version_number, trt_version, target_n
         calibrate + (", or pass an image folder to calibrate on the device" if "images" in preference else ""))
 
 
-def model_tensor_names(onnx_path):
+def model_tensor_names(onnx_path, with_outputs=False):
     """Float tensors of an ONNX graph that an implicit-INT8 build needs a range for.
 
     The graph inputs and every node output whose inferred element type is float/float16 (or
@@ -226,7 +226,7 @@ def model_tensor_names(onnx_path):
     after these ONNX value names, which is what a calibration cache is keyed by (facts §2.3).
 
     Returns:
-        list[str]: the names in graph order.
+        list[str]: the names in graph order (and, with ``with_outputs``, the set of graph outputs).
     """
     onnx = require("onnx", "checking a calibration cache against the model")
     from edgealex.modelinfo import load_onnx
@@ -245,6 +245,8 @@ def model_tensor_names(onnx_path):
         if node.op_type in ("Constant", "Shape", "Size", "ConstantOfShape"):
             continue
         names.extend(o for o in node.output if o and types.get(o, 0) in floats)
+    if with_outputs:
+        return names, {o.name for o in graph.output}
     return names
 
 
@@ -253,8 +255,8 @@ def check_cache_coverage(cache_path, onnx_path, left_out=()):
 
     Every cache entry must name a tensor of the model (a cache of another model names tensors this
     one lacks), and every float tensor of the model must have a range (TensorRT would run the layers
-    around a tensor without one in FP32/FP16, facts §2.4), except the tensors the calibration itself
-    left out (zero range; ``left_out`` from the cache sidecar).
+    around a tensor without one in FP32/FP16, facts §2.4), except the graph outputs (kept in float)
+    and the tensors the calibration itself left out (zero range; ``left_out`` from the cache sidecar).
 
     Args:
         cache_path (str): TensorRT calibration cache.
@@ -267,10 +269,11 @@ def check_cache_coverage(cache_path, onnx_path, left_out=()):
     from edgealex.calib.cache import read_cache
 
     scales = read_cache(cache_path).scales
-    tensors = model_tensor_names(onnx_path)
+    tensors, outputs = model_tensor_names(onnx_path, with_outputs=True)
     known = set(tensors)
     foreign = [name for name in scales if name not in known]
-    missing = [name for name in tensors if name not in scales and name not in set(left_out)]
+    # graph outputs may go without a range: the logits (or an appended softmax) stay in float
+    missing = [name for name in tensors if name not in scales and name not in set(left_out) and name not in outputs]
     if not foreign and not missing:
         return
     parts = []
