@@ -42,29 +42,29 @@ def check_float(option, value, low=None, high=None, low_open=False, high_open=Fa
         number = float(value)
     except (TypeError, ValueError):
         number = None
-    lower = "" if low is None else ("> {:g}".format(low) if low_open else ">= {:g}".format(low))
-    upper = "" if high is None else ("< {:g}".format(high) if high_open else "<= {:g}".format(high))
+    lower = "" if low is None else (f"> {low:g}" if low_open else f">= {low:g}")
+    upper = "" if high is None else (f"< {high:g}" if high_open else f"<= {high:g}")
     wanted = " and ".join(part for part in (lower, upper) if part) or "any finite number"
     if example is None:
         if low is not None and high is not None:
-            example = "{:g}".format((low + high) / 2.0)
+            example = f"{(low + high) / 2.0:g}"
         elif low is not None:
-            example = "{:g}".format(low + 1 if low_open or low == 0 else low)
+            example = f"{low + 1 if low_open or low == 0 else low:g}"
         elif high is not None:
-            example = "{:g}".format(high - 1 if high_open else high)
+            example = f"{high - 1 if high_open else high:g}"
         else:
             example = "1"
-    fix = "pass {} {} (a finite number {})".format(option, example, wanted)
+    fix = f"pass {option} {example} (a finite number {wanted})"
     if number is None:
-        raise EdgeAlexError(option, "{!r} is not a number".format(value), fix)
+        raise EdgeAlexError(option, f"{value!r} is not a number", fix)
     if not math.isfinite(number):
-        raise EdgeAlexError(option, "{} is not a finite number".format(value), fix)
+        raise EdgeAlexError(option, f"{value} is not a finite number", fix)
     below = low is not None and (number < low or (low_open and number == low))
     above = high is not None and (number > high or (high_open and number == high))
     if below or above:
         if low is not None and high is not None:
-            rule = "between {:g} and {:g}{}".format(low, high, " ({})".format(wanted) if low_open or high_open else "")
+            rule = "between {:g} and {:g}{}".format(low, high, f" ({wanted})" if low_open or high_open else "")
         else:
             rule = lower or upper
-        raise EdgeAlexError(option, "must be {}, got {:g}".format(rule, number), fix)
+        raise EdgeAlexError(option, f"must be {rule}, got {number:g}", fix)
     return number

@@ -48,8 +48,8 @@ class ImageFolderSource(FrameSource):
             if self._position >= len(self.items):
                 if not self._delivered and self.items:
                     # a run over a folder of undecodable files would process 0 frames and "succeed"
-                    raise EdgeAlexError(self.target, "none of its {} image file(s) could be decoded (first: {})".format(
-                        len(self.items), self._first_error), "check the files; they may be corrupt or truncated")
+                    what = f"none of its {len(self.items)} image file(s) could be decoded (first: {self._first_error})"
+                    raise EdgeAlexError(self.target, what, "check the files; they may be corrupt or truncated")
                 if not self.loop or misses >= len(self.items):
                     raise EndOfStream()
                 self._position = 0

@@ -296,13 +296,12 @@ def _torch_load(path):
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         text = str(exc).strip()
+        reason = _first_sentence(text) or type(exc).__name__
         if "central directory" in text or "zip archive" in text or isinstance(exc, EOFError):
-            raise EdgeAlexError(path, "the checkpoint is truncated or not a PyTorch file ({})".format(
-                _first_sentence(text) or type(exc).__name__),
-                "copy or save it again; compare its size with the original")
-        raise EdgeAlexError(path, "cannot load the checkpoint with weights_only=True ({})".format(
-            _first_sentence(text) or type(exc).__name__),
-            "pass a PyTorch state_dict or an edgealex checkpoint (no pickled code)")
+            raise EdgeAlexError(path, f"the checkpoint is truncated or not a PyTorch file ({reason})",
+                                "copy or save it again; compare its size with the original")
+        raise EdgeAlexError(path, f"cannot load the checkpoint with weights_only=True ({reason})",
+                            "pass a PyTorch state_dict or an edgealex checkpoint (no pickled code)")
 
 
 def _first_sentence(text, limit=240):

@@ -167,9 +167,8 @@ class OrtRunner(Runner):
             raise EdgeAlexError(self.model_path, f"the model has {len(inputs)} inputs; edgealex runs single-input classifiers", "export the classifier with one image input")
         self._input = inputs[0]
         if self._input.type not in _FLOAT_INPUTS:
-            raise EdgeAlexError(self.model_path, "the model's input {!r} is {}, but edgealex feeds it normalised "
-                                "pixels (float, mean/std applied), which would be cast to integers".format(
-                                    self._input.name, _ORT_DTYPES.get(self._input.type, self._input.type)),
+            raise EdgeAlexError(self.model_path, f"the model's input {self._input.name!r} is {_ORT_DTYPES.get(self._input.type, self._input.type)}, but edgealex feeds it normalised "
+                                "pixels (float, mean/std applied), which would be cast to integers",
                                 "export the classifier with a float32 image input (edgealex export does)")
         self._spec = None
         outputs = [o.name for o in self._session.get_outputs()]
