@@ -595,3 +595,28 @@ def test_truncated_checkpoint_message_is_whole(tmp_path):
     out = one_line_error(r, "the checkpoint is truncated or not a PyTorch file")
     first = out.strip().splitlines()[0]
     assert first.endswith(").") and "your checkpoint file is" not in first
+
+
+def test_malformed_calibration_manifest_and_training_record(tmp_path):
+    from edgealex.calib.pipeline import read_calibration
+    from edgealex.train.trainer import _reusable, settings_for
+
+    (tmp_path / "calibration.json").write_text(json.dumps({"artifact": "calibration", "model_sha256": None}))
+    with pytest.raises(EdgeAlexError, match="'model_sha256' is None"):
+        read_calibration(str(tmp_path))
+    (tmp_path / "calibration.json").write_text(json.dumps({"artifact": "calibration", "model_sha256": "ab",
+                                                           "caches": {"abc": 3}}))
+    with pytest.raises(EdgeAlexError, match="TensorRT version number: file name"):
+        read_calibration(str(tmp_path))
+    model = tmp_path / "m.pt"
+    model.write_bytes(b"x")
+    (tmp_path / "m.pt.json").write_text("[1, 2]")
+    assert _reusable(str(model), "hash", settings_for("fast")) is None  # retrains instead of a traceback
+
+
+def test_build_prints_the_batch_profile(tmp_path):
+    pytest.importorskip("onnxruntime")
+    model = tiny_classifier(tmp_path / "dyn.onnx", batch=None)
+    r = invoke("build", model, "--target", "cpu", "--max-batch", "16", "-o", tmp_path / "e")
+    assert r.exit_code == 0, r.output
+    assert "batch profile: min 1 / opt 16 / max 16" in r.stdout

@@ -25,7 +25,7 @@ from typing import Dict, Optional
 
 from edgealex._optional import require
 from edgealex.artifacts import (
-    environment_summary, ensure_dir, now_iso, read_json, sha256_file, sidecar_path, write_json_atomic,
+    environment_summary, ensure_dir, now_iso, read_json, read_sidecar, sha256_file, sidecar_path, write_json_atomic,
 )
 from edgealex.calib import ort as calib_ort
 from edgealex.calib.cache import DEFAULT_ALGORITHM, INT8_MAX, resolve_cache_versions, write_cache
@@ -568,9 +568,13 @@ def read_calibration(path):
     path = str(path)
     if os.path.isdir(path):
         path = os.path.join(path, MANIFEST_NAME)
-    data = read_json(path, "calibration manifest")
-    if not isinstance(data, dict) or data.get("artifact") != "calibration":
-        raise EdgeAlexError(path, "is not an edgealex calibration manifest", "point at the folder `edgealex calibrate -o` wrote")
+    data = read_sidecar(path, "calibration manifest", artifact="calibration", require_sha256=False,
+                        fields={"model_sha256": str},
+                        fix="point at the folder `edgealex calibrate -o` wrote, or re-run `edgealex calibrate`")
+    caches = data.get("caches") or {}
+    if not isinstance(caches, dict) or not all(str(k).isdigit() and isinstance(v, str) for k, v in caches.items()):
+        raise EdgeAlexError(path, f"its caches {caches!r} are not {{TensorRT version number: file name}}",
+                            "re-run `edgealex calibrate`")
     folder = os.path.dirname(os.path.abspath(path))
     for key in ("qdq_onnx", "ort_int8_onnx", "ranges_json", "report_json", "report_md", "images_manifest",
                 "holdout_manifest"):

@@ -52,6 +52,9 @@ def build(
         return
     echo(f"builder: {result.builder} ({result.builder_reason})")
     echo(f"wrote {result.engine_path}")
+    profile = result.record.batch_profile if result.record is not None else None
+    if profile:
+        echo("batch profile: min {min} / opt {opt} / max {max} (run and bench refuse other batch sizes)".format(**profile))
     echo(f"provenance {result.sidecar_path}")
     if result.log_path:
         echo(f"build log {result.log_path}")

@@ -30,7 +30,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.artifacts import ensure_dir, environment_summary, read_json, sha256_bytes, sha256_file, sidecar_path, write_json_atomic
+from edgealex.artifacts import (ensure_dir, environment_summary, read_sidecar, sha256_bytes, sha256_file,
+                                sidecar_path, write_json_atomic)
 from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
@@ -379,8 +380,8 @@ def _reusable(out_path, data_hash, settings):
     if not (os.path.isfile(side) and os.path.isfile(out_path)):
         return None
     try:
-        record = read_json(side, "training record")
-    except EdgeAlexError:
+        record = read_sidecar(side, "training record", require_sha256=False)
+    except EdgeAlexError:  # unreadable or malformed: not reusable, the training runs
         return None
     if (record.get("format") != TRAIN_FORMAT or record.get("data_hash") != data_hash
             or record.get("settings_key") != settings.key() or not record.get("complete")):
