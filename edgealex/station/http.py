@@ -109,7 +109,8 @@ class HttpSink(FrameSink):
         self._connections = set()
         self._lock = threading.Lock()
         self.frames = self.defects = 0
-        self.counters = {"frames_encoded": 0, "frames_sent": 0, "clients": 0, "clients_max": 0,
+        self._clock = time.perf_counter  # seconds; tests drive the rate cap with their own clock
+        self.counters = {"frames_grabbed": 0, "frames_encoded": 0, "frames_sent": 0, "clients": 0, "clients_max": 0,
                          "clients_dropped": 0, "clients_refused": 0, "requests": 0, "unauthorized": 0}
 
     @classmethod
@@ -174,11 +175,14 @@ class HttpSink(FrameSink):
         self.frames += 1
         self.defects += int(result.defect)
         self._last = result
-        now = time.perf_counter()
+        now = self._clock()
         wake = False
         if now >= self._next_grab:  # only as often as the capped rate needs a frame
             self._pending = (item.frame, result, item.pipeline_fps)
-            self._next_grab = now + 1.0 / self.fps
+            period = 1.0 / self.fps
+            # from the due time, so the average rate is the cap; after a gap, from now (no burst)
+            self._next_grab = now + period if now - self._next_grab > period else self._next_grab + period
+            self.counters["frames_grabbed"] += 1
             wake = True
         if result.defect and self.thumb_count:
             self._pending_thumbs.append((item.frame.image, _brief(result)))
