@@ -321,7 +321,7 @@ def _chromium(args, timeout=90):
 
 
 def _rendered(dom, name):
-    match = re.search(r'id="%s"[^>]*>([^<]*)<' % name, dom)
+    match = re.search(rf'id="{name}"[^>]*>([^<]*)<', dom)
     assert match, f"no #{name} in the rendered page"
     return match.group(1)
 

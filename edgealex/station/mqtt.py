@@ -236,10 +236,15 @@ class MqttSink(FrameSink):
 
     # -- threads --------------------------------------------------------------------------------
     def _publish_worker(self):
+        warn_at = time.monotonic() + 5.0
         while True:
             with self._cond:
                 while not self._stop and not (self._queue and self._connected and len(self._pending) < WINDOW):
                     self._cond.wait(0.5)
+                    if warn_at is not None and not self.counters["connections"] and time.monotonic() > warn_at:
+                        warn_at = None
+                        logger.warning("MQTT: cannot reach %s:%d yet; buffering up to %d verdicts and retrying",
+                                       self.host, self.port, self.buffer)
                 if self._stop:
                     return
                 payload, started = self._queue.popleft()
