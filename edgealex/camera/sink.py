@@ -144,7 +144,9 @@ class JsonlSink(FrameSink):
     file when the last flush is ``flush_s`` seconds old or more (a flush per line cost ~45 us of
     CPU per frame, taken from the inference threads on a CPU engine), and close flushes the rest;
     the loop closes its sinks on end of stream, errors and Ctrl-C alike, so only a hard kill can
-    lose verdicts (those written since the last flush).
+    lose verdicts (those written since the last flush). When station sinks ran (``http://``,
+    ``mqtt://``, ``gpio://``), the log ends with one ``{"record": "delivery_ms", ...}`` line holding
+    their delivery latencies (mean/p50/p99 ms) and counters; verdict lines are those with ``frame``.
     """
 
     def __init__(self, path, fsync_every=0, flush_s=0.2):

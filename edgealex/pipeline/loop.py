@@ -110,7 +110,10 @@ class LoopSummary:
     frame's capture to the end of its sinks. ``cpu_ms_per_frame`` is the CPU time of each of the
     three threads (capture, inference, sinks) per processed frame: on a CPU backend they share
     the cores with the engine. ``accuracy`` is None unless the source provides ground
-    truth (synthetic, class folders).
+    truth (synthetic, class folders). With station sinks (:mod:`edgealex.station`),
+    ``delivery_ms`` maps "verdict" (capture start -> verdict) and each such sink ("http", "mqtt",
+    "gpio": capture start -> delivered) to mean/p50/p99/count in ms, and ``outputs`` maps each such
+    sink's URI to its counters (e.g. MQTT sent/dropped); both are empty otherwise.
     """
 
     frames: int = 0
