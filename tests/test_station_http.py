@@ -364,3 +364,18 @@ def test_station_modules_are_python_3_6_code():
                            "typing_extensions", "--no-parse-comments", os.path.join(REPO, "edgealex", "station")],
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_ipv6_address():
+    if not socket.has_ipv6:
+        pytest.skip("no IPv6 in this Python")
+    sink = open_sink("http://[::1]:0")
+    try:
+        sink.open({})
+    except EdgeAlexError as err:
+        pytest.skip(f"no IPv6 loopback here ({err})")
+    try:
+        assert sink.url.startswith("http://[::1]:")
+        assert json.loads(_get(sink.url + "status.json")[2])["frames"] == 0
+    finally:
+        sink.close()

@@ -62,6 +62,10 @@ class _Server(socketserver.ThreadingMixIn, HTTPServer):
     allow_reuse_address = True  # restart on the same port right after a run
 
 
+class _Server6(_Server):
+    address_family = socket.AF_INET6
+
+
 class HttpSink(FrameSink):
     """The live page (see the module docstring).
 
@@ -146,10 +150,8 @@ class HttpSink(FrameSink):
         require("cv2", "the live page (JPEG encoding)")
         self._context = dict(context or {})
         self._stop.clear()
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        _Server.address_family = family
         try:
-            self._server = _Server((self.host, self.port), _Handler)
+            self._server = (_Server6 if ":" in self.host else _Server)((self.host, self.port), _Handler)
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 raise EdgeAlexError(self.uri, f"port {self.port} is already in use",
