@@ -36,6 +36,7 @@ import collections
 import errno
 import hmac
 import json
+import os
 import socket
 import socketserver
 import threading
@@ -277,7 +278,9 @@ class HttpSink(FrameSink):
         live["last"] = _brief(last) if last is not None else None
         live["defects_recent"] = [dict(brief, url=f"/thumbs/{brief['id']}.jpg") for brief, _ in reversed(self._thumbs)]
         engine = self._context.get("engine") or {}
-        live["station"] = {"model": engine.get("model") or engine.get("name") or self._context.get("engine_path"),
+        path = self._context.get("engine_path")
+        live["station"] = {"model": engine.get("model") or engine.get("name") or (os.path.basename(path) if path else None),
+                           "engine_path": path,
                            "engine": engine, "threshold": self._context.get("threshold"),
                            "defect_classes": self._context.get("defect_classes"),
                            "source": (self._context.get("source") or {}).get("uri")}
@@ -404,7 +407,9 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(f"--{BOUNDARY}\r\n".encode("ascii"))
-            period = 1.0 / fps
+            # at the sink's cap the encoder already paces the frames: send each one as soon as it
+            # exists; a viewer asking for less waits out its own period first
+            period = 1.0 / fps if fps < station.fps else 0.0
             seq = 0
             next_at = 0.0
             while not station._stop.is_set():
