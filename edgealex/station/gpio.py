@@ -154,9 +154,12 @@ class GpioSink(FrameSink):
     def finish(self):
         """Let the pulse in progress end (bounded), then the counters."""
         deadline = time.monotonic() + self.pulse_ms / 1e3 + 2.0
-        with self._cond:
-            while (self._requests or self._busy) and time.monotonic() < deadline:
-                self._cond.wait(0.05)
+        try:
+            with self._cond:
+                while (self._requests or self._busy) and time.monotonic() < deadline:
+                    self._cond.wait(0.05)
+        except KeyboardInterrupt:  # a second Ctrl-C: close() still releases the pin
+            pass
         counts = dict(self.counters)
         counts.update({"pin": self.pin, "active": self.active, "pulse_ms": self.pulse_ms})
         return counts

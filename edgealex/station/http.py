@@ -276,7 +276,7 @@ class HttpSink(FrameSink):
         live["defect_rate"] = round(live.get("defects", 0) / frames, 4) if frames else None
         last = self._last
         live["last"] = _brief(last) if last is not None else None
-        live["defects_recent"] = [dict(brief, url=f"/thumbs/{brief['id']}.jpg") for brief, _ in reversed(self._thumbs)]
+        live["defects_recent"] = [dict(brief, url=f"/thumbs/{brief['id']}.jpg") for brief, _ in reversed(list(self._thumbs))]
         engine = self._context.get("engine") or {}
         path = self._context.get("engine_path")
         live["station"] = {"model": engine.get("model") or engine.get("name") or (os.path.basename(path) if path else None),

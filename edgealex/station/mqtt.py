@@ -205,9 +205,13 @@ class MqttSink(FrameSink):
             ``connections``, ``disconnects``, ``qos``, ``paho_api``.
         """
         deadline = time.monotonic() + self.drain_s
+        try:
+            with self._cond:
+                while (self._queue or self._pending) and time.monotonic() < deadline:
+                    self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
+        except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, count what is left
+            logger.warning("MQTT: stopped waiting for the broker's acknowledgements")
         with self._cond:
-            while (self._queue or self._pending) and time.monotonic() < deadline:
-                self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
             unsent = len(self._queue) + len(self._pending)
         counts = dict(self.counters)
         counts["unsent_at_exit"] = unsent
