@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -104,15 +105,21 @@ def test_broker_restart_mid_run_loses_nothing_inside_the_buffer(tmp_path, broker
     try:
         log = tmp_path / "v.jsonl"
 
+        uri = f"mqtt://127.0.0.1:{broker.port}/plant/s1?buffer=500&drain_s=60"
+        sink = open_sink(uri)
+
         def on_frame(result):
-            if result.index == 15:
+            if result.index == 0:  # connected first, so the outage below interrupts a live session
+                deadline = time.monotonic() + 30
+                while not sink.counters["connections"] and time.monotonic() < deadline:
+                    time.sleep(0.01)
+            elif result.index == 15:
                 broker.stop()
             elif result.index == 45:
                 broker.start()
 
-        uri = f"mqtt://127.0.0.1:{broker.port}/plant/s1?buffer=500&drain_s=60"
         summary = run_loop(_runner(ort_engine(tmp_path)), open_source("synthetic://?fps=0&pool=1&count=70&seed=2"),
-                           [open_sink(uri), open_sink(str(log))], on_frame=on_frame)
+                           [sink, open_sink(str(log))], on_frame=on_frame)
         arrived = sub.wait_for(lambda m: len({json.loads(p)["seq"] for t, p, _ in m if t == "plant/s1/verdict"}) >= 70,
                                timeout_s=60)
         seen = {m["seq"] for m in sub.verdicts("plant/s1/verdict")}
@@ -134,12 +141,12 @@ def test_broker_restart_mid_run_loses_nothing_inside_the_buffer(tmp_path, broker
 
 def test_broker_down_buffer_is_bounded_and_drops_are_counted(tmp_path):
     port = free_port()  # nothing listens there
-    uri = f"mqtt://127.0.0.1:{port}/x/y?buffer=10&drain_s=0"
+    uri = f"mqtt://127.0.0.1:{port}/x/y?buffer=10"
     summary = run_loop(_runner(ort_engine(tmp_path)), open_source("synthetic://?fps=0&pool=1&count=30"),
                        [open_sink(uri)])
     assert summary.frames == 30
     out = summary.outputs[uri]
-    assert out["sent"] == 0 and out["connections"] == 0
+    assert out["sent"] == 0 and out["connections"] == 0 and out["connect_failures"] >= 1  # no drain wait then
     assert out["dropped"] == 30 and out["unsent_at_exit"] == 10  # 20 pushed out of the buffer, 10 left in it
     assert "x/y" in summary.format() or uri in summary.format()
 

@@ -101,7 +101,8 @@ class MqttSink(FrameSink):
         self._seq = 0
         self._status = None
         self.api = None
-        self.counters = {"sent": 0, "dropped": 0, "unsent_at_exit": 0, "connections": 0, "disconnects": 0}
+        self.counters = {"sent": 0, "dropped": 0, "unsent_at_exit": 0, "connections": 0, "disconnects": 0,
+                         "connect_failures": 0}
 
     @classmethod
     def from_uri(cls, uri):
@@ -177,6 +178,7 @@ class MqttSink(FrameSink):
             client.on_connect = lambda c, u, flags, rc: self._on_connect(rc)
             client.on_disconnect = lambda c, u, rc: self._on_disconnect(rc)
             client.on_publish = lambda c, u, mid: self._on_publish(mid)
+        client.on_connect_fail = lambda c, u: self._on_connect_fail()  # same signature in 1.6 and 2.x
         return client
 
     def write(self, item):
@@ -197,7 +199,9 @@ class MqttSink(FrameSink):
             self._cond.notify()
 
     def finish(self):
-        """Wait up to ``drain_s`` for queued messages to be acknowledged; the sink's counters.
+        """Wait up to ``drain_s`` for queued messages to be acknowledged (a run shorter than the
+        first connection still gets its messages out; when the first attempt to reach the broker
+        failed and none succeeded, no wait); the sink's counters.
 
         Returns:
             dict: ``sent`` (acknowledged; at QoS 0 written to the socket), ``dropped`` (buffer
@@ -208,6 +212,8 @@ class MqttSink(FrameSink):
         try:
             with self._cond:
                 while (self._queue or self._pending) and time.monotonic() < deadline:
+                    if not self.counters["connections"] and self.counters["connect_failures"]:
+                        break  # the broker was never reached: nothing will be acknowledged, do not hold up the end
                     self._cond.wait(min(0.1, max(0.0, deadline - time.monotonic())))
         except KeyboardInterrupt:  # a second Ctrl-C: stop waiting, count what is left
             logger.warning("MQTT: stopped waiting for the broker's acknowledgements")
@@ -272,6 +278,7 @@ class MqttSink(FrameSink):
     def _on_connect(self, rc):
         if _failed(rc):
             logger.warning("MQTT: %s:%d refused the connection (%s)", self.host, self.port, rc)
+            self._on_connect_fail()
             return
         self._client_publish_status()
         with self._cond:
@@ -280,6 +287,11 @@ class MqttSink(FrameSink):
             self._cond.notify_all()
         if self.counters["connections"] > 1:
             logger.info("MQTT: reconnected to %s:%d", self.host, self.port)
+
+    def _on_connect_fail(self):
+        with self._cond:
+            self.counters["connect_failures"] += 1
+            self._cond.notify_all()
 
     def _client_publish_status(self):
         client = self._client
