@@ -279,7 +279,8 @@ class HttpSink(FrameSink):
         live["defects_recent"] = [dict(brief, url=f"/thumbs/{brief['id']}.jpg") for brief, _ in reversed(list(self._thumbs))]
         engine = self._context.get("engine") or {}
         path = self._context.get("engine_path")
-        live["station"] = {"model": engine.get("model") or engine.get("name") or (os.path.basename(path) if path else None),
+        model = engine.get("model") or engine.get("name") or path
+        live["station"] = {"model": os.path.basename(str(model)) if model else None,
                            "engine_path": path,
                            "engine": engine, "threshold": self._context.get("threshold"),
                            "defect_classes": self._context.get("defect_classes"),
