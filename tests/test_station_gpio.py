@@ -222,3 +222,26 @@ def test_bad_uris(uri, what):
     with pytest.raises(EdgeAlexError) as err:
         open_sink(uri)
     assert what in str(err.value)
+
+
+def test_a_failing_output_stops_the_run_and_still_releases_the_pin(tmp_path, fake_gpio):
+    """If the pin cannot be driven, rejects are not happening: the run stops with one user error."""
+    pytest.importorskip("onnxruntime")
+    from edgealex.camera import open_source
+    from edgealex.pipeline.loop import run_loop
+    from edgealex.runtime.registry import load_runner
+
+    real_output = fake_gpio.output
+
+    def output(pin, value):
+        if value == fake_gpio.HIGH:
+            raise OSError(5, "Input/output error")
+        real_output(pin, value)
+
+    fake_gpio.output = output
+    sink = GpioSink(12, pulse_ms=5, gpio=fake_gpio)
+    with pytest.raises(EdgeAlexError) as err:
+        run_loop(load_runner(ort_engine(tmp_path)), open_source("synthetic://?fps=0&pool=1&count=100000"), [sink],
+                 defect_classes="ok,scratch,stain,crack,hole", threshold=0.0)
+    assert "driving pin 12 failed (OSError" in str(err.value)
+    assert fake_gpio.calls[-1] == ("cleanup", 12) and fake_gpio.calls[-2][:3] == ("output", 12, 0)

@@ -93,6 +93,7 @@ class GpioSink(FrameSink):
         self._worker = None
         self._released = True
         self._previous_sighup = None
+        self._error = None  # what broke the worker: the next write stops the run with it
         self.counters = {"pulses": 0, "retriggered": 0, "defects": 0}
 
     @classmethod
@@ -144,6 +145,10 @@ class GpioSink(FrameSink):
                     self.mode.upper(), self.pin)
 
     def write(self, item):
+        if self._error is not None:  # rejects are not happening: stop the line's run loudly
+            raise EdgeAlexError(self.uri, f"driving pin {self.pin} failed ({type(self._error).__name__}: "
+                                f"{self._error})", "check the wiring, the pin's pinmux and the gpio group; the run "
+                                "stopped so that no defect passes without a reject signal")
         if not item.result.defect:
             return
         with self._cond:
@@ -182,6 +187,16 @@ class GpioSink(FrameSink):
 
     # -- worker ---------------------------------------------------------------------------------
     def _pulse_worker(self):
+        try:
+            self._pulses()
+        except Exception as exc:  # handed to the loop by the next write()
+            logger.error("GPIO: pin %d: %s", self.pin, exc)
+            with self._cond:
+                self._error = exc
+                self._busy = False
+                self._cond.notify_all()
+
+    def _pulses(self):
         gpio = self._module
         pulse_s = self.pulse_ms / 1e3
         with self._cond:

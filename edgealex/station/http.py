@@ -110,6 +110,7 @@ class HttpSink(FrameSink):
         self._thumbs = collections.deque(maxlen=max(1, self.thumb_count))
         self._next_grab = 0.0
         self._thumb_seq = 0
+        self._seq = 0
         self._last = None
         self._status_fn = None
         self._context = {}
@@ -224,29 +225,36 @@ class HttpSink(FrameSink):
     def _encode_worker(self):
         cv2 = require("cv2", "the live page (JPEG encoding)")
         params = [int(cv2.IMWRITE_JPEG_QUALITY), self.quality]
-        seq = 0
+        self._seq = 0
         while not self._stop.is_set():
             self._wake.wait(0.5)
             self._wake.clear()
-            pending = _take(self._pending)
-            if pending is not None:
-                frame, result, fps = pending
-                image = _fit(cv2, frame.image, self.width)
-                ok, jpeg = cv2.imencode(".jpg", draw_overlay(image, result, fps), params)
-                if ok:
-                    seq += 1
-                    with self._cond:
-                        self._latest = (seq, jpeg.tobytes(), capture_start(frame))
-                        self._cond.notify_all()
-                    self.counters["frames_encoded"] += 1
-            thumb = _take(self._pending_thumbs)  # the newest defect: a burst faster than the cap keeps its last
-            if thumb is not None:
-                image, brief = thumb
-                ok, jpeg = cv2.imencode(".jpg", _fit(cv2, image, THUMB_WIDTH), params)
-                if ok:
-                    self._thumb_seq += 1
-                    brief["id"] = self._thumb_seq
-                    self._thumbs.append((brief, jpeg.tobytes()))
+            try:
+                self._encode_pending(cv2, params)
+            except Exception as exc:  # one frame the page cannot show must not end the live view
+                self.counters["encode_errors"] = self.counters.get("encode_errors", 0) + 1
+                logger.warning("live view: cannot encode a frame (%s)", exc)
+
+    def _encode_pending(self, cv2, params):
+        pending = _take(self._pending)
+        if pending is not None:
+            frame, result, fps = pending
+            image = _fit(cv2, frame.image, self.width)
+            ok, jpeg = cv2.imencode(".jpg", draw_overlay(image, result, fps), params)
+            if ok:
+                self._seq += 1
+                with self._cond:
+                    self._latest = (self._seq, jpeg.tobytes(), capture_start(frame))
+                    self._cond.notify_all()
+                self.counters["frames_encoded"] += 1
+        thumb = _take(self._pending_thumbs)  # the newest defect: a burst faster than the cap keeps its last
+        if thumb is not None:
+            image, brief = thumb
+            ok, jpeg = cv2.imencode(".jpg", _fit(cv2, image, THUMB_WIDTH), params)
+            if ok:
+                self._thumb_seq += 1
+                brief["id"] = self._thumb_seq
+                self._thumbs.append((brief, jpeg.tobytes()))
 
     def wait_frame(self, after_seq, timeout_s):
         """The newest encoded frame with a sequence number above ``after_seq``, or None."""
