@@ -20,7 +20,7 @@ the run waits for the last acknowledgements, default 5). ``mqtt://user:password@
 Never blocking the loop: ``write`` serialises the record and appends it to a bounded deque (the
 loop's only cost, ~20 us); a publisher thread hands messages to paho only while connected, at most
 ``WINDOW`` unacknowledged at a time; paho's own network thread (``loop_start``) reconnects in the
-background with a backoff of 0.5-8 s and re-sends unacknowledged QoS >= 1 messages after a
+background with a backoff of 1-8 s and re-sends unacknowledged QoS >= 1 messages after a
 reconnection (paho ``_messages_reconnect_reset_out``), so a broker restart loses nothing that fits
 in ``buffer + WINDOW``; at QoS 1 a consumer may see a message twice (``seq`` tells).
 
