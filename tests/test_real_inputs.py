@@ -620,3 +620,13 @@ def test_build_prints_the_batch_profile(tmp_path):
     r = invoke("build", model, "--target", "cpu", "--max-batch", "16", "-o", tmp_path / "e")
     assert r.exit_code == 0, r.output
     assert "batch profile: min 1 / opt 16 / max 16" in r.stdout
+
+
+@pytest.mark.parametrize("uri, needle", [
+    ("synthetic://?width=64&height=64&fps=nan", "fps"),
+    ("synthetic://?width=64&height=64&fps=-1", "fps"),
+])
+def test_uri_float_parameters_refuse_nan_and_negatives(cpu_engine, uri, needle):
+    r = invoke("run", cpu_engine, "--source", uri, "--max-frames", "2")
+    one_line_error(r, needle)
+    assert "not a finite number" in r.output or "must be >= 0" in r.output
