@@ -380,7 +380,7 @@ def exif_orientation(data):
                     break
                 i += 2 + length
         elif buf[:8] == b"\x89PNG\r\n\x1a\n":
-            full = data if isinstance(data, bytes) else data.tobytes()
+            full = data if isinstance(data, bytes) else memoryview(data).cast("B")  # no copy of the file
             i = 8
             while i + 8 <= len(full):
                 length, kind = struct.unpack(">I4s", full[i:i + 8])
@@ -391,7 +391,7 @@ def exif_orientation(data):
                     break
                 i += 12 + length
         elif buf[:4] == b"RIFF" and buf[8:12] == b"WEBP":
-            full = data if isinstance(data, bytes) else data.tobytes()
+            full = data if isinstance(data, bytes) else memoryview(data).cast("B")  # no copy of the file
             i = 12
             while i + 8 <= len(full):
                 kind, length = struct.unpack("<4sI", full[i:i + 8])
