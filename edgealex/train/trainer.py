@@ -129,7 +129,7 @@ class TrainSettings:
             problems.append((exc.subject, exc.what, "e.g. --lr 0.01 (sgd) or 1e-4 (adam)"))
         if not (isinstance(self.input_size, int) and self.input_size >= MIN_INPUT_SIZE):
             problems.append((f"input_size {self.input_size}", f"AlexNet needs inputs of at least {MIN_INPUT_SIZE} pixels",
-                             "use input_size 224 (the default) or at least 64"))
+                             f"use input_size 224 (the default) or at least {MIN_INPUT_SIZE}"))
         if self.init not in INITS:
             problems.append((f"--init {self.init}", "unknown weight initialisation", "use " + ", ".join(INITS)))
         if problems:
