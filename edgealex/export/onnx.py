@@ -106,8 +106,8 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
         preprocess (Preprocess): overrides input_size/resize. Defaults to None.
         model (torch.nn.Module): an already built model (training hands it over). Defaults to None.
         interpolation (str or None): the preprocessing resize (see :class:`Preprocess`). Defaults
-            to None: an edgealex checkpoint's own, "pil-bilinear" for a plain (torchvision) state_dict
-            (the resize those weights were trained with), else "linear".
+            to None: an edgealex checkpoint's own, "pil-bilinear" for a plain state_dict of the
+            torchvision layout (``alexnet``: the resize those weights were trained with), else "linear".
 
     Returns:
         ExportResult
@@ -137,7 +137,7 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
                             "pass --arch {}".format(checkpoint["arch"]))
     if checkpoint and checkpoint.get("preprocess") and preprocess is None:
         spec = Preprocess.from_dict(checkpoint["preprocess"])
-    elif checkpoint and preprocess is None and interpolation is None:
+    elif checkpoint and arch == "alexnet" and preprocess is None and interpolation is None:
         # torchvision-layout weights saw torchvision's Resize + CenterCrop on PIL images
         interpolation = TORCHVISION_INTERPOLATION
     if interpolation is not None:
