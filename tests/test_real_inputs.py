@@ -215,6 +215,7 @@ def _asymmetric(height=240, width=320):
 
 
 def _save_with_orientation(path, array, orientation, **kwargs):
+    pytest.importorskip("PIL")  # Pillow comes with matplotlib (the report extra)
     from PIL import Image
 
     exif = Image.Exif()
@@ -275,7 +276,7 @@ def test_orientation_keeps_alpha_in_png_and_webp(tmp_path):
 # -- 5. torchvision's resize ----------------------------------------------------------------------
 
 def _photo():
-    import matplotlib
+    matplotlib = pytest.importorskip("matplotlib")
 
     path = os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data", "sample_data", "grace_hopper.jpg")
     if not os.path.isfile(path):
