@@ -75,10 +75,12 @@ def test_huge_png_is_refused_before_decoding(tmp_path):
     folder = tmp_path / "images"
     folder.mkdir()
     bomb_png(folder / "bomb.png")
+    assert cv2.imwrite(str(folder / "good.png"), np.full((48, 64, 3), 128, dtype=np.uint8))
     result = _cli("run", engine, "--source", folder, "--json")
+    assert result.returncode == 0, result.stderr
     assert "bomb.png: the image is 20000x20000 = 400 million pixels, above edgealex's limit" in result.stderr
     assert "Traceback" not in result.stderr and "MemoryError" not in result.stderr
-    assert json.loads(result.stdout)["frames"] == 0
+    assert json.loads(result.stdout)["frames"] == 1  # the good image only
 
 
 def test_huge_synthetic_frames_are_refused(tmp_path):

@@ -179,16 +179,19 @@ class CameraSource(FrameSource):
         """A working VideoCapture, or None. Runs in a :class:`_Worker` (it may block)."""
         cv2 = require("cv2", "camera capture")
         what, api, set_props = self._capture_args(cv2)
+        from edgealex.calib.images import quiet_opencv
+
         cap = None
         params = self._timeout_params(cv2, api)
-        if params:
-            try:
-                cap = cv2.VideoCapture(what, api, params)
-            except (TypeError, cv2.error):  # OpenCV < 4.5.2: no parameters at open
-                cap = None
-                self._backend_timeouts = False
-        if cap is None:
-            cap = cv2.VideoCapture(what, api)
+        with quiet_opencv():
+            if params:
+                try:
+                    cap = cv2.VideoCapture(what, api, params)
+                except (TypeError, cv2.error):  # OpenCV < 4.5.2: no parameters at open
+                    cap = None
+                    self._backend_timeouts = False
+            if cap is None:
+                cap = cv2.VideoCapture(what, api)
         if not cap.isOpened():
             cap.release()
             return None

@@ -9,6 +9,9 @@ URI                      sink
 ``.mkv`` / ``.mov``      renamed when complete; frames of another size are scaled to the first
 ``verdicts.jsonl``       one JSON object per frame, flushed every 0.2 s and at the end (Ctrl-C
                          leaves every processed frame in the file)
+``http://HOST:PORT``     station sinks: live page, MQTT verdicts, GPIO reject pulse
+``mqtt://HOST/TOPIC``    (:mod:`edgealex.station`)
+``gpio://PIN``
 =======================  ==================================================================
 
 ``file://`` prefixes are accepted. Video and JSONL sinks write a provenance sidecar
@@ -29,6 +32,7 @@ from edgealex._optional import require
 from edgealex.artifacts import (OutputLock, atomic_path, disk_error, environment_summary, is_disk_error, sidecar_path,
                                 write_json_atomic)
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 
 VIDEO_SINK_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -158,12 +162,16 @@ class JsonlSink(FrameSink):
 
     Event lines (source disconnects/reconnects) have an ``event`` key and no ``frame`` key:
     ``{"event": "disconnect", "timestamp": ..., "message": ..., "gap_start": ...}``.
+
+    When station sinks ran (``http://``, ``mqtt://``, ``gpio://``), the log ends with one
+    ``{"record": "delivery_ms", ...}`` line holding their delivery latencies (mean/p50/p99 ms) and
+    counters; verdict lines are those with ``frame``.
     """
 
     def __init__(self, path, fsync_every=0, flush_s=0.2):
         self.uri = self.path = str(path)
         self.fsync_every = int(fsync_every)
-        self.flush_s = float(flush_s)
+        self.flush_s = check_float(f"{self.uri} flush_s", flush_s, low=0, example="0.2")
         self._flushed_at = 0.0
         self._fd = None
         self._lock = None
@@ -264,6 +272,10 @@ class JsonlSink(FrameSink):
         reported = self._failed  # raised by write() already
         if self._failed is None:
             try:
+                if self._started and summary and summary.get("delivery_ms"):
+                    # station sinks ran: one closing latency record (issue 14)
+                    self._append(json.dumps({"record": "delivery_ms", "delivery_ms": summary["delivery_ms"],
+                                             "outputs": summary.get("outputs", {})}, separators=(",", ":")) + "\n")
                 self._flush()
             except EdgeAlexError:
                 pass  # raised below; the file ends at a complete line
@@ -487,6 +499,10 @@ def open_sink(uri):
         return NullSink()
     if lowered.startswith("display://") or lowered == "display":
         return DisplaySink(text)
+    if lowered.startswith(("http://", "mqtt://", "gpio://")):  # the station sinks (issue 14)
+        from edgealex.station import open_station_sink
+
+        return open_station_sink(text)
     path = text[len("file://"):] if lowered.startswith("file://") else text
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".jsonl":
@@ -494,5 +510,6 @@ def open_sink(uri):
     if suffix in VIDEO_SINK_FOURCC:
         return VideoSink(path)
     raise EdgeAlexError(text, "unsupported sink",
-                        "use null://, display://, a video file ({}) or a .jsonl verdict log".format(
+                        "use null://, display://, http://HOST:PORT, mqtt://HOST:PORT/TOPIC, gpio://PIN, "
+                        "a video file ({}) or a .jsonl verdict log".format(
                             ", ".join(sorted(VIDEO_SINK_FOURCC))))

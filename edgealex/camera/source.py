@@ -37,6 +37,7 @@ from urllib.parse import parse_qsl, unquote
 
 from edgealex.errors import EdgeAlexError
 from edgealex.limits import check_pixels
+from edgealex.validate import check_float
 from edgealex.log import logger
 from edgealex.preprocess import is_image_file
 
@@ -217,8 +218,7 @@ class FrameSource:
         self.width = int(width) if width else None
         self.height = int(height) if height else None
         check_pixels(self.width, self.height, self.uri, "frame size")
-        if fps is not None and float(fps) < 0:
-            raise EdgeAlexError(self.uri, f"fps must be >= 0, got {fps}", "use 0 for 'as fast as possible'")
+        fps = check_float(f"{self.uri} fps", fps, low=0, allow_none=True, example="0")
         self.fps = float(fps) if fps else 0.0
         self.loop = bool(loop)
         self.stats = SourceStats()
@@ -250,10 +250,8 @@ class FrameSource:
             EdgeAlexError: a stall timeout that is not > 0.
         """
         if stall_timeout_s is not None:
-            if not float(stall_timeout_s) > 0:
-                raise EdgeAlexError("--stall-timeout", f"must be > 0 seconds, got {stall_timeout_s}",
-                                    f"e.g. --stall-timeout {DEFAULT_STALL_TIMEOUT_S:g}")
-            self.stall_timeout_s = float(stall_timeout_s)
+            self.stall_timeout_s = check_float("--stall-timeout", stall_timeout_s, low=0, low_open=True,
+                                               example=f"{DEFAULT_STALL_TIMEOUT_S:g}")
         self.deadline = deadline
 
     def open(self):
