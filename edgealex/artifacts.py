@@ -128,7 +128,11 @@ def staging_dir(final_dir, what="output folder", owned=None):
         home = os.path.dirname(final_dir)
     else:
         home = ensure_dir(final_dir, what)
-    stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".staging-", dir=home)
+    try:
+        stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".staging-", dir=home)
+    except OSError as exc:  # e.g. /proc: "writable" for root, yet no folder can be made there
+        raise EdgeAlexError(final_dir, f"cannot write the {what} there ({exc.strerror or exc})",
+                            "choose a writable location with -o/--out")
     try:
         yield stage
         with signals_deferred():
