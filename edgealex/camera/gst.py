@@ -135,6 +135,7 @@ class CameraSource(FrameSource):
         self._gap_start_wall = 0.0
         self._gap_reason = ""
         self._attempt_budget_s = 0.0
+        self.stats.stalls = 0
         self._next_attempt = 0.0
         self._delay_s = self.backoff_s
 
@@ -303,7 +304,7 @@ class CameraSource(FrameSource):
         if outcome is None:
             stalled_s = now - self._last_frame_at
             if stalled_s >= self._watchdog_s():
-                self._disconnect(f"no new frame for {stalled_s:.1f} s (stream stalled)", abandon=True)
+                self._disconnect(f"no new frame for {stalled_s:.1f} s (stream stalled)", abandon=True, stall=True)
             return None
         ok, image = outcome
         if ok:
@@ -316,12 +317,12 @@ class CameraSource(FrameSource):
         self._failed_reads += 1
         stalled_s = now - self._last_frame_at
         if stalled_s >= self.stall_timeout_s:
-            self._disconnect(f"no new frame for {stalled_s:.1f} s (stream stalled)")
+            self._disconnect(f"no new frame for {stalled_s:.1f} s (stream stalled)", stall=True)
         elif self._failed_reads >= FAILED_READS_BEFORE_RECONNECT:
             self._disconnect(f"no frame after {self._failed_reads} reads (camera disconnected?)")
         return None
 
-    def _disconnect(self, reason, abandon=False):
+    def _disconnect(self, reason, abandon=False, stall=False):
         """Drop the capture (a stall or failed reads), log the gap's start, schedule a reopen."""
         cap, worker = self._cap, self._worker
         self._cap = self._worker = None
@@ -333,6 +334,8 @@ class CameraSource(FrameSource):
         self._gap_started = self._last_frame_at
         self._gap_start_wall = self._last_frame_wall
         self._gap_reason = reason
+        if stall:
+            self.stats.stalls += 1
         self._next_attempt = time.perf_counter() + self._delay_s
         self.note_event(f"{reason}; reconnecting", kind="disconnect", gap_start=round(self._gap_start_wall, 3))
 

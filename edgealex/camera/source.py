@@ -97,6 +97,7 @@ class SourceStats:
     events: list = field(default_factory=list)
     gaps: list = field(default_factory=list)
     events_total: int = 0
+    stalls: Optional[int] = None  # live sources: disconnects for want of a new frame (None: not counted)
 
     def events_since(self, seen):
         """(events recorded after the first ``seen``, the new total); the oldest may have been trimmed."""

@@ -23,6 +23,7 @@ sinks, the JSONL log is flushed, sinks and the source are closed, and the summar
 import collections
 import os
 import queue
+import random
 import signal
 import sys
 import threading
@@ -46,6 +47,7 @@ DROP_POLICIES = ("oldest", "none")
 DEFAULT_QUEUE_SIZE = 4
 CAPTURE_TIMEOUT_MS = 100
 JOIN_TIMEOUT_S = 10.0
+LATENCY_SAMPLES = 100000  # per-frame latencies kept for the percentiles (then a uniform sample)
 EVENT_POLL_S = 0.2  # the sink thread copies source events to the sinks at least this often
 
 
@@ -304,10 +306,18 @@ class FrameQueue:
 
 
 class _Tally:
-    """Statistics gathered by the sink thread (its only writer)."""
+    """Statistics gathered by the sink thread (its only writer).
 
-    def __init__(self, classifier):
+    Per-frame latencies (for the percentiles) are kept for the first ``max_samples`` frames, then
+    as a uniform random sample of that size (reservoir sampling, Vitter's algorithm R), so a
+    station that runs for weeks holds a bounded amount of memory (56 bytes a frame would be
+    ~145 MB a day at 30 fps).
+    """
+
+    def __init__(self, classifier, max_samples=LATENCY_SAMPLES):
         self.classifier = classifier
+        self.max_samples = int(max_samples)
+        self._rng = random.Random(0)
         self.frames = 0
         self.defects = 0
         self.errors = 0
@@ -326,10 +336,16 @@ class _Tally:
     def add(self, result, e2e_ms, done_at):
         self.frames += 1
         self.defects += int(result.defect)
-        for name in STAGES:
-            self.stage[name].append(result.latency_ms.get(name, 0.0))
-        self.e2e.append(e2e_ms)
-        self.verdict_ms.append(result.latency_ms.get("verdict", 0.0))
+        row = [(self.stage[name], result.latency_ms.get(name, 0.0)) for name in STAGES]
+        row += [(self.e2e, e2e_ms), (self.verdict_ms, result.latency_ms.get("verdict", 0.0))]
+        if len(self.e2e) < self.max_samples:
+            for values, value in row:
+                values.append(value)
+        else:
+            slot = self._rng.randrange(self.frames)
+            if slot < self.max_samples:
+                for values, value in row:
+                    values[slot] = value
         self.class_counts[result.top_class] += 1
         if result.truth is not None:
             if result.truth in self.classifier.labels:
@@ -472,7 +488,7 @@ def _station_figures(summary, sinks, tally):
     stations = [sink for sink in sinks if hasattr(sink, "deliveries_ms")]
     if not stations:
         return
-    delivery = {"verdict": dict(_stats(tally.verdict_ms), count=len(tally.verdict_ms))}
+    delivery = {"verdict": dict(_stats(tally.verdict_ms), count=tally.frames)}
     for sink in stations:
         counts = sink.finish()
         name = sink.delivery_name
