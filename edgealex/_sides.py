@@ -54,6 +54,16 @@ LAZY_CROSSINGS = {
 DEVICE_BACKPORTS = ("dataclasses", "typing_extensions==4.0")
 WORKSTATION_BACKPORTS = ("typing_extensions",)
 
+# (Python of a JetPack, extras a board installs): the core and these extras must resolve from aarch64
+# wheels (.ci/resolve.py runs on every CI run). JetPack 4.6 / Nano: Python 3.6 (no matplotlib or
+# jetson-stats wheel for cp36 aarch64: report plots run on the workstation, `sudo -H pip3 install
+# jetson-stats` builds jtop from its sdist); JetPack 5.1 / Xavier: 3.8; JetPack 6 / Orin: 3.10.
+RESOLVE_TARGETS = (
+    ("3.6", ("ort",)),
+    ("3.8", ("ort", "report", "jetson", "cuda")),
+    ("3.10", ("ort", "report", "jetson", "cuda")),
+)
+
 
 def side_of(module):
     """``"workstation"`` or ``"device"`` for a dotted module name under ``edgealex``."""
@@ -104,7 +114,7 @@ def workstation_python_problem(version=None):
     version = tuple(version or python_version())
     if version[:2] >= WORKSTATION_PYTHON:
         return None
-    return "needs Python {} or newer; this is Python {}".format(_dotted(WORKSTATION_PYTHON), _dotted(version))
+    return f"needs Python {_dotted(WORKSTATION_PYTHON)} or newer; this is Python {_dotted(version)}"
 
 
 def check_workstation_python(command, version=None):

@@ -459,7 +459,8 @@ def current_nvpmodel(root, probe_runtime):
     exe = shutil.which("nvpmodel") or ("/usr/sbin/nvpmodel" if os.path.exists("/usr/sbin/nvpmodel") else None)
     if probe_runtime and exe:
         try:
-            out = subprocess.run([exe, "-q"], capture_output=True, text=True, timeout=10).stdout
+            out = subprocess.run([exe, "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 universal_newlines=True, timeout=10).stdout
         except (OSError, subprocess.SubprocessError):
             return None, None
         numbers = re.findall(r"^\s*(\d+)\s*$", out, re.M)
