@@ -59,7 +59,7 @@ def test_sides_partition_the_package():
     assert sorted(device + workstation) == every
     names = {_module_name(p) for p in device}
     for expected in ("edgealex.cli.main", "edgealex.camera.synthetic", "edgealex.synth.render", "edgealex.doctor",
-                     "edgealex.bench.baselines", "edgealex.build.trt"):
+                     "edgealex.bench.baselines", "edgealex.build.trt", "edgealex.selftest", "edgealex.cli.selftest"):
         assert expected in names
     assert {_module_name(p) for p in workstation} >= {"edgealex.export.onnx", "edgealex.models.alexnet",
                                                        "edgealex.train.trainer", "edgealex.demo"}

@@ -24,6 +24,7 @@ COMMANDS = (
     ("targets", "edgealex.cli.targets", "app", "group"),
     ("doctor", "edgealex.cli.doctor", "doctor", "command"),
     ("dla-check", "edgealex.cli.dla_check", "dla_check", "command"),
+    ("selftest", "edgealex.cli.selftest", "selftest", "command"),
     ("data", "edgealex.cli.data", "app", "group"),
     ("train", "edgealex.cli.train", "train", "command"),
     ("demo", "edgealex.cli.demo", "demo", "command"),
