@@ -302,8 +302,13 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
         steps.run("bench", bench_step)
 
     report_dir = os.path.join(bundle, "report")
+    from edgealex._optional import available
+
     if not bench_paths:
         steps.skip("report", "no bench result")
+    elif not available("matplotlib"):  # no cp36 aarch64 wheel: the Nano renders reports on the workstation
+        steps.skip("report", "matplotlib is not installed (pip install 'edgealex[report]'); on a Jetson Nano "
+                             "render it on the workstation: edgealex report bench/ -o report/")
     else:
         def report_step():
             from edgealex.report import render_report

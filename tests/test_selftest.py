@@ -8,6 +8,7 @@ import tarfile
 from build_helpers import calibration_output, tiny_classifier
 from conftest import PYTHON, REPO
 
+from edgealex._optional import available
 from edgealex.selftest import build_plan, default_sinks
 from edgealex.target import load_target
 
@@ -39,7 +40,13 @@ def test_selftest_writes_the_bundle_with_every_step(tmp_path):
     data = json.load(open(os.path.join(bundle, "selftest.json")))
     steps = {s["name"]: s for s in data["steps"]}
     assert list(steps) == ["doctor", "build fp32", "build int8", "run", "bench", "report"]
-    assert all(s["status"] == "pass" for s in steps.values()), steps
+    plots = available("matplotlib")  # absent in CI's dependency-floors environment (no report extra)
+    assert all(s["status"] == "pass" for n, s in steps.items() if n != "report"), steps
+    if plots:
+        assert steps["report"]["status"] == "pass"
+        assert os.path.isfile(os.path.join(bundle, "report", "report.html"))
+    else:
+        assert steps["report"]["status"] == "skip" and "edgealex report bench/" in steps["report"]["detail"]
     assert data["target"] == "cpu" and data["source"] == "synthetic://"
     # every step's files are in the bundle
     for step in steps.values():
@@ -60,7 +67,6 @@ def test_selftest_writes_the_bundle_with_every_step(tmp_path):
     first = json.load(open(os.path.join(bundle, "bench", sorted(results)[0])))
     assert "nvpmodel" in first["environment"] and "jetson_clocks" in first["environment"]
     assert "power reader:" in steps["bench"]["detail"] and "idle window 0.2 s" in steps["bench"]["detail"]
-    assert os.path.isfile(os.path.join(bundle, "report", "report.html"))
     assert "| build int8 | pass |" in open(os.path.join(bundle, "selftest.md")).read()
     # the archive holds the same folder
     archive = printed["archive"]
@@ -68,7 +74,8 @@ def test_selftest_writes_the_bundle_with_every_step(tmp_path):
     with tarfile.open(archive) as tar:
         names = set(tar.getnames())
     base = os.path.basename(bundle)
-    for rel in ("selftest.json", "selftest.md", "doctor.json", "run/verdicts.jsonl", "report/report.html"):
+    for rel in ("selftest.json", "selftest.md", "doctor.json", "run/verdicts.jsonl") + (
+            ("report/report.html",) if plots else ()):
         assert f"{base}/{rel}" in names
 
 
