@@ -23,6 +23,7 @@ TensorRT present the TensorRT builders and runtimes are used (``edgealex.build.a
 import datetime
 import os
 import re
+import signal
 import tarfile
 import time
 import traceback
@@ -211,123 +212,147 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
     steps = _Steps(bundle)
     started = datetime.datetime.utcnow()
 
-    def doctor_step():
-        from edgealex.doctor import doctor
+    def all_steps():
+        def doctor_step():
+            from edgealex.doctor import doctor
 
-        report = doctor(target=tgt.name if target is None else target)
-        path = os.path.join(bundle, "doctor.json")
-        write_json_atomic(path, report.to_dict())
-        counts = {s: sum(1 for c in report.checks if c.status == s) for s in ("ok", "warn", "fail", "skip")}
-        detail = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        if report.failed:
-            detail += "; failed: " + "; ".join(f"{c.name}: {c.detail}" for c in report.failed)
-        return ("fail" if report.failed else "pass"), detail, [path]
+            report = doctor(target=tgt.name if target is None else target)
+            path = os.path.join(bundle, "doctor.json")
+            write_json_atomic(path, report.to_dict())
+            counts = {s: sum(1 for c in report.checks if c.status == s) for s in ("ok", "warn", "fail", "skip")}
+            detail = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+            if report.failed:
+                detail += "; failed: " + "; ".join(f"{c.name}: {c.detail}" for c in report.failed)
+            return ("fail" if report.failed else "pass"), detail, [path]
 
-    steps.run("doctor", doctor_step)
+        steps.run("doctor", doctor_step)
 
-    engines = []
-    engine_dir = os.path.join(bundle, "engines")
-    for precision, core, reason in build_plan(tgt, calib):
-        name = f"build {precision}" + (f" dla{core}" if core is not None else "")
-        if reason:
-            steps.skip(name, reason)
-            continue
+        engines = []
+        engine_dir = os.path.join(bundle, "engines")
+        for precision, core, reason in build_plan(tgt, calib):
+            name = f"build {precision}" + (f" dla{core}" if core is not None else "")
+            if reason:
+                steps.skip(name, reason)
+                continue
 
-        def build_step(precision=precision, core=core):
-            from edgealex.build.api import build_engine
+            def build_step(precision=precision, core=core):
+                from edgealex.build.api import build_engine
 
-            result = build_engine(model, target=target, precision=precision, dla_core=core,
-                                  calib=calib if precision == "int8" else None, out_dir=engine_dir)
-            engines.append(result.engine_path)
-            outputs = [p for p in (result.engine_path, result.sidecar_path, result.log_path) if p]
-            detail = f"{result.builder} ({result.backend} {result.backend_version}) in {result.seconds:.1f} s"
-            if result.warnings:
-                detail += "; " + "; ".join(result.warnings)
-            return "pass", detail, outputs
+                result = build_engine(model, target=target, precision=precision, dla_core=core,
+                                      calib=calib if precision == "int8" else None, out_dir=engine_dir)
+                engines.append(result.engine_path)
+                if precision == tgt.default_precision and core is None:
+                    engines.insert(0, engines.pop())  # run and bench the target's default engine first
+                outputs = [p for p in (result.engine_path, result.sidecar_path, result.log_path) if p]
+                detail = f"{result.builder} ({result.backend} {result.backend_version}) in {result.seconds:.1f} s"
+                if result.warnings:
+                    detail += "; " + "; ".join(result.warnings)
+                return "pass", detail, outputs
 
-        steps.run(name, build_step)
+            steps.run(name, build_step)
 
-    run_dir = os.path.join(bundle, "run")
-    if not engines:
-        steps.skip("run", "no engine was built")
-    else:
-        def run_step():
-            from edgealex.pipeline.loop import run_inspection
+        run_dir = os.path.join(bundle, "run")
+        if not engines:
+            steps.skip("run", "no engine was built")
+        else:
+            def run_step():
+                from edgealex.pipeline.loop import run_inspection
 
-            ensure_dir(run_dir)
-            uris, skipped = default_sinks(run_dir)
-            uris += list(sinks)
-            summary = run_inspection(engines[0], source=source, sinks=uris, duration_s=seconds)
-            path = os.path.join(run_dir, "summary.json")
-            data = summary.to_dict()
-            data["sinks"] = uris
-            data["sinks_skipped"] = [list(s) for s in skipped]
-            write_json_atomic(path, data)
-            write_text_atomic(os.path.join(run_dir, "summary.txt"), summary.format() + "\n")
-            outputs = [path] + [u for u in uris if "://" not in u and os.path.exists(u)]
-            detail = (f"{os.path.basename(engines[0])} on {source} for {seconds:g} s: {summary.frames} frames, "
-                      f"{summary.errors} errors")
-            detail += "; sinks " + ", ".join(os.path.basename(u) if "://" not in u else u for u in uris)
-            if skipped:
-                detail += "; skipped " + ", ".join(f"{s} ({why})" for s, why in skipped)
-            return "pass", detail, outputs
+                ensure_dir(run_dir)
+                uris, skipped = default_sinks(run_dir)
+                uris += list(sinks)
+                summary = run_inspection(engines[0], source=source, sinks=uris, duration_s=seconds)
+                path = os.path.join(run_dir, "summary.json")
+                data = summary.to_dict()
+                data["sinks"] = uris
+                data["sinks_skipped"] = [list(s) for s in skipped]
+                write_json_atomic(path, data)
+                write_text_atomic(os.path.join(run_dir, "summary.txt"), summary.format() + "\n")
+                outputs = [path] + [u for u in uris if "://" not in u and os.path.exists(u)]
+                detail = (f"{os.path.basename(engines[0])} on {source} for {seconds:g} s: {summary.frames} frames, "
+                          f"{summary.errors} errors")
+                detail += "; sinks " + ", ".join(os.path.basename(u) if "://" not in u else u for u in uris)
+                if skipped:
+                    detail += "; skipped " + ", ".join(f"{s} ({why})" for s, why in skipped)
+                if summary.stopped_by == "interrupted":  # the loop ends cleanly on Ctrl-C/SIGTERM; stop here too
+                    stop["interrupted"] = True
+                    return "fail", "interrupted: " + detail, outputs
+                return "pass", detail, outputs
 
-        steps.run("run", run_step)
+            stop = {}
+            steps.run("run", run_step)
+            if stop:
+                raise KeyboardInterrupt()
 
-    bench_dir = os.path.join(bundle, "bench")
-    bench_paths = []
-    if not engines:
-        steps.skip("bench", "no engine was built")
-    else:
-        def bench_step():
-            from edgealex.bench.harness import BenchOptions, run_bench
+        bench_dir = os.path.join(bundle, "bench")
+        bench_paths = []
+        if not engines:
+            steps.skip("bench", "no engine was built")
+        else:
+            def bench_step():
+                from edgealex.bench.harness import BenchOptions, run_bench
 
-            options = BenchOptions(mode="engine", warmup_s=min(2.0, bench_seconds), duration_s=bench_seconds,
-                                   power=power, idle_s=idle_s, target=tgt.name if target is None else target,
-                                   baselines=("none",), agreement_samples=0, label="selftest")
-            session = run_bench(list(engines), options, bench_dir)
-            bench_paths.extend(session.paths)
-            power_info = session.power or {}
-            if power_info.get("available"):
-                reader = f"{power_info.get('meter')} ({power_info.get('total') or power_info.get('source') or ''})"
-            else:
-                reader = "none (" + str(power_info.get("reason") or "no power sensor readable") + ")"
-            detail = f"{len(session.paths)} result(s); power reader: {reader}"
-            if idle_s:
-                detail += f"; idle window {idle_s:g} s"
-            if session.skipped:
-                detail += "; skipped " + ", ".join(f"{n} ({why})" for n, why in session.skipped)
-            return ("pass" if session.paths else "fail"), detail, list(session.paths)
+                options = BenchOptions(mode="engine", warmup_s=min(2.0, bench_seconds), duration_s=bench_seconds,
+                                       power=power, idle_s=idle_s, target=tgt.name if target is None else target,
+                                       baselines=("none",), agreement_samples=0, label="selftest")
+                session = run_bench(list(engines), options, bench_dir)
+                bench_paths.extend(session.paths)
+                power_info = session.power or {}
+                if power_info.get("available"):
+                    reader = f"{power_info.get('meter')} ({power_info.get('total') or power_info.get('source') or ''})"
+                else:
+                    reader = "none (" + str(power_info.get("reason") or "no power sensor readable") + ")"
+                detail = f"{len(session.paths)} result(s); power reader: {reader}"
+                if idle_s:
+                    detail += f"; idle window {idle_s:g} s"
+                if session.skipped:
+                    detail += "; skipped " + ", ".join(f"{n} ({why})" for n, why in session.skipped)
+                return ("pass" if session.paths else "fail"), detail, list(session.paths)
 
-        steps.run("bench", bench_step)
+            steps.run("bench", bench_step)
 
-    report_dir = os.path.join(bundle, "report")
-    from edgealex._optional import available
+        report_dir = os.path.join(bundle, "report")
+        from edgealex._optional import available
 
-    if not bench_paths:
-        steps.skip("report", "no bench result")
-    elif not available("matplotlib"):  # no cp36 aarch64 wheel: the Nano renders reports on the workstation
-        steps.skip("report", "matplotlib is not installed (pip install 'edgealex[report]'); on a Jetson Nano "
-                             "render it on the workstation: edgealex report bench/ -o report/")
-    else:
-        def report_step():
-            from edgealex.report import render_report
+        if not bench_paths:
+            steps.skip("report", "no bench result")
+        elif not available("matplotlib"):  # no cp36 aarch64 wheel: the Nano renders reports on the workstation
+            steps.skip("report", "matplotlib is not installed (pip install 'edgealex[report]'); on a Jetson Nano "
+                                 "render it on the workstation: edgealex report bench/ -o report/")
+        else:
+            def report_step():
+                from edgealex.report import render_report
 
-            result = render_report(bench_paths, report_dir, title=f"edgealex selftest: {tgt.title}")
-            return "pass", f"{result.runs} run(s)", [result.html, result.markdown]
+                result = render_report(bench_paths, report_dir, title=f"edgealex selftest: {tgt.title}")
+                return "pass", f"{result.runs} run(s)", [result.html, result.markdown]
 
-        steps.run("report", report_step)
+            steps.run("report", report_step)
 
+
+    from edgealex.pipeline.loop import _sigterm_as_interrupt
+
+    interrupted = False
+    previous = _sigterm_as_interrupt()  # a service stop or kill ends the self-test like Ctrl-C
+    try:
+        all_steps()
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     board = tgt.name
     result = SelftestResult(bundle=bundle, archive=None, board=board, steps=steps.steps)
     summary = result.to_dict()
-    summary.update({"artifact": "selftest", "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    summary.update({"artifact": "selftest", "interrupted": interrupted, "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "model": os.path.abspath(model), "source": source, "seconds": seconds, "calib": calib,
                     "target": tgt.name, "environment": environment_summary()})
     write_json_atomic(os.path.join(bundle, "selftest.json"), summary)
     write_text_atomic(os.path.join(bundle, "selftest.md"), _markdown(result, summary))
     if archive:
         result.archive = write_archive(bundle)
+    if interrupted:  # the bundle holds what ran; the caller still sees the interruption
+        logger.warning("selftest interrupted: what ran is in %s", result.archive or bundle)
+        raise KeyboardInterrupt()
     return result
 
 

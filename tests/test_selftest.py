@@ -1,12 +1,15 @@
 """`edgealex selftest` on this CPU machine: the ONNX Runtime path end to end into one bundle."""
 
+import glob
 import json
 import os
+import signal
 import subprocess
 import tarfile
+import time
 
 from build_helpers import calibration_output, tiny_classifier
-from conftest import PYTHON, REPO
+from conftest import PYTHON, REPO, default_sigint
 
 from edgealex._optional import available
 from edgealex.selftest import build_plan, default_sinks
@@ -118,3 +121,39 @@ def test_default_sinks(tmp_path):
     assert sinks[-1] == "null://" and skipped == [("display://", "no $DISPLAY (headless)")]
     sinks, skipped = default_sinks(str(tmp_path), environ={"DISPLAY": ":0"})
     assert "display://" in sinks and skipped == []
+
+
+def test_sigterm_during_the_run_step_stops_the_selftest_and_keeps_the_bundle(tmp_path):
+    """A real SIGTERM while the loop runs: the run ends cleanly, no later step starts, the bundle records
+    what ran (interrupted) and the archive is written; exit status 1."""
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    out = tmp_path / "out"
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("DISPLAY", None)
+    proc = subprocess.Popen([PYTHON, "-m", "edgealex", "selftest", model, "--seconds", "300", "--idle", "0",
+                             "-o", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, env=env, cwd=str(tmp_path), preexec_fn=default_sigint)
+    try:
+        deadline = time.monotonic() + 120
+        verdicts = None
+        while time.monotonic() < deadline and proc.poll() is None:
+            found = glob.glob(os.path.join(str(out), "selftest-cpu-*", "run", "verdicts.jsonl"))
+            if found and os.path.getsize(found[0]) > 0:
+                verdicts = found[0]
+                break
+            time.sleep(0.1)
+        assert verdicts, "the run step never wrote a verdict"
+        proc.send_signal(signal.SIGTERM)
+        stdout, stderr = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode != 0
+    assert "Traceback" not in stderr
+    bundle = _bundle(str(out))
+    data = json.load(open(os.path.join(bundle, "selftest.json")))
+    assert data["interrupted"] is True
+    names = [s["name"] for s in data["steps"]]
+    assert names[-1] == "run" and "bench" not in names
+    assert data["steps"][-1]["status"] == "fail" and data["steps"][-1]["detail"].startswith("interrupted")
+    assert os.path.isfile(bundle + ".tar.gz")
