@@ -380,7 +380,7 @@ def baseline_subjects(options, engines, model_info):
             continue
         problem = workstation_python_problem()
         if problem is not None:  # the PyTorch models are workstation code (edgealex._sides)
-            skipped.append((name, "the PyTorch baselines " + problem))
+            skipped.append((name, "PyTorch (workstation code) " + problem))
             continue
         if not available("torch"):
             skipped.append((name, "PyTorch is not installed (pip install 'edgealex[export]')"))
