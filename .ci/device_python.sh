@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The device side on a real old CPython - 3.6 (the Jetson Nano's JetPack 4.6) or 3.8 (JetPack 5) - with the
 # dependency versions pip picks there: edgealex's wheel installed from wheels only (as the Jetson quickstart
-# says), then doctor, build (FP32 and INT8), run, bench --mode compare, dla-check, selftest end to end, and
+# says), then doctor, build (FP32 and INT8), run, bench --mode compare, dla-check, deploy deepstream/triton,
+# selftest end to end (its run step serves the HTTP live view), and
 # below 3.8 the one-line refusal of every workstation command. Needs CI's venv active (it builds the wheel
 # and the tiny test model). Usage: .ci/device_python.sh PYTHON   (run by .ci/run for each one it finds)
 set -euo pipefail
@@ -31,6 +32,8 @@ test "$(wc -l < verdicts.jsonl)" -eq 20
 "$EA" -q bench engines/*.onnx tiny.onnx --mode compare --duration 0.5 --warmup 0.2 -o bench >/dev/null
 "$EA" -q dla-check tiny.onnx --target agx-xavier >/dev/null
 "$EA" -q build tiny.onnx --target nano --print-trtexec >/dev/null
+"$EA" -q deploy deepstream tiny.onnx --target nano -o deepstream >/dev/null
+"$EA" -q deploy triton tiny.onnx -o model_repository >/dev/null
 "$EA" -q selftest tiny.onnx --calib calib --seconds 2 --bench-seconds 0.5 --idle 0.2 -o selftest >/dev/null
 "$WORK/venv/bin/python" - <<'PY'
 import glob, json, tarfile

@@ -57,11 +57,12 @@ WORKSTATION_BACKPORTS = ("typing_extensions",)
 # (Python of a JetPack, extras a board installs): the core and these extras must resolve from aarch64
 # wheels (.ci/resolve.py runs on every CI run). JetPack 4.6 / Nano: Python 3.6 (no matplotlib or
 # jetson-stats wheel for cp36 aarch64: report plots run on the workstation, `sudo -H pip3 install
-# jetson-stats` builds jtop from its sdist); JetPack 5.1 / Xavier: 3.8; JetPack 6 / Orin: 3.10.
+# jetson-stats` builds jtop from its sdist; paho-mqtt 1.6.1, the last for 3.6, is an sdist too:
+# `pip3 install --user paho-mqtt==1.6.1`); JetPack 5.1 / Xavier: 3.8; JetPack 6 / Orin: 3.10.
 RESOLVE_TARGETS = (
-    ("3.6", ("ort",)),
-    ("3.8", ("ort", "report", "jetson", "cuda")),
-    ("3.10", ("ort", "report", "jetson", "cuda")),
+    ("3.6", ("ort", "gpio")),
+    ("3.8", ("ort", "report", "jetson", "cuda", "mqtt", "gpio")),
+    ("3.10", ("ort", "report", "jetson", "cuda", "mqtt", "gpio")),
 )
 
 

@@ -126,16 +126,28 @@ def build_plan(target, calib=None):
     return plan
 
 
-def default_sinks(run_dir, environ=None):
-    """(sink URIs, [(sink, skip reason)]) for the run step: every sink that works here."""
+def default_sinks(run_dir, environ=None, extra=()):
+    """(sink URIs, [(sink, skip reason)]) for the run step: every sink that works here without setup.
+
+    JSONL verdicts, annotated video, null, the HTTP live view on a free loopback port, and a window
+    when ``$DISPLAY`` is set. MQTT needs a broker and GPIO drives a real pin, so they run only when
+    given in ``extra`` (``--sink mqtt://HOST:1883/TOPIC``, ``--sink gpio://PIN``).
+    """
     environ = os.environ if environ is None else environ
-    sinks = [os.path.join(run_dir, "verdicts.jsonl"), os.path.join(run_dir, "annotated.mp4"), "null://"]
+    extra = list(extra)
+    sinks = [os.path.join(run_dir, "verdicts.jsonl"), os.path.join(run_dir, "annotated.mp4"), "null://",
+             "http://127.0.0.1:0"]
     skipped = []
     if environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY"):
         sinks.append("display://")
     else:
         skipped.append(("display://", "no $DISPLAY (headless)"))
-    return sinks, skipped
+    given = {str(uri).split("://", 1)[0].lower() for uri in extra if "://" in str(uri)}
+    if "mqtt" not in given:
+        skipped.append(("mqtt://", "needs a broker: pass --sink mqtt://HOST:1883/TOPIC"))
+    if "gpio" not in given:
+        skipped.append(("gpio://", "drives a real pin: pass --sink gpio://PIN to include it"))
+    return sinks + extra, skipped
 
 
 class _Steps:
@@ -259,8 +271,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
                 from edgealex.pipeline.loop import run_inspection
 
                 ensure_dir(run_dir)
-                uris, skipped = default_sinks(run_dir)
-                uris += list(sinks)
+                uris, skipped = default_sinks(run_dir, extra=sinks)
                 summary = run_inspection(engines[0], source=source, sinks=uris, duration_s=seconds)
                 path = os.path.join(run_dir, "summary.json")
                 data = summary.to_dict()

@@ -64,6 +64,7 @@ def test_selftest_writes_the_bundle_with_every_step(tmp_path):
     assert os.path.getsize(os.path.join(bundle, "run", "annotated.mp4")) > 0
     run = json.load(open(os.path.join(bundle, "run", "summary.json")))
     assert run["frames"] > 0 and ["display://", "no $DISPLAY (headless)"] in run["sinks_skipped"]
+    assert "http://127.0.0.1:0" in run["sinks"]  # the live view served on a free loopback port
     assert "display:// (no $DISPLAY (headless))" in steps["run"]["detail"]
     results = [f for f in os.listdir(os.path.join(bundle, "bench")) if f.endswith(".json")]
     assert len(results) >= 2  # one per engine
@@ -118,9 +119,12 @@ def test_build_plan_per_board():
 
 def test_default_sinks(tmp_path):
     sinks, skipped = default_sinks(str(tmp_path), environ={})
-    assert sinks[-1] == "null://" and skipped == [("display://", "no $DISPLAY (headless)")]
-    sinks, skipped = default_sinks(str(tmp_path), environ={"DISPLAY": ":0"})
-    assert "display://" in sinks and skipped == []
+    assert "null://" in sinks and "http://127.0.0.1:0" in sinks and "display://" not in sinks
+    assert [s for s, _ in skipped] == ["display://", "mqtt://", "gpio://"]
+    assert "--sink mqtt://" in dict(skipped)["mqtt://"] and "--sink gpio://" in dict(skipped)["gpio://"]
+    sinks, skipped = default_sinks(str(tmp_path), environ={"DISPLAY": ":0"}, extra=["mqtt://127.0.0.1:1883/q"])
+    assert "display://" in sinks and sinks[-1] == "mqtt://127.0.0.1:1883/q"
+    assert [s for s, _ in skipped] == ["gpio://"]
 
 
 def test_sigterm_during_the_run_step_stops_the_selftest_and_keeps_the_bundle(tmp_path):
