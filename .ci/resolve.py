@@ -68,11 +68,11 @@ def _run_pip(version, reqs, dest):
         "import sys\n"
         "import pip._vendor.packaging.markers as m\n"
         "_base = m.default_environment()\n"
-        "_base.update({env!r})\n"
+        f"_base.update({_target_env(version)!r})\n"
         "m.default_environment = lambda: dict(_base)\n"
         "from pip._internal.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
-    ).format(env=_target_env(version))
+    )
     args = [sys.executable, "-c", code, "download", "--quiet", "--only-binary=:all:", "--python-version", version,
             "--platform", PLATFORM, "--dest", dest] + reqs
     return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
