@@ -94,7 +94,7 @@ def _slug(text):
 
 def bundle_name(board, when=None):
     """``selftest-<board>-<YYYYmmdd-HHMMSS>`` in UTC."""
-    when = when or datetime.datetime.utcnow()
+    when = when or datetime.datetime.now(datetime.timezone.utc)
     return f"selftest-{_slug(board)}-{when.strftime('%Y%m%d-%H%M%S')}"
 
 
@@ -222,7 +222,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
         raise EdgeAlexError(bundle, "already exists", "wait a second or pick another --out")
     ensure_dir(bundle, "self-test folder")
     steps = _Steps(bundle)
-    started = datetime.datetime.utcnow()
+    started = datetime.datetime.now(datetime.timezone.utc)
 
     def all_steps():
         def doctor_step():
