@@ -35,7 +35,9 @@ import numpy as np
 
 from edgealex.camera.sink import JsonlSink, SinkItem, StopRequested
 from edgealex.camera.source import EndOfStream
+from edgealex.engine import check_batch
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 from edgealex.pipeline.classify import DEFAULT_THRESHOLD, Classifier
 
@@ -404,9 +406,9 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
         raise EdgeAlexError("--queue-size", f"must be >= 1, got {queue_size}", "e.g. --queue-size 4")
     queue_size = max(queue_size, batch)
     if drop_policy is not None and drop_policy not in DROP_POLICIES:
-        raise EdgeAlexError("drop_policy", f"unknown value {drop_policy!r}", "use 'oldest' or 'none'")
-    if duration_s is not None and float(duration_s) <= 0:
-        raise EdgeAlexError("--duration", f"must be > 0, got {duration_s}", "omit it to run until the source ends")
+        raise EdgeAlexError("--drop", f"unknown value {drop_policy!r}", "use --drop oldest or --drop none")
+    duration_s = check_float("--duration", duration_s, low=0, low_open=True, allow_none=True)
+    check_batch(getattr(runner, "record", None), batch)
     if max_frames is not None and int(max_frames) <= 0:
         raise EdgeAlexError("--max-frames", f"must be > 0, got {max_frames}", "omit it to run until the source ends")
 

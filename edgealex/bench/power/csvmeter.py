@@ -13,6 +13,7 @@ difference (meter clock + offset = this machine's clock).
 """
 
 import csv
+import math
 import datetime
 import os
 import re
@@ -73,30 +74,41 @@ def read_meter_csv(path):
         handle = open(path, newline="", encoding="utf-8")
     except OSError as exc:
         raise MeterUnavailable(f"cannot read the meter log {path} ({exc.strerror or exc})")
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header:
-            raise MeterUnavailable(f"the meter log {path} is empty")
-        names = [h.strip().lower() for h in header]
-        t_col = next((names.index(c) for c in TIME_COLUMNS if c in names), None)
-        w_col = next((names.index(c) for c in WATT_COLUMNS if c in names), None)
-        scale = 1.0
-        if w_col is None:
-            w_col = next((names.index(c) for c in MILLIWATT_COLUMNS if c in names), None)
-            scale = 1e-3
-        if t_col is None or w_col is None:
-            raise MeterUnavailable("the meter log {} needs a header with a time column ({}) and a power column ({}); "
-                                   "found {}".format(path, "/".join(TIME_COLUMNS[:4]), "/".join(WATT_COLUMNS[:3]), header))
-        t, w = [], []
-        for line_no, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            try:
-                t.append(parse_time(row[t_col]))
-                w.append(float(row[w_col]) * scale)
-            except (ValueError, IndexError) as exc:
-                raise MeterUnavailable(f"the meter log {path} line {line_no} is not 'time, watts' ({exc})")
+    try:
+        with handle:
+            return _read_rows(path, csv.reader(handle))
+    except UnicodeDecodeError as exc:
+        raise MeterUnavailable(f"the meter log {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                               "save it as UTF-8 CSV")
+
+
+def _read_rows(path, reader):
+    header = next(reader, None)
+    if not header:
+        raise MeterUnavailable(f"the meter log {path} is empty")
+    names = [h.strip().lower() for h in header]
+    t_col = next((names.index(c) for c in TIME_COLUMNS if c in names), None)
+    w_col = next((names.index(c) for c in WATT_COLUMNS if c in names), None)
+    scale = 1.0
+    if w_col is None:
+        w_col = next((names.index(c) for c in MILLIWATT_COLUMNS if c in names), None)
+        scale = 1e-3
+    if t_col is None or w_col is None:
+        raise MeterUnavailable("the meter log {} needs a header with a time column ({}) and a power column ({}); "
+                               "found {}".format(path, "/".join(TIME_COLUMNS[:4]), "/".join(WATT_COLUMNS[:3]), header))
+    t, w = [], []
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        try:
+            stamp, watts = parse_time(row[t_col]), float(row[w_col]) * scale
+        except (ValueError, IndexError) as exc:
+            raise MeterUnavailable(f"the meter log {path} line {line_no} is not 'time, watts' ({exc})")
+        if not (math.isfinite(stamp) and math.isfinite(watts)) or watts < 0:
+            raise MeterUnavailable(f"the meter log {path} line {line_no} has power {row[w_col].strip()!r} at "
+                                   f"time {row[t_col].strip()!r}: power must be a finite number >= 0")
+        t.append(stamp)
+        w.append(watts)
     if not t:
         raise MeterUnavailable(f"the meter log {path} has no samples")
     t_arr, w_arr = np.asarray(t), np.asarray(w)
