@@ -96,6 +96,15 @@ class FrameResult:
         return data
 
 
+def _thread_cpu_s():
+    """CPU seconds of the calling thread: ``time.thread_time()`` (3.7+) is this clock on Linux; read it
+    directly so the loop runs on Python 3.6. Falls back to process time where there is no thread clock."""
+    clock = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
+    if clock is not None:
+        return time.clock_gettime(clock)
+    return time.process_time()
+
+
 def _stats(values):
     if not len(values):
         return {"mean": None, "p50": None, "p99": None}
@@ -544,7 +553,7 @@ class _Loop:
 
     # capture thread
     def _produce(self):
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         try:
             while not self.stop.is_set():
                 try:
@@ -566,15 +575,15 @@ class _Loop:
         except BaseException as exc:  # hand it to the calling thread, which raises it
             self.frames_q.put_final(_Failure(exc))
         finally:
-            self.thread_cpu_s["capture"] = time.thread_time() - cpu_start
+            self.thread_cpu_s["capture"] = _thread_cpu_s() - cpu_start
 
     # sink thread
     def _sink_worker(self):
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         while True:
             job = self.sink_q.get()
             if job is None:
-                self.thread_cpu_s["sinks"] = time.thread_time() - cpu_start
+                self.thread_cpu_s["sinks"] = _thread_cpu_s() - cpu_start
                 return
             if self.sink_error is not None:
                 continue  # drain without writing after a failure
@@ -617,7 +626,7 @@ class _Loop:
         producer.start()
         failure = None
         processed = 0
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         try:
             while True:
                 if self.stop.is_set():
@@ -642,7 +651,7 @@ class _Loop:
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
         finally:
-            self.thread_cpu_s["inference"] = time.thread_time() - cpu_start
+            self.thread_cpu_s["inference"] = _thread_cpu_s() - cpu_start
             previous = _ignore_sigint()
             try:
                 self.stop.set()
