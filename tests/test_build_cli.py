@@ -5,7 +5,7 @@ import os
 import shlex
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from build_helpers import calibration_output, tiny_classifier, write_cache
 from edgealex.cli.main import app
@@ -14,7 +14,7 @@ pytest.importorskip("onnx")
 
 
 def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
+    return cli_runner().invoke(app, [str(a) for a in args])
 
 
 def argv_of(output):

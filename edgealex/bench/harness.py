@@ -354,6 +354,7 @@ def engine_subjects(engines, runner_options):
 def baseline_subjects(options, engines, model_info):
     """Baselines for compare mode, and (name, reason) for those that cannot run here."""
     from edgealex._optional import available
+    from edgealex._sides import workstation_python_problem
     from edgealex.bench.baselines import BASELINES, BareOrtRunner, TorchRunner, check_baseline_names, torch_model_fn
 
     names = list(options.baselines or ())
@@ -381,6 +382,10 @@ def baseline_subjects(options, engines, model_info):
                     "precision": "fp32", "device": "cpu", "target": None, "sidecar": None,
                     "note": "onnxruntime.InferenceSession(path) with default options"}
             subjects.append(Subject("onnxruntime-bare-fp32", lambda b, _p=onnx: BareOrtRunner(_p), info, "baseline"))
+            continue
+        problem = workstation_python_problem()
+        if problem is not None:  # the PyTorch models are workstation code (edgealex._sides)
+            skipped.append((name, "PyTorch (workstation code) " + problem))
             continue
         if not available("torch"):
             skipped.append((name, "PyTorch is not installed (pip install 'edgealex[export]')"))

@@ -67,7 +67,7 @@ def trtexec_version(trtexec, timeout_s=60):
     """The TensorRT version a trtexec binary belongs to (runs ``trtexec --help``), or None."""
     try:
         proc = subprocess.run([trtexec, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=timeout_s)
+                              universal_newlines=True, timeout=timeout_s)
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("could not run %s --help (%s)", trtexec, exc)
         return None

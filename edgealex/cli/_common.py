@@ -2,9 +2,7 @@
 
 import functools
 import json
-import signal
 import sys
-import threading
 
 import typer
 
@@ -32,6 +30,24 @@ def user_errors(func):
     return wrapper
 
 
+def workstation_only(command, func):
+    """Wrap a workstation command so that an older Python is refused in one line before it runs
+    (the check is :func:`edgealex._sides.check_workstation_python`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from edgealex._sides import check_workstation_python
+
+        try:
+            check_workstation_python(command)
+        except EdgeAlexError as err:
+            report_user_error(err)
+            raise typer.Exit(code=1)
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
 def emit_json(obj):
     """Machine-readable output on stdout (one JSON document)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=_default) + "\n")
@@ -47,25 +63,3 @@ def _default(value):
 
 def echo(text=""):
     typer.echo(text)
-
-
-def _sigterm_handler(signum, frame):
-    raise KeyboardInterrupt()
-
-
-def sigterm_as_interrupt():
-    """Make SIGTERM (systemd stop, ``docker stop``, ``kill``) raise KeyboardInterrupt, like Ctrl-C.
-
-    Installed once at the CLI's entry, so every long command (run, bench, calibrate, train, demo,
-    data synth) gets the clean-up it already does for Ctrl-C: status files finished, staging and
-    temporary folders removed, logs closed. Returns the previous handler (None when it could not
-    be installed: not the main thread, or SIGTERM ignored on purpose by the parent).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    try:
-        if signal.getsignal(signal.SIGTERM) == signal.SIG_IGN:
-            return None
-        return signal.signal(signal.SIGTERM, _sigterm_handler)
-    except (ValueError, OSError):
-        return None

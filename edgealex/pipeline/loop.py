@@ -99,6 +99,15 @@ class FrameResult:
         return data
 
 
+def _thread_cpu_s():
+    """CPU seconds of the calling thread: ``time.thread_time()`` (3.7+) is this clock on Linux; read it
+    directly so the loop runs on Python 3.6. Falls back to process time where there is no thread clock."""
+    clock = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
+    if clock is not None:
+        return time.clock_gettime(clock)
+    return time.process_time()
+
+
 def _stats(values):
     if not len(values):
         return {"mean": None, "p50": None, "p99": None}
@@ -576,7 +585,7 @@ class _Loop:
 
     # capture thread
     def _produce(self):
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         try:
             while not self.stop.is_set():
                 try:
@@ -598,11 +607,11 @@ class _Loop:
         except BaseException as exc:  # hand it to the calling thread, which raises it
             self.frames_q.put_final(_Failure(exc))
         finally:
-            self.thread_cpu_s["capture"] = time.thread_time() - cpu_start
+            self.thread_cpu_s["capture"] = _thread_cpu_s() - cpu_start
 
     # sink thread
     def _sink_worker(self):
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         while True:
             try:
                 job = self.sink_q.get(timeout=EVENT_POLL_S)
@@ -611,7 +620,7 @@ class _Loop:
             if self.sink_error is None:
                 self._events_to_sinks()
             if job is None:
-                self.thread_cpu_s["sinks"] = time.thread_time() - cpu_start
+                self.thread_cpu_s["sinks"] = _thread_cpu_s() - cpu_start
                 return
             if self.sink_error is not None or job is False:
                 continue  # drain without writing after a failure
@@ -666,7 +675,7 @@ class _Loop:
         producer.start()
         failure = None
         processed = 0
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         try:
             while True:
                 if self.stop.is_set():
@@ -691,7 +700,7 @@ class _Loop:
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
         finally:
-            self.thread_cpu_s["inference"] = time.thread_time() - cpu_start
+            self.thread_cpu_s["inference"] = _thread_cpu_s() - cpu_start
             previous = _ignore_sigint()
             try:
                 self.stop.set()
@@ -797,7 +806,7 @@ def run_inspection(engine, source="synthetic://", sinks=(), threshold=DEFAULT_TH
                    runner_options=None, source_options=None, stall_timeout_s=None):
     """``edgealex run``: load the engine, open the source and sinks, run the loop.
 
-    Through the CLI, SIGTERM is handled like Ctrl-C (:func:`edgealex.cli._common.sigterm_as_interrupt`).
+    Through the CLI, SIGTERM is handled like Ctrl-C (:func:`edgealex.interrupts.sigterm_as_interrupt`).
 
     Args:
         engine (str): engine or ONNX path (see :func:`edgealex.runtime.registry.load_runner`).

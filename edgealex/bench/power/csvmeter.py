@@ -16,6 +16,7 @@ import csv
 import math
 import datetime
 import os
+import re
 import time
 
 import numpy as np
@@ -28,19 +29,39 @@ MILLIWATT_COLUMNS = ("milliwatts", "power_mw", "mw")
 MARGIN_S = 10.0  # samples kept around the run, so plots show the context
 
 
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?)?"
+                  r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$")
+
+
 def parse_time(text):
-    """Unix seconds from a number or an ISO 8601 string."""
+    """Unix seconds from a number or an ISO 8601 string (``YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|±HH[:MM]]``;
+    parsed here because ``datetime.fromisoformat`` needs Python 3.7 and the device side runs on 3.6).
+
+    Raises:
+        ValueError: neither a number nor such a timestamp.
+    """
     text = text.strip()
     try:
         return float(text)
     except ValueError:
         pass
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    stamp = datetime.datetime.fromisoformat(text)
-    if stamp.tzinfo is None:
+    m = _ISO.match(text)
+    if m is None:
+        raise ValueError(f"not a Unix time or an ISO 8601 timestamp: {text!r}")
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    micro = int((frac or "0").ljust(6, "0"))
+    stamp = datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
+                              int(second or 0), micro)
+    if zone is None:  # local time
         return time.mktime(stamp.timetuple()) + stamp.microsecond / 1e6
-    return stamp.timestamp()
+    if zone == "Z":
+        offset = datetime.timedelta(0)
+    else:
+        digits = zone[1:].replace(":", "")
+        offset = datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        if zone[0] == "-":
+            offset = -offset
+    return stamp.replace(tzinfo=datetime.timezone(offset)).timestamp()
 
 
 def read_meter_csv(path):
