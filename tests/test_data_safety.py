@@ -122,6 +122,7 @@ def test_full_disk_jsonl_ends_at_its_last_complete_line(tmp_path, engine):
         assert "v.jsonl | could not write the JSONL log: the disk is full (ENOSPC)" in result.stderr
         assert "Traceback" not in result.stderr
         records = _records(log)
+        assert f"the log ends after its last complete line ({len(records)} lines)" in result.stderr
         frames = [r["frame"] for r in records if "frame" in r]
         assert len(frames) > 10 and frames == list(range(len(frames)))
         assert all("frame" in r for r in records[:-1])

@@ -180,6 +180,7 @@ class JsonlSink(FrameSink):
         self._held = []  # event lines before the first verdict
         self._created = False
         self._committed = 0  # bytes of complete lines in the file
+        self._committed_lines = 0
         self._started = False
         self._failed = None
         self.lines = 0
@@ -202,6 +203,7 @@ class JsonlSink(FrameSink):
         self._pending = []
         self._held = []
         self._committed = 0
+        self._committed_lines = 0
         self._started = False
         self._failed = None
 
@@ -247,10 +249,13 @@ class JsonlSink(FrameSink):
         except OSError as exc:
             if not is_disk_error(exc):
                 raise
-            self._committed += data.rfind(b"\n", 0, done[0]) + 1  # the complete lines that fitted
+            fitted = data[:data.rfind(b"\n", 0, done[0]) + 1]  # the complete lines that fitted
+            self._committed += len(fitted)
+            self._committed_lines += fitted.count(b"\n")
             self._failed = self._stop_at_last_line(exc)
             raise self._failed
         self._committed += len(data)
+        self._committed_lines += data.count(b"\n")
 
     def _stop_at_last_line(self, exc):
         """Cut the file back to its last complete line, add the reason if it fits; the user error."""
@@ -261,10 +266,11 @@ class JsonlSink(FrameSink):
         try:
             _write_all(self._fd, line, self._committed)
             self._committed += len(line)
+            self._committed_lines += 1
         except OSError:
             os.ftruncate(self._fd, self._committed)
         return disk_error(self.path, exc, "JSONL log",
-                          kept=f"the log ends after its last complete line ({self.lines - 1} verdicts written)")
+                          kept=f"the log ends after its last complete line ({self._committed_lines} lines)")
 
     def close(self, summary=None):
         if self._fd is None:
