@@ -318,16 +318,22 @@ def read_image(path):
     if image is None:
         raise EdgeAlexError(path, "not a decodable image (corrupt, truncated or unsupported format)",
                             "remove or replace the file")
+    if bytes(data[:4]) in _TIFF_MAGIC:
+        # OpenCV's TIFF decoder already turns the pixels upright from tag 274, for every depth and
+        # even with IMREAD_UNCHANGED (imgcodecs/src/grfmt_tiff.cpp, fixOrientation): applying the
+        # tag again would rotate twice.
+        return image
     return apply_orientation(image, exif_orientation(data))
 
 
 # EXIF Orientation (tag 0x0112) -> how the stored pixels become the upright image, as OpenCV's own
 # ExifTransform does it for IMREAD_COLOR (imgcodecs/src/loadsave.cpp): T = transpose, then a flip
 # about the vertical (h), horizontal (v) or both axes. IMREAD_UNCHANGED (needed to keep 16-bit
-# depth and alpha) skips this, so read_image applies it itself.
+# depth and alpha) skips this, so read_image applies it itself (except to TIFF, whose decoder does).
 _ORIENTATIONS = {1: (False, None), 2: (False, "h"), 3: (False, "hv"), 4: (False, "v"),
                  5: (True, None), 6: (True, "h"), 7: (True, "hv"), 8: (True, "v")}
 _EXIF_ORIENTATION_TAG = 0x0112
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 
 
 def apply_orientation(image, orientation):
@@ -405,7 +411,7 @@ def exif_orientation(data):
                         tiff = tiff[6:]
                     break
                 i += 8 + length + (length & 1)
-        elif buf[:4] in (b"II*\x00", b"MM\x00*"):
+        elif buf[:4] in _TIFF_MAGIC:
             tiff = buf
         if not tiff or tiff[:2] not in (b"II", b"MM"):
             return 1

@@ -273,6 +273,30 @@ def test_orientation_keeps_alpha_in_png_and_webp(tmp_path):
     assert np.array_equal(got, _pil_upright(webp, "RGBA")[:, :, [2, 1, 0, 3]])
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_is_applied_once(tmp_path, orientation):
+    # OpenCV's TIFF decoder turns the pixels upright itself, even with IMREAD_UNCHANGED
+    # (grfmt_tiff.cpp fixOrientation); read_image used to apply tag 274 a second time.
+    from edgealex.preprocess import read_image
+
+    rgb = _asymmetric()
+    path = _save_with_orientation(tmp_path / f"o{orientation}.tiff", rgb, orientation, compression="raw")
+    got = read_image(path)
+    expected = _pil_upright(path, "RGB")[:, :, ::-1]
+    assert got.shape == expected.shape == ((320, 240, 3) if orientation >= 5 else (240, 320, 3))
+    assert np.array_equal(got, expected)
+
+
+def test_tiff_orientation_keeps_16_bit_depth(tmp_path):
+    from edgealex.preprocess import read_image
+
+    gray16 = (np.arange(240 * 320, dtype=np.uint32).reshape(240, 320) * 7 % 65536).astype(np.uint16)
+    path = _save_with_orientation(tmp_path / "g16.tiff", gray16, 6)
+    got = read_image(path)
+    assert got.dtype == np.uint16 and got.shape == (320, 240)
+    assert np.array_equal(got, np.rot90(gray16, -1))  # orientation 6: rotate 90 degrees clockwise
+
+
 # -- 5. torchvision's resize ----------------------------------------------------------------------
 
 def _photo():
