@@ -71,6 +71,22 @@ def test_batch_profile_rules():
         make_plan("8.5.2", "fp16", dla_core=0, batch_profile=profile)
 
 
+def test_a_max_batch_past_the_tensor_limit_is_refused(tmp_path):
+    # --max-batch 99999999999999999999 used to go straight into --maxShapes (past TensorRT's int32 extents)
+    from edgealex.build.plan import MAX_TENSOR_ELEMENTS, batch_profile
+
+    per_image = 3 * 224 * 224
+    most = MAX_TENSOR_ELEMENTS // per_image
+    assert batch_profile([None, 3, 224, 224], most)["max"] == most
+    with pytest.raises(EdgeAlexError, match=f"largest batch of a 3x224x224 input is {most}"):
+        batch_profile([None, 3, 224, 224], most + 1)
+    model = tiny_classifier(tmp_path / "dyn.onnx", batch=None)
+    for option in ("--max-batch", "--opt-batch"):
+        r = invoke("build", model, "--target", "agx-orin", "--print-trtexec", option, "99999999999999999999",
+                   "-o", tmp_path / "e")
+        one_line_error(r, f"{option} | 99999999999999999999 images of 3x{SIZE}x{SIZE}")
+
+
 def test_dla_build_of_a_dynamic_onnx_is_refused_with_the_fix(tmp_path):
     model = tiny_classifier(tmp_path / "dyn.onnx", batch=None)
     r = invoke("build", model, "--target", "agx-orin", "--dla", "0", "--print-trtexec", "-o", tmp_path / "e")
