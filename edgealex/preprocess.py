@@ -23,7 +23,7 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = 224
 DEFAULT_RESIZE = 256
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-_INTERPOLATIONS = ("linear", "area", "nearest", "cubic", "pil-bilinear")
+INTERPOLATIONS = ("linear", "area", "nearest", "cubic", "pil-bilinear")
 # "pil-bilinear" reproduces torchvision's ``Resize(resize) + CenterCrop(input_size)`` on a PIL image:
 # the whole frame is scaled (short side = resize) with Pillow's antialiased bilinear filter, then the
 # centre is cropped. This is what torchvision-trained weights (ImageNet checkpoints) saw.
@@ -69,8 +69,8 @@ class Preprocess:
             problems.append(f"layout must be NCHW, got {self.layout!r}")
         if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
             problems.append("mean and std need 3 values each, std > 0")
-        if self.interpolation not in _INTERPOLATIONS:
-            problems.append("interpolation must be one of {}".format(", ".join(_INTERPOLATIONS)))
+        if self.interpolation not in INTERPOLATIONS:
+            problems.append("interpolation must be one of {}".format(", ".join(INTERPOLATIONS)))
         if problems:
             raise EdgeAlexError("preprocessing", "; ".join(problems),
                                 "fix the preprocessing settings (or the model's metadata) and export again")

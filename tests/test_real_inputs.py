@@ -424,6 +424,14 @@ def test_torchvision_weights_export_with_pil_bilinear_at_the_smallest_size(tmp_p
     assert json.loads(r.stdout)["max_abs_diff"] < 1e-4
 
 
+@pytest.mark.parametrize("value", ["bogus", "LINEAR", ""])
+def test_unknown_interpolation_names_the_option_and_every_choice(tmp_path, value):
+    # it used to blame "preprocessing" and "the model's metadata", and left out auto
+    r = invoke("export", "--interpolation", value, "--input-size", "63", "-o", tmp_path / "m.onnx")
+    one_line_error(r, f"--interpolation | unknown value {value!r}", "auto, pil-bilinear, linear, area")
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_input_size_below_63_is_one_line(tmp_path):
     r = invoke("export", "--input-size", "16", "-o", tmp_path / "m.onnx")
     one_line_error(r, "--input-size 16", "at least 63")

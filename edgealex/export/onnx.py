@@ -17,7 +17,7 @@ from edgealex.log import logger
 from edgealex.modelinfo import ModelInfo, attach
 from edgealex.models.alexnet import (build_model, check_arch, check_input_size, export_module, head_classes,
                                      load_checkpoint, load_weights)
-from edgealex.preprocess import TORCHVISION_INTERPOLATION, Preprocess
+from edgealex.preprocess import INTERPOLATIONS, TORCHVISION_INTERPOLATION, Preprocess
 
 DEFAULT_OPSET = 13
 IR_VERSION = 7
@@ -141,6 +141,10 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
         # torchvision-layout weights saw torchvision's Resize + CenterCrop on PIL images
         interpolation = TORCHVISION_INTERPOLATION
     if interpolation is not None:
+        if interpolation not in INTERPOLATIONS:
+            raise EdgeAlexError("--interpolation", f"unknown value {interpolation!r}",
+                                "use auto, {}".format(", ".join(
+                                    sorted(INTERPOLATIONS, key=lambda name: name != TORCHVISION_INTERPOLATION))))
         spec = dataclasses.replace(spec, interpolation=interpolation, _cache={})
     check_input_size(spec.input_size)
     labels = _resolve_labels(labels, num_classes, checkpoint)
