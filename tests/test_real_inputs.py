@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from build_helpers import LABELS, SIZE, tiny_classifier
+from build_helpers import SIZE, tiny_classifier
 from edgealex.cli.main import app
 from edgealex.errors import EdgeAlexError
 
@@ -411,7 +411,6 @@ def test_export_at_other_input_sizes(tmp_path, size, ops, interpolation):
 
 def test_torchvision_weights_export_with_pil_bilinear_at_the_smallest_size(tmp_path):
     torch = pytest.importorskip("torch")
-    from edgealex.export.onnx import export_onnx
     from edgealex.models.alexnet import build_model
     from edgealex.modelinfo import read_model_info
 
