@@ -314,6 +314,11 @@ def read_image(path):
     except OSError as exc:
         raise EdgeAlexError(path, f"cannot read the image ({exc.strerror or exc})", "check the file")
     check_image_header(data, path)  # a decompression bomb is refused before decoding
+    if _png_cut_short(data):
+        # refused before libpng sees it: its default error handler prints "libpng error: ..." on
+        # stderr (not through OpenCV's logging, so quiet_opencv cannot silence it)
+        raise EdgeAlexError(path, "a truncated PNG (it ends before its IEND chunk)",
+                            "remove or replace the file")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise EdgeAlexError(path, "not a decodable image (corrupt, truncated or unsupported format)",
@@ -324,6 +329,33 @@ def read_image(path):
         # tag again would rotate twice.
         return image
     return apply_orientation(image, exif_orientation(data))
+
+
+def _png_cut_short(data):
+    """True for PNG bytes whose chunk list ends (or runs past the end of the data) before IEND.
+
+    Args:
+        data (np.ndarray of uint8 or bytes): the file's bytes.
+
+    Returns:
+        bool: a PNG signature and no IEND chunk, or a chunk whose declared length (+ 12 bytes of
+        length, type and CRC) passes the end of the data; False for anything else, including a
+        complete PNG (bytes after IEND are ignored, as libpng does).
+    """
+    import struct
+
+    full = data if isinstance(data, bytes) else memoryview(data).cast("B")
+    if bytes(full[:8]) != b"\x89PNG\r\n\x1a\n":
+        return False
+    i = 8
+    while i + 8 <= len(full):
+        length, kind = struct.unpack(">I4s", full[i:i + 8])
+        if i + 12 + length > len(full):
+            return True
+        if kind == b"IEND":
+            return False
+        i += 12 + length
+    return True  # no IEND: OpenCV's decoder fails on it too, after libpng's message
 
 
 # EXIF Orientation (tag 0x0112) -> how the stored pixels become the upright image, as OpenCV's own

@@ -588,6 +588,28 @@ def test_folder_of_only_undecodable_images_is_an_error(cpu_engine, tmp_path):
 
 # -- small things a user sees ---------------------------------------------------------------------
 
+def test_truncated_png_is_refused_without_libpng_noise(tmp_path, capfd):
+    # libpng's own error handler printed "libpng error: PNG input buffer is incomplete" on stderr
+    # (fd 2, past OpenCV's logging) before the skip line of the folder source or calibrate
+    import cv2
+
+    from edgealex.preprocess import read_image
+
+    whole = tmp_path / "whole.png"
+    assert cv2.imwrite(str(whole), np.full((64, 80, 4), 40000, dtype=np.uint16))
+    data = whole.read_bytes()
+    assert read_image(whole).shape == (64, 80, 4)
+    (tmp_path / "trailing.png").write_bytes(data + b"junk after IEND")
+    assert read_image(tmp_path / "trailing.png").shape == (64, 80, 4)
+    for cut in (len(data) // 2, len(data) - 12, len(data) - 5, 20):
+        part = tmp_path / f"cut{cut}.png"
+        part.write_bytes(data[:cut])
+        capfd.readouterr()
+        with pytest.raises(EdgeAlexError, match="truncated PNG|not a decodable image"):
+            read_image(part)
+        assert "libpng" not in capfd.readouterr().err
+
+
 def test_no_opencv_or_ffmpeg_noise_before_the_error_line(tmp_path):
     import subprocess
     import sys
