@@ -10,6 +10,8 @@ coordinates followed by one resize, which gives the same field of view at a frac
 of resizing the whole frame first.
 """
 
+import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Tuple
@@ -28,6 +30,14 @@ INTERPOLATIONS = ("linear", "area", "nearest", "cubic", "pil-bilinear")
 # the whole frame is scaled (short side = resize) with Pillow's antialiased bilinear filter, then the
 # centre is cropped. This is what torchvision-trained weights (ImageNet checkpoints) saw.
 TORCHVISION_INTERPOLATION = "pil-bilinear"
+
+
+def _finite_numbers(values):
+    """True when every value is a real number (not bool, not a string) and finite (no NaN/inf)."""
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -67,8 +77,10 @@ class Preprocess:
             problems.append(f"channel_order must be RGB or BGR, got {self.channel_order!r}")
         if self.layout != "NCHW":
             problems.append(f"layout must be NCHW, got {self.layout!r}")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
-            problems.append("mean and std need 3 values each, std > 0")
+        if (len(self.mean) != 3 or len(self.std) != 3 or not _finite_numbers(tuple(self.mean) + tuple(self.std))
+                or any(float(s) <= 0 for s in self.std)):
+            problems.append(f"mean and std need 3 finite numbers each, std > 0, got {list(self.mean)} and "
+                            f"{list(self.std)}")
         if self.interpolation not in INTERPOLATIONS:
             problems.append("interpolation must be one of {}".format(", ".join(INTERPOLATIONS)))
         if problems:

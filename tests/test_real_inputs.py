@@ -588,6 +588,24 @@ def test_folder_of_only_undecodable_images_is_an_error(cpu_engine, tmp_path):
 
 # -- small things a user sees ---------------------------------------------------------------------
 
+@pytest.mark.parametrize("key, values", [("std", [float("nan")] * 3), ("mean", [0.5, float("inf"), 0.5]),
+                                          ("std", [0.2, "0.2", 0.2]), ("mean", [True, 0.4, 0.4])])
+def test_preprocessing_with_non_finite_mean_or_std_is_refused(cpu_engine, key, values):
+    # a sidecar or ONNX metadata with std NaN ran and turned every frame into NaN inputs
+    from edgealex.artifacts import sidecar_path
+    from edgealex.preprocess import Preprocess
+
+    with pytest.raises(EdgeAlexError, match="mean and std need 3 finite numbers each"):
+        Preprocess(**{key: tuple(values)})
+    side = sidecar_path(cpu_engine)
+    data = json.loads(open(side).read())
+    data["model"]["preprocess"][key] = values
+    with open(side, "w") as handle:
+        json.dump(data, handle)
+    r = invoke("run", cpu_engine, "--source", "synthetic://", "--max-frames", "2")
+    one_line_error(r, "mean and std need 3 finite numbers each")
+
+
 def test_truncated_png_is_refused_without_libpng_noise(tmp_path, capfd):
     # libpng's own error handler printed "libpng error: PNG input buffer is incomplete" on stderr
     # (fd 2, past OpenCV's logging) before the skip line of the folder source or calibrate
