@@ -20,7 +20,6 @@ in ``benchmarks/harness_overhead.py`` against a bare loop.
 """
 
 import os
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -33,7 +32,7 @@ from edgealex.bench import energy as E
 from edgealex.bench.result import RunRecord, session_stamp, unique_run_id, write_power_csv, write_trace_csv
 from edgealex.bench.stats import latency_stats, summarize
 from edgealex.errors import EdgeAlexError
-from edgealex.log import is_quiet, logger
+from edgealex.log import logger
 
 MODES = ("engine", "loop", "compare")
 AGREEMENT_SAMPLES = 32
@@ -166,50 +165,52 @@ class BenchSession:
 
 # -- progress ---------------------------------------------------------------------------------------
 class Progress:
-    """A one-line progress display on stderr, refreshed by its own thread (not by the timed loop)."""
+    """The benchmark's progress: a :class:`edgealex.progress.ProgressBar` refreshed every 0.5 s by
+    its own thread from the iteration counter, so the timed loop itself never draws."""
 
     def __init__(self, label, total_s=None, total_iters=None, enabled=True):
         self.label = label
         self.total_s = total_s
         self.total_iters = total_iters
-        self.enabled = enabled and not is_quiet() and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        self.enabled = enabled
         self.counter = None
         self.phase = "warm-up"
         self._stop = threading.Event()
         self._thread = None
         self._t0 = None
+        self._bar = None
 
     def start(self, counter):
+        from edgealex.progress import ProgressBar
+
         self.counter = counter
         self._t0 = time.perf_counter()
-        if self.enabled:
+        self._bar = ProgressBar(None, f"{self.label[:40]} warm-up", enabled=self.enabled, unit="it")
+        if self._bar.enabled:
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
 
     def measuring(self):
         self.phase = "measuring"
         self._t0 = time.perf_counter()
+        if self._bar is not None and self._bar.enabled:
+            self._bar.describe(f"{self.label[:40]} measuring")
+            self._bar.reset(total=self.total_iters)
 
     def _run(self):
         while not self._stop.wait(0.5):
-            elapsed = time.perf_counter() - self._t0
             n = len(self.counter) if self.counter is not None else 0
-            if self.phase == "measuring" and self.total_iters:
-                frac = min(1.0, n / float(self.total_iters))
-            elif self.phase == "measuring" and self.total_s:
-                frac = min(1.0, elapsed / self.total_s)
-            else:
-                frac = 0.0
-            bar = "#" * int(frac * 20)
-            sys.stderr.write(f"\r[{bar:<20}] {self.label[:40]} {self.phase} {elapsed:5.1f}s {n:6d} it ")
-            sys.stderr.flush()
+            elapsed = time.perf_counter() - self._t0
+            if self.phase == "measuring" and not self.total_iters and self.total_s:
+                self._bar.note(f"{min(elapsed, self.total_s):.1f}/{self.total_s:.0f} s")
+            self._bar.set(n)
 
     def stop(self):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-            sys.stderr.write("\r" + " " * 100 + "\r")
-            sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.close()
 
 
 # -- the timed loop ------------------------------------------------------------------------------
