@@ -40,8 +40,7 @@ def _run(quiet, tty):
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     code = SCRIPT.replace("QUIET", str(quiet))
     if not tty:
-        proc = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
-                              timeout=60)
+        proc = subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=60)
         assert proc.returncode == 0, proc.stderr
         return proc.stderr.decode()
     master, slave = pty.openpty()
