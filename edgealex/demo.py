@@ -22,7 +22,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from typing import List
+from typing import List, Optional
 
 from edgealex.artifacts import ensure_dir, read_json, sha256_file, sidecar_path, write_json_atomic
 from edgealex.errors import EdgeAlexError
@@ -45,6 +45,11 @@ class DemoProfile:
         warmup_s (float): warm-up seconds per benchmark subject.
         source (str): conveyor URI for the inspection loop.
         baselines (tuple): benchmark baselines (see ``edgealex bench --baseline``).
+        train_budget_s (float or None): seconds the training should take on this machine: a few
+            steps are timed first and the epochs sized to fit (see :mod:`edgealex.train.sizing`);
+            None trains the preset as is.
+        min_epochs (int): fewest epochs when sizing (the recipe's accuracy floor).
+        max_epochs (int): most epochs when sizing.
     """
 
     per_class: int
@@ -55,11 +60,16 @@ class DemoProfile:
     warmup_s: float
     source: str = "synthetic://?width=1280&height=720&fps=30&defect_rate=0.4&seed=7"
     baselines: tuple = ("auto",)
+    train_budget_s: Optional[float] = None
+    min_epochs: int = 6
+    max_epochs: int = 8
 
 
 PROFILES = {
+    # Training is sized to ~3 min on the machine it runs on, between 6 epochs (96.5% holdout
+    # accuracy measured; 5 gave 95.0%, too close to the 95% target) and 8.
     "full": DemoProfile(per_class=400, train_preset="demo", min_agreement=0.99, run_s=8.0, bench_s=3.0,
-                        warmup_s=0.5),
+                        warmup_s=0.5, train_budget_s=180.0),
     # A model trained for seconds has nearly flat logits, so INT8 may flip some top-1 decisions:
     # the gate is relaxed here and the figure is still reported.
     "fast": DemoProfile(per_class=20, train_preset="fast", min_agreement=0.5, run_s=2.0, bench_s=0.5,
@@ -99,9 +109,10 @@ class DemoResult:
                 lines.append("  ({} ranges missed the gate: agreement {})".format(attempt["method"],
                                                                                   _pct(attempt["agreement"])))
         lines.append("  inspection loop ({}): pipeline {} fps, engine {} fps, {} frames, {} defects, "
-                     "accuracy vs conveyor truth {}".format(
+                     "accuracy vs conveyor truth {} ({} distinct images)".format(
                          os.path.basename(a.get("run_engine", "")), _num(f.get("pipeline_fps")),
-                         _num(f.get("engine_fps")), f.get("frames"), f.get("defects"), _pct(f.get("loop_accuracy"))))
+                         _num(f.get("engine_fps")), f.get("frames"), f.get("defects"), _pct(f.get("loop_accuracy")),
+                         f.get("loop_distinct_images") if f.get("loop_distinct_images") is not None else "n/a"))
         unmeasured = sorted({row["energy"] for row in f.get("bench", []) if row["energy"].startswith("n/a")})
         for row in f.get("bench", []):
             lines.append("  bench {:<44} {:>7} img/s  p50 {:>7} ms  p99 {:>7} ms  x{:<5} {}".format(
@@ -144,7 +155,7 @@ class _Steps:
         self.result.cached[self.name] = bool(cached)
 
 
-def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=True):
+def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=True, keep_resume=False):
     """Run the whole pipeline under ``out_dir``; reuse what earlier runs left there.
 
     Args:
@@ -153,6 +164,8 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
         target (str): target profile; None detects this machine. Defaults to None.
         seed (int): dataset seed. Defaults to 0.
         progress (bool): progress bars on a terminal. Defaults to True.
+        keep_resume (bool): keep the training's resume state (``model/*.last.pt``, ~0.5 GB) to
+            continue training later. Defaults to False.
 
     Returns:
         DemoResult
@@ -179,10 +192,15 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     result.artifacts["dataset"] = data.out_dir
 
     steps.start("train", "train {} on it ({} preset)".format("AlexNet", profile.train_preset))
-    trained = _train(paths, profile)
+    trained = _train(paths, profile, progress=progress, keep_resume=keep_resume)
     steps.done(cached=trained.reused)
     result.artifacts["checkpoint"] = trained.path
-    result.figures.update({"val_accuracy": trained.best_val_acc, "train_holdout_accuracy": trained.holdout_acc})
+    result.figures.update({"val_accuracy": trained.best_val_acc, "train_holdout_accuracy": trained.holdout_acc,
+                           "train_epochs": (trained.settings or {}).get("epochs"),
+                           "train_images_per_s": trained.train_images_per_s})
+    sizing_path = os.path.join(os.path.dirname(paths["checkpoint"]), SIZING_FILE)
+    if profile.train_budget_s and os.path.isfile(sizing_path):
+        result.figures["train_sizing"] = read_json(sizing_path, "training sizing")
 
     steps.start("export", "export to ONNX with the parity check")
     onnx_path, cached = _export(paths, trained.path)
@@ -213,7 +231,8 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     result.artifacts.update({"run_engine": run_engine, "video": paths["video"], "verdicts": paths["verdicts"]})
     result.figures.update({"pipeline_fps": loop.get("pipeline_fps"), "engine_fps": loop.get("engine_fps"),
                            "frames": loop.get("frames"), "defects": loop.get("defects"),
-                           "dropped": loop.get("dropped"), "loop_accuracy": _loop_accuracy(loop)})
+                           "dropped": loop.get("dropped"), "loop_accuracy": _loop_accuracy(loop),
+                           "loop_distinct_images": (loop.get("accuracy") or {}).get("distinct_images")})
 
     steps.start("bench", "benchmark the engines and the baselines side by side")
     session = _bench(paths, engines, trained.path, onnx_path, profile, tgt, progress)
@@ -257,11 +276,67 @@ def _data(paths, profile, seed):
     return synthesize(paths["data"], per_class=profile.per_class, seed=seed, force=True)
 
 
-def _train(paths, profile):
-    from edgealex.train.trainer import train
+SIZING_FILE = "train-sizing.json"
 
-    ensure_dir(os.path.dirname(paths["checkpoint"]), "model folder")
-    return train(paths["data"], paths["checkpoint"], preset=profile.train_preset, reuse=True)
+
+def _train(paths, profile, progress=True, keep_resume=False):
+    """Train (or reuse) the demo model, sized to this machine when the profile has a time budget.
+
+    The sizing (measured speed, chosen layout and epochs) is kept in ``model/train-sizing.json``
+    next to the checkpoint, so a second run asks for the same settings and reuses the training
+    instead of measuring again. The resume state (~0.5 GB for AlexNet with SGD momentum) is kept
+    only with ``keep_resume``.
+    """
+    from edgealex.train.trainer import settings_for, train
+
+    model_dir = os.path.dirname(paths["checkpoint"])
+    ensure_dir(model_dir, "model folder")
+    overrides, memory_format = {}, "channels_last"
+    if profile.train_budget_s:
+        overrides, memory_format = _sized_training(paths, profile, settings_for(profile.train_preset))
+    bar = None
+    if progress:
+        from edgealex.train.progress import BarProgress
+
+        bar = BarProgress()
+    save_every = 1 if keep_resume else 10 ** 6
+    return train(paths["data"], paths["checkpoint"], preset=profile.train_preset, reuse=True, keep_last=keep_resume,
+                 save_every=save_every, progress=bar, memory_format=memory_format, **overrides)
+
+
+def _sized_training(paths, profile, settings):
+    """({epochs, lr_steps}, memory format) for this machine; measured once, then read back."""
+    from edgealex.train.data import find_train_data
+    from edgealex.train.sizing import decay_steps, epochs_for_budget, probe_training_speed
+
+    sizing_path = os.path.join(os.path.dirname(paths["checkpoint"]), SIZING_FILE)
+    request = {"preset": profile.train_preset, "budget_s": profile.train_budget_s, "min_epochs": profile.min_epochs,
+               "max_epochs": profile.max_epochs}
+    data = find_train_data(paths["data"])
+    if os.path.isfile(sizing_path):
+        try:
+            previous = read_json(sizing_path, "training sizing")
+        except EdgeAlexError:
+            previous = {}
+        if previous.get("request") == request and previous.get("data_hash") == data.data_hash:
+            logger.info("training sized earlier on this machine: %d epochs (%s)", previous["epochs"], sizing_path)
+            return ({"epochs": previous["epochs"], "lr_steps": tuple(previous["lr_steps"])},
+                    previous.get("memory_format", "channels_last"))
+    probe = probe_training_speed(settings, len(data.labels))
+    epochs = epochs_for_budget(profile.train_budget_s, probe.images_per_s, len(data.train), profile.min_epochs,
+                               profile.max_epochs)
+    steps = decay_steps(epochs)
+    estimate_s = epochs * len(data.train) / probe.images_per_s
+    if estimate_s > profile.train_budget_s:
+        logger.warning("training needs ~%.0f s on this CPU (%d epochs, the fewest that reach the accuracy target), "
+                       "more than the %.0f s the demo aims for", estimate_s, epochs, profile.train_budget_s)
+    else:
+        logger.info("training sized to %d epochs of %d images: ~%.0f s on this CPU", epochs, len(data.train),
+                    estimate_s)
+    write_json_atomic(sizing_path, {"request": request, "data_hash": data.data_hash, "probe": probe.to_dict(),
+                                    "epochs": epochs, "lr_steps": list(steps), "memory_format": probe.memory_format,
+                                    "train_images": len(data.train), "estimate_s": round(estimate_s, 1)})
+    return {"epochs": epochs, "lr_steps": steps}, probe.memory_format
 
 
 def _export(paths, checkpoint):

@@ -43,6 +43,8 @@ def test_demo_leaves_every_artifact(demo_runs):
     for key in ("checkpoint", "onnx", "video", "verdicts", "report_html", "summary"):
         assert os.path.isfile(art[key]) and os.path.getsize(art[key]) > 0, key
         assert art[key].startswith(str(out))
+    # the resume state (~0.5 GB for the full demo) is kept only with --keep-resume (issue 17 item 8)
+    assert not [n for n in os.listdir(os.path.dirname(art["checkpoint"])) if n.endswith(".last.pt")]
     calib = json.load(open(os.path.join(art["calibration"], "calibration.json")))
     assert calib["gate_passed"] is True and os.path.isfile(os.path.join(art["calibration"], calib["qdq_onnx"]))
     assert sorted(calib["caches"]) == ["8201", "8502"]
