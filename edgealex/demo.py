@@ -115,10 +115,13 @@ class DemoResult:
                          f.get("loop_distinct_images") if f.get("loop_distinct_images") is not None else "n/a"))
         unmeasured = sorted({row["energy"] for row in f.get("bench", []) if row["energy"].startswith("n/a")})
         for row in f.get("bench", []):
-            lines.append("  bench {:<44} {:>7} img/s  p50 {:>7} ms  p99 {:>7} ms  x{:<5} {}".format(
+            lines.append("  bench {:<44} {:>7} img/s  p50 {:>7} ms  p99 {:>7} ms  x{:<5} acc {} agree {}  {}".format(
                 row["label"][:44], _num(row.get("throughput")), _num(row.get("p50_ms"), 2),
-                _num(row.get("p99_ms"), 2), _num(row.get("ratio"), 2),
-                "n/a" if row["energy"] in unmeasured else row["energy"]))
+                _num(row.get("p99_ms"), 2), _num(row.get("ratio"), 2), _pct(row.get("accuracy")),
+                _pct(row.get("agreement")), "n/a" if row["energy"] in unmeasured else row["energy"]))
+        if f.get("bench") and f["bench"][0].get("eval_images"):
+            lines.append("  (bench accuracy and agreement with the first engine on the {} holdout images)".format(
+                f["bench"][0]["eval_images"]))
         for reason in unmeasured:
             lines.append("  energy per frame: " + reason)
         for name, reason in self.skipped:
@@ -454,7 +457,8 @@ def _bench(paths, engines, checkpoint, onnx_path, profile, target, progress):
         shutil.rmtree(paths["bench"])
     options = BenchOptions(mode="compare", duration_s=profile.bench_s, warmup_s=profile.warmup_s,
                            torch_weights=checkpoint, onnx=onnx_path, target=target.name, progress=progress,
-                           label="demo", baselines=profile.baselines)
+                           label="demo", baselines=profile.baselines,
+                           eval_images=os.path.join(paths["data"], "holdout"))
     return run_bench(list(engines), options, paths["bench"])
 
 
@@ -469,5 +473,8 @@ def _bench_rows(session):
             "p50_ms": latency.get("p50_ms"), "p99_ms": latency.get("p99_ms"),
             "ratio": (rec.get("compare") or {}).get("fps_ratio"),
             "energy": power.get("display") or "n/a",
+            "accuracy": (rec.get("accuracy") or {}).get("top1_accuracy"),
+            "agreement": (rec.get("accuracy") or {}).get("agreement_vs_first"),
+            "eval_images": (rec.get("accuracy") or {}).get("images"),
         })
     return rows
