@@ -102,6 +102,9 @@ def _stats(values):
             "p99": round(float(np.percentile(data, 99)), 3)}
 
 
+RUN_SUMMARY_ARTIFACT = "edgealex-run-summary"  # marks a saved summary for `edgealex report`
+
+
 @dataclass
 class LoopSummary:
     """What a run did. :meth:`to_dict` for JSON, :meth:`format` for people.
@@ -143,6 +146,7 @@ class LoopSummary:
 
     def to_dict(self):
         return {
+            "artifact": RUN_SUMMARY_ARTIFACT,
             "frames": self.frames, "defects": self.defects, "dropped": self.dropped, "errors": self.errors,
             "reconnects": self.reconnects, "reconnect_gap_s": round(self.reconnect_gap_s, 3),
             "duration_s": round(self.duration_s, 3),
