@@ -247,7 +247,7 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     steps.start("report", "render the report")
     from edgealex.report.render import render_report
 
-    report = render_report([paths["bench"]], paths["report"], title=f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}")
+    report = render_report([paths["bench"], paths["run_summary"]], paths["report"], title=f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}")
     steps.done()
     result.artifacts["report_html"] = report.html
     result.artifacts["report_md"] = report.markdown
@@ -268,6 +268,7 @@ def _layout(out_dir):
         "engines": os.path.join(out_dir, "engines"),
         "video": os.path.join(out_dir, "run", "annotated.mp4"),
         "verdicts": os.path.join(out_dir, "run", "verdicts.jsonl"),
+        "run_summary": os.path.join(out_dir, "run", "summary.json"),
         "bench": os.path.join(out_dir, "bench"),
         "report": os.path.join(out_dir, "report"),
     }
@@ -435,7 +436,9 @@ def _run(paths, engine, profile):
     ensure_dir(os.path.dirname(paths["video"]), "run folder")
     summary = run_inspection(engine, source=profile.source, sinks=(paths["video"], paths["verdicts"]),
                              duration_s=profile.run_s)
-    return summary.to_dict()
+    data = summary.to_dict()
+    write_json_atomic(paths["run_summary"], data)  # the report's "Live inspection loop" section
+    return data
 
 
 def _loop_accuracy(loop):
