@@ -112,11 +112,30 @@ def load_onnx(path, what="ONNX model"):
     path = str(path)
     if not os.path.isfile(path):
         raise EdgeAlexError(path, f"the {what} does not exist", "check the path or run `edgealex export`")
+    if is_pytorch_checkpoint(path):
+        raise EdgeAlexError(path, "is a PyTorch checkpoint, not an ONNX model",
+                            f"export it first: edgealex export --weights {path} -o model.onnx")
     try:
         return onnx.load(path)
     except Exception as exc:  # protobuf DecodeError and friends
         raise EdgeAlexError(path, f"not a readable ONNX file ({type(exc).__name__})",
                             "export it again; the file may be truncated or not ONNX")
+
+
+def is_pytorch_checkpoint(path):
+    """True for a file written by ``torch.save``: a zip archive holding ``<name>/data.pkl`` (PyTorch
+    1.6+, https://pytorch.org/docs/stable/notes/serialization.html) or a bare pickle (older
+    PyTorch: first byte 0x80, the pickle PROTO opcode)."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return any(name.endswith("data.pkl") for name in archive.namelist())
+        with open(path, "rb") as handle:
+            return handle.read(1) == b"\x80"
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def from_model_proto(model, path="model", allow_default=True):
