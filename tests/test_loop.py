@@ -422,3 +422,17 @@ def test_default_conveyor_judges_as_many_distinct_images_as_frames(engine):
                       max_frames=40)
     assert pooled.accuracy["frames_with_truth"] == 40
     assert 1 <= pooled.accuracy["distinct_images"] <= 5
+
+
+def test_cli_run_without_a_sink_says_nothing_is_written(tmp_path, engine):
+    """Issue 17: `run` with no --sink writes nothing, and now says so."""
+    from test_bench_harness import invoke
+
+    from edgealex.pipeline.loop import NO_SINK_WARNING
+
+    result = invoke(["run", engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "2"])
+    assert result.exit_code == 0, result.output
+    assert NO_SINK_WARNING in result.output
+    result = invoke(["run", engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "2",
+                     "--sink", str(tmp_path / "v.jsonl")])
+    assert result.exit_code == 0 and NO_SINK_WARNING not in result.output

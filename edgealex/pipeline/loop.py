@@ -102,6 +102,8 @@ def _stats(values):
             "p99": round(float(np.percentile(data, 99)), 3)}
 
 
+NO_SINK_WARNING = ("no --sink given: verdicts are counted but not written anywhere (add --sink verdicts.jsonl, "
+                   "--sink annotated.mp4 or --sink display://)")
 RUN_SUMMARY_ARTIFACT = "edgealex-run-summary"  # marks a saved summary for `edgealex report`
 
 
@@ -729,6 +731,8 @@ def run_inspection(engine, source="synthetic://", sinks=(), threshold=DEFAULT_TH
     runner = load_runner(engine, **(runner_options or {}))
     frames = open_source(source, **(source_options or {}))
     outputs = [open_sink(uri) for uri in sinks]
+    if not outputs:
+        logger.warning(NO_SINK_WARNING)
     for sink in outputs:  # fail before the engine loads, not after
         path = getattr(sink, "path", None)
         if path and os.path.abspath(path) == os.path.abspath(str(engine)):
