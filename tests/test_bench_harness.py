@@ -342,3 +342,39 @@ def test_accuracy_and_agreement_come_from_labelled_images_only(tmp_path):
                 "-o", str(tmp_path / "res2")])
     assert r.exit_code == 1 and "has no class sub-folders" in r.output
     assert not glob.glob(str(tmp_path / "res2" / "*.json"))  # refused before the idle window and any run
+
+
+def test_static_batch_mismatch_is_refused_before_the_idle_window(tmp_path):
+    """Issue 17: the static-batch error comes first, not after --idle seconds of waiting."""
+    model = tiny_onnx(tmp_path / "tiny.onnx", batch=1)
+    log = tmp_path / "meter.csv"
+    log.write_text("timestamp,watts\n{:.3f},5.0\n".format(time.time()))
+    r = invoke(["bench", model, "--batch", "4", "--idle", "5", "--iterations", "2", "--power", "csv:" + str(log),
+                "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "static batch of 1" in r.output
+    assert "idle baseline" not in r.output  # the idle window never started
+    assert not glob.glob(str(tmp_path / "o" / "*.json"))
+
+
+def test_matrix_refuses_an_image_folder_for_ort_int8_up_front(tmp_path):
+    """Issue 17: `bench --matrix --calib IMAGES` on the CPU target used to skip INT8 silently and exit 0."""
+    from test_runtime_models import write_folder
+
+    pytest.importorskip("cv2")
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    write_folder(tmp_path / "imgs", 1)
+    r = invoke(["bench", "--matrix", "--onnx", model, "--target", "cpu", "--calib", str(tmp_path / "imgs"),
+                "--iterations", "2", "--power", "none", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "is an image folder" in r.output and "edgealex calibrate" in r.output
+    assert not os.path.isdir(str(tmp_path / "o" / "engines")) or not os.listdir(str(tmp_path / "o" / "engines"))
+
+
+def test_matrix_error_states_each_reason_once():
+    from edgealex.bench.matrix import group_reasons
+
+    skipped = [("x fp32 on gpu", "TensorRT is not installed"), ("x fp16 on gpu", "TensorRT is not installed"),
+               ("x int8 on gpu", "INT8 needs --calib"), ("x fp16 on dla0", "TensorRT is not installed")]
+    text = group_reasons(skipped)
+    assert text.count("TensorRT is not installed") == 1
+    assert text == ("x fp32 on gpu, x fp16 on gpu, x fp16 on dla0: TensorRT is not installed; "
+                    "x int8 on gpu: INT8 needs --calib")

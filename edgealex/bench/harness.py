@@ -543,16 +543,29 @@ def _run_id(options, subject, batch, stamp, out_dir):
     return unique_run_id(out_dir, stem)
 
 
+def _check_batches(name, static, requested):
+    if static is not None:
+        bad = [b for b in requested if b != static]
+        if bad:
+            raise EdgeAlexError(name, "the engine has a static batch of {} but --batch asks for {}".format(
+                static, ",".join(map(str, requested))),
+                "export with --dynamic-batch (ONNX Runtime) or build one engine per batch size")
+
+
+def _static_batch_of(info):
+    """The static batch an engine's sidecar (or its ONNX metadata) records; None if dynamic/unknown."""
+    shape = (info.get("sidecar") or {}).get("input_shape")
+    if shape and isinstance(shape[0], int) and shape[0] > 0:
+        return shape[0]
+    model = _model_info_of(info["path"]) if info.get("path") and not info.get("sidecar") else None
+    return model.batch if model is not None else None
+
+
 def _batches_for(runner, requested):
     static = runner.batch_size
     if not requested:
         return [static or 1]
-    if static is not None:
-        bad = [b for b in requested if b != static]
-        if bad:
-            raise EdgeAlexError(runner.name, "the engine has a static batch of {} but --batch asks for {}".format(
-                static, ",".join(map(str, requested))),
-                "export with --dynamic-batch (ONNX Runtime) or build one engine per batch size")
+    _check_batches(runner.name, static, requested)
     return list(requested)
 
 
@@ -593,6 +606,9 @@ def run_bench(engines, options, out_dir, skipped=None):
         session.skipped += skipped
         for name, reason in skipped:
             logger.info("baseline %s skipped: %s", name, reason)
+    if options.batches:  # a static-batch mismatch is refused before the idle window and any measuring
+        for subject in subjects:
+            _check_batches(subject.engine["path"], _static_batch_of(subject.engine), options.batches)
     eval_set = None
     if options.eval_images and options.mode != "loop":  # read up front: a bad folder fails before any measuring
         from edgealex.bench.evaluation import load_eval_set

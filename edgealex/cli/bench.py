@@ -45,7 +45,9 @@ def bench(
     threads: Annotated[Optional[int], typer.Option(help="Intra-op threads for ONNX Runtime and PyTorch.")] = None,
     matrix: Annotated[bool, typer.Option(help="Sweep the target's precisions x devices, building missing engines "
                                               "from --onnx.")] = False,
-    calib: Annotated[Optional[Path], typer.Option(help="--matrix: calibration images folder for INT8 builds.")] = None,
+    calib: Annotated[Optional[Path], typer.Option(help="--matrix: calibration for INT8 builds: the output folder "
+                                                       "of `edgealex calibrate` (TensorRT targets also take a "
+                                                       ".cache file or an image folder).")] = None,
     import_trtexec: Annotated[Optional[Path], typer.Option(help="Import a trtexec --exportTimes JSON as a result.")] = None,
     trtexec_warmup_ms: Annotated[float, typer.Option(help="trtexec --warmUp of that trace (ms).")] = 200.0,
     label: Annotated[Optional[str], typer.Option(help="Prefix for the run names.")] = None,
