@@ -25,6 +25,7 @@ COMMANDS = (
     ("data", "edgealex.cli.data", "app", "group"),
     ("train", "edgealex.cli.train", "train", "command"),
     ("demo", "edgealex.cli.demo", "demo", "command"),
+    ("deploy", "edgealex.cli.deploy", "app", "group"),
 )
 
 app = typer.Typer(
