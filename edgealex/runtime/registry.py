@@ -45,10 +45,10 @@ def _check_target(path, record):
     except EdgeAlexError:
         return
     if here.name != record.target:
-        raise EdgeAlexError(path, "was built for {} (TensorRT {}, {}) but this machine is '{}'".format(
-            record.target, record.backend_version, record.device_name, here.name),
+        raise EdgeAlexError(path, f"was built for {record.target} (TensorRT {record.backend_version}, "
+                            f"{record.device_name}) but this machine is '{here.name}'",
             "TensorRT engines run only where they were built: copy the ONNX here and run "
-            "`edgealex build model.onnx` (target {}), or run this engine on the {}".format(here.name, record.target))
+            f"`edgealex build model.onnx` (target {here.name}), or run this engine on the {record.target}")
 
 
 def load_runner(path, verify_hash=True, **options):
