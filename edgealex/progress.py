@@ -29,12 +29,14 @@ class ProgressBar:
         unit (str): unit of the count and the rate. Defaults to "img".
         stream: where to draw. Defaults to sys.stderr.
         leave (bool): keep the finished bar on screen. Defaults to False.
+        elapsed_only (bool): show only the label and the elapsed time (work of unknown length,
+            e.g. a TensorRT build; call :meth:`refresh` to tick). Defaults to False.
 
     ``done`` counts updates even when nothing is drawn. Use as a context manager or call
     :meth:`close`.
     """
 
-    def __init__(self, total, label, enabled=True, unit="img", stream=None, leave=False):
+    def __init__(self, total, label, enabled=True, unit="img", stream=None, leave=False, elapsed_only=False):
         self.total = total
         self.label = label
         self.done = 0
@@ -47,8 +49,9 @@ class ProgressBar:
             except ImportError:  # a core dependency, but a bar is never worth failing for
                 self.enabled = False
             else:
+                extra = {"bar_format": "{desc} {elapsed}"} if elapsed_only else {}
                 self._bar = tqdm(total=total, desc=label, unit=unit, file=self.stream, leave=leave,
-                                 dynamic_ncols=True, mininterval=0.1, smoothing=0.3)
+                                 dynamic_ncols=True, mininterval=0.1, smoothing=0.3, **extra)
 
     def update(self, count=1):
         """Add ``count`` to the done amount."""
@@ -61,6 +64,11 @@ class ProgressBar:
         self.done = done
         if self._bar is not None:
             self._bar.n = done
+            self._bar.refresh()
+
+    def refresh(self):
+        """Redraw now (e.g. to advance the elapsed time)."""
+        if self._bar is not None:
             self._bar.refresh()
 
     def note(self, text):

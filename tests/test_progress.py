@@ -33,6 +33,9 @@ for step in range(3):
 train.epoch_end({"epoch": 1, "epochs": 2, "train_loss": 0.5, "train_acc": 0.9, "val_acc": 0.8, "lr": 0.01,
                  "seconds": 1.0, "best": True})
 train.close()
+from edgealex.build.trt import Spinner
+with Spinner("building the engine"):
+    time.sleep(1.2)
 """
 
 
@@ -66,12 +69,14 @@ def test_bar_drawn_on_a_terminal():
     assert "calibrating:" in out and "/5 [" in out and "\r" in out  # tqdm redraws in place
     assert "epoch 1/2:" in out and "/3 [" in out and "loss 0.500" in out
     assert "val acc 80.0%" in out  # the epoch's log line follows its bar
+    assert "[I] building the engine 00:01" in out  # the TensorRT build's elapsed time, on the same bar
 
 
 def test_no_bar_off_a_terminal_and_none_under_quiet():
     logged = _run(quiet=False, tty=False)
     assert "\r" not in logged and "calibrating" not in logged and "|" not in logged
     assert "val acc 80.0%" in logged  # log lines still come
+    assert "building the engine ..." in logged and "00:0" not in logged
     quiet = _run(quiet=True, tty=True)
     assert "calibrating" not in quiet and "epoch 1/2" not in quiet
 
@@ -79,7 +84,7 @@ def test_no_bar_off_a_terminal_and_none_under_quiet():
 def test_hand_written_bars_are_gone():
     """One module draws progress: the three former hand-written bars no longer exist."""
     assert not os.path.exists(os.path.join(ROOT, "edgealex", "calib", "progress.py"))
-    for rel in ("edgealex/train/progress.py", "edgealex/bench/harness.py"):
+    for rel in ("edgealex/train/progress.py", "edgealex/bench/harness.py", "edgealex/build/trt.py"):
         with open(os.path.join(ROOT, rel), encoding="utf-8") as handle:
             text = handle.read()
         assert "from edgealex.progress import ProgressBar" in text
