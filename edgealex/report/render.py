@@ -196,8 +196,10 @@ def _markdown(title, results, rows, images, skipped, ctx):
     return "\n".join(lines)
 
 
-_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
-table{border-collapse:collapse;font-size:13px}th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1400px;color:#222}
+table{border-collapse:collapse;font-size:12px;max-width:100%}
+th,td{border:1px solid #ccc;padding:3px 5px;text-align:right}td{white-space:nowrap}
+td.l{white-space:normal}td.name{white-space:normal;overflow-wrap:anywhere;min-width:12em}
 th{background:#f0f0f0}td.l{text-align:left}img{max-width:100%;border:1px solid #eee}
 .note{color:#555;font-size:13px}td.flag{color:#b00}details{font-size:13px;color:#555}"""
 
@@ -214,7 +216,7 @@ def _html(title, results, rows, images, skipped, ctx):
     for x in rows:
         cells = []
         for k, _ in COLUMNS:
-            cls = " class=\"l\"" if k in TEXT_COLUMNS else ""
+            cls = " class=\"l name\"" if k == "name" else (" class=\"l\"" if k in TEXT_COLUMNS else "")
             if k == "mj_net" and x.get("mj_net_flag"):
                 cls = " class=\"flag\""
             cells.append(f"<td{cls}>{e(_fmt(k, x[k], x))}</td>")
