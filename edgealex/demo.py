@@ -1,16 +1,18 @@
 """``edgealex demo``: the whole pipeline, end to end, on the machine it runs on.
 
 1. synthesize the defect dataset (cached: identical parameters reuse the folder),
-2. train an AlexNet on it (cached by data hash and settings),
+2. train an AlexNet on it (cached by data hash and settings), sized to this machine: a few steps
+   are timed first and the epochs fitted to a time budget (:mod:`edgealex.train.sizing`),
 3. export it to ONNX (cached by the checkpoint's sha256),
 4. calibrate INT8 on the calib split with the accuracy gate on the holdout split (cached by the
    ONNX's sha256 and the calibration settings),
 5. build engines for the detected target, every precision and device it offers (ONNX Runtime
    FP32 + both INT8 layouts on a CPU; TensorRT FP16/INT8 and DLA on a GPU or Jetson); existing
    engines for the same ONNX are reused,
-6. run the inspection loop on a synthetic conveyor, writing an annotated video and JSONL verdicts,
-7. benchmark the engines side by side (with the PyTorch and bare ONNX Runtime baselines) and
-   render the HTML report,
+6. run the inspection loop on a synthetic conveyor (every frame a distinct rendered part), writing
+   an annotated video, JSONL verdicts and ``run/summary.json``,
+7. benchmark the engines side by side (with the PyTorch and bare ONNX Runtime baselines; accuracy
+   and agreement on the holdout images) and render the HTML report (with the live loop's section),
 8. write ``demo.json`` and print where everything is, with accuracy, agreement, fps and energy.
 
 Everything lives under one folder (``--out``). ``fast=True`` is a small configuration for tests:
