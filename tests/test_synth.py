@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from edgealex.cli.main import app
 from edgealex.errors import EdgeAlexError
@@ -169,7 +169,7 @@ def test_bad_parameters_are_user_errors(tmp_path):
 
 
 def test_cli_synth(tmp_path):
-    runner = CliRunner()
+    runner = cli_runner()
     out = tmp_path / "cli"
     result = runner.invoke(app, ["data", "synth", "-o", str(out), "--per-class", "4", "--size", "64", "--json"])
     assert result.exit_code == 0, result.output

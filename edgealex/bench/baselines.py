@@ -92,20 +92,21 @@ def torch_model_fn(model_info, weights=None, seed=0):
     Returns:
         (callable, str): the factory and a note ("weights: FILE" or "random init: timing only").
     """
-    def build():
-        from edgealex.models.alexnet import build_model, head_classes, load_checkpoint, load_weights
-
-        if weights:
-            ckpt = load_checkpoint(weights)
-            arch = ckpt.get("arch") or model_info.arch or "alexnet"
-            classes = head_classes(ckpt["state_dict"]) or model_info.num_classes
-            model = build_model(arch, num_classes=classes)
-            load_weights(model, ckpt["state_dict"], source=str(weights))
-            return model
-        return build_model(model_info.arch or "alexnet", num_classes=model_info.num_classes, seed=seed)
+    from edgealex.models.alexnet import build_model, head_classes, load_checkpoint, load_weights
 
     if weights:
-        return build, f"weights {weights}"
+        # Loaded and fitted now, while the subjects are prepared: a bad --torch-weights is refused
+        # before any engine is measured, not after.
+        ckpt = load_checkpoint(weights)
+        arch = ckpt.get("arch") or model_info.arch or "alexnet"
+        classes = head_classes(ckpt["state_dict"]) or model_info.num_classes
+        model = build_model(arch, num_classes=classes)
+        load_weights(model, ckpt["state_dict"], source=str(weights))
+        return (lambda: model), f"weights {weights}"
+
+    def build():
+        return build_model(model_info.arch or "alexnet", num_classes=model_info.num_classes, seed=seed)
+
     return build, "random init (timing only; pass --torch-weights for accuracy)"
 
 

@@ -29,6 +29,7 @@ import time
 from edgealex._optional import require
 from edgealex.artifacts import atomic_path, environment_summary, sidecar_path, write_json_atomic
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 
 VIDEO_SINK_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -152,7 +153,7 @@ class JsonlSink(FrameSink):
     def __init__(self, path, fsync_every=0, flush_s=0.2):
         self.uri = self.path = str(path)
         self.fsync_every = int(fsync_every)
-        self.flush_s = float(flush_s)
+        self.flush_s = check_float(f"{self.uri} flush_s", flush_s, low=0, example="0.2")
         self._flushed_at = 0.0
         self._handle = None
         self._context = None

@@ -102,13 +102,15 @@ def load_engine_record(engine_path, want_backend=None, what="engine"):
 def profile_max_batch(record):
     """Largest batch an edgealex-built engine accepts, from its sidecar.
 
-    ``edgealex build`` creates one optimization profile with min = opt = max = the recorded
-    ``input_shape`` (a dynamic batch axis is built as 1), so the profile's max batch is
-    ``input_shape[0]``.
+    ``edgealex build`` records the optimization profile of a dynamic-batch engine in
+    ``batch_profile`` ({"min", "opt", "max"}); an older sidecar without it was built with
+    min = opt = max = the recorded ``input_shape`` (a dynamic axis as 1).
 
     Returns:
         int: the batch.
     """
+    if getattr(record, "batch_profile", None):
+        return int(record.batch_profile["max"])
     shape = list(record.input_shape or [])
     if not shape or not isinstance(shape[0], int) or shape[0] < 1:
         return 1

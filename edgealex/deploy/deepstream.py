@@ -39,7 +39,8 @@ NETWORK_MODE = {"fp32": 0, "int8": 1, "fp16": 2}  # ctx.h NvDsInferNetworkMode
 COLOR_FORMAT = {"RGB": 0, "BGR": 1}  # model-color-format
 # edgealex interpolation -> nvinfer scaling-filter (nvbufsurftransform.h): 0 nearest, 1 bilinear,
 # 2 GPU-cubic / VIC-5tap. nvinfer has no area filter: bilinear is the closest.
-SCALING_FILTER = {"nearest": 0, "linear": 1, "cubic": 2, "area": 1}
+# "pil-bilinear" (torchvision's antialiased resize) has no nvinfer equivalent either: bilinear.
+SCALING_FILTER = {"nearest": 0, "linear": 1, "cubic": 2, "area": 1, "pil-bilinear": 1}
 RESIZE_MODES = ("stretch", "letterbox")
 BATCH_MODES = ("dynamic", "static")
 DEFAULT_SOURCE = "file:///opt/nvidia/deepstream/deepstream/samples/streams/sample_720p.mp4"

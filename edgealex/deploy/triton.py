@@ -257,7 +257,7 @@ def _tensorrt_entry(model, record, name, max_batch_size, queue_delay_us, instanc
     from edgealex.modelinfo import ModelInfo
 
     info = ModelInfo.from_dict(record.model)
-    shape = [int(d) for d in record.input_shape]
+    shape = [int(d) if d is not None else profile_max_batch(record) for d in record.input_shape]
     classes = len(info.labels)
     profile_max = profile_max_batch(record)
     jetson = bool(record.soc)
@@ -274,10 +274,8 @@ def _tensorrt_entry(model, record, name, max_batch_size, queue_delay_us, instanc
                                 "leave out --max-batch-size, or build an engine with a larger max batch")
         input_dims, output_dims = shape[1:], [classes]
         if batch == 1:
-            warnings.append("the engine's profile allows batch 1 only (edgealex build makes min = opt = max), so "
-                            "Triton cannot batch requests; for dynamic batching build a wider profile on the device: "
-                            "trtexec --onnx=MODEL.onnx --minShapes={0}:1x{1} --optShapes={0}:8x{1} --maxShapes={0}:8x{1} "
-                            "--saveEngine=model.plan".format(info.input_name, "x".join(str(d) for d in shape[1:])))
+            warnings.append("the engine's profile allows batch 1 only, so Triton cannot batch requests; for dynamic "
+                            "batching rebuild it with a wider profile: edgealex build MODEL.onnx --max-batch 8")
     else:
         if max_batch_size:
             raise EdgeAlexError(f"--max-batch-size {max_batch_size}", f"the engine has a static batch of {shape[0]} "

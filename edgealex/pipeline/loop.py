@@ -36,7 +36,9 @@ import numpy as np
 
 from edgealex.camera.sink import JsonlSink, SinkItem, StopRequested
 from edgealex.camera.source import EndOfStream
+from edgealex.engine import check_batch
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 from edgealex.pipeline.classify import DEFAULT_THRESHOLD, Classifier
 
@@ -93,6 +95,15 @@ class FrameResult:
         if self.batch != 1:
             data["batch"] = self.batch
         return data
+
+
+def _thread_cpu_s():
+    """CPU seconds of the calling thread: ``time.thread_time()`` (3.7+) is this clock on Linux; read it
+    directly so the loop runs on Python 3.6. Falls back to process time where there is no thread clock."""
+    clock = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
+    if clock is not None:
+        return time.clock_gettime(clock)
+    return time.process_time()
 
 
 def _stats(values):
@@ -425,9 +436,9 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
         raise EdgeAlexError("--queue-size", f"must be >= 1, got {queue_size}", "e.g. --queue-size 4")
     queue_size = max(queue_size, batch)
     if drop_policy is not None and drop_policy not in DROP_POLICIES:
-        raise EdgeAlexError("drop_policy", f"unknown value {drop_policy!r}", "use 'oldest' or 'none'")
-    if duration_s is not None and float(duration_s) <= 0:
-        raise EdgeAlexError("--duration", f"must be > 0, got {duration_s}", "omit it to run until the source ends")
+        raise EdgeAlexError("--drop", f"unknown value {drop_policy!r}", "use --drop oldest or --drop none")
+    duration_s = check_float("--duration", duration_s, low=0, low_open=True, allow_none=True)
+    check_batch(getattr(runner, "record", None), batch)
     if max_frames is not None and int(max_frames) <= 0:
         raise EdgeAlexError("--max-frames", f"must be > 0, got {max_frames}", "omit it to run until the source ends")
 
@@ -572,7 +583,7 @@ class _Loop:
 
     # capture thread
     def _produce(self):
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         try:
             while not self.stop.is_set():
                 try:
@@ -594,15 +605,15 @@ class _Loop:
         except BaseException as exc:  # hand it to the calling thread, which raises it
             self.frames_q.put_final(_Failure(exc))
         finally:
-            self.thread_cpu_s["capture"] = time.thread_time() - cpu_start
+            self.thread_cpu_s["capture"] = _thread_cpu_s() - cpu_start
 
     # sink thread
     def _sink_worker(self):
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         while True:
             job = self.sink_q.get()
             if job is None:
-                self.thread_cpu_s["sinks"] = time.thread_time() - cpu_start
+                self.thread_cpu_s["sinks"] = _thread_cpu_s() - cpu_start
                 return
             if self.sink_error is not None:
                 continue  # drain without writing after a failure
@@ -645,7 +656,7 @@ class _Loop:
         producer.start()
         failure = None
         processed = 0
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         try:
             while True:
                 if self.stop.is_set():
@@ -670,7 +681,7 @@ class _Loop:
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
         finally:
-            self.thread_cpu_s["inference"] = time.thread_time() - cpu_start
+            self.thread_cpu_s["inference"] = _thread_cpu_s() - cpu_start
             previous = _ignore_sigint()
             try:
                 self.stop.set()

@@ -38,6 +38,7 @@ import time
 from edgealex._optional import require
 from edgealex.camera.sink import FrameSink
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 from edgealex.station import DeliveryLog, capture_start, option, split_uri
 
@@ -77,7 +78,7 @@ class GpioSink(FrameSink):
 
     def __init__(self, pin, pulse_ms=50.0, active="high", mode="board", gpio=None, uri=None):
         self.pin = int(pin)
-        self.pulse_ms = float(pulse_ms)
+        self.pulse_ms = check_float("gpio sink pulse_ms", pulse_ms, low=0, low_open=True, example="50")
         self.active = active
         self.mode = mode
         self.uri = uri or f"gpio://{self.pin}?pulse_ms={self.pulse_ms:g}"

@@ -47,6 +47,7 @@ from urllib.parse import parse_qsl, urlsplit
 from edgealex._optional import require
 from edgealex.camera.sink import FrameSink, draw_overlay, verdict_kind
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 from edgealex.station import DeliveryLog, capture_start, option, port_of, split_uri
 from edgealex.station.page import PAGE_HTML
@@ -88,13 +89,14 @@ class HttpSink(FrameSink):
                  max_clients=8, send_timeout_s=2.0, uri=None):
         self.host = host
         self.port = int(port)
-        self.fps = float(fps)
+        self.fps = check_float("http sink fps", fps, low=0, low_open=True, example="10")
         self.width = int(width)
         self.quality = int(quality)
         self.thumb_count = int(thumbs)
         self.token = token or None
         self.max_clients = int(max_clients)
-        self.send_timeout_s = float(send_timeout_s)
+        self.send_timeout_s = check_float("http sink send_timeout_s", send_timeout_s, low=0, low_open=True,
+                                          example="2")
         self.uri = uri or f"http://{host}:{port}"
         self._delivery = DeliveryLog()
         self.deliveries_ms = self._delivery.deliveries_ms

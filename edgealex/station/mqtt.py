@@ -40,6 +40,7 @@ import time
 from edgealex._optional import require
 from edgealex.camera.sink import FrameSink, verdict_kind
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 from edgealex.station import DeliveryLog, capture_start, option, port_of, split_uri
 
@@ -83,7 +84,7 @@ class MqttSink(FrameSink):
         self.buffer = int(buffer)
         self.client_id = client_id or f"edgealex-{socket.gethostname()}-{os.getpid()}"
         self.keepalive = int(keepalive)
-        self.drain_s = float(drain_s)
+        self.drain_s = check_float("mqtt sink drain_s", drain_s, low=0, example="2")
         self.username, self.password = username, password
         self.callback_api = callback_api
         self.uri = uri or f"mqtt://{host}:{port}/{self.topic}"
