@@ -348,7 +348,7 @@ def test_static_batch_mismatch_is_refused_before_the_idle_window(tmp_path):
     """Issue 17: the static-batch error comes first, not after --idle seconds of waiting."""
     model = tiny_onnx(tmp_path / "tiny.onnx", batch=1)
     log = tmp_path / "meter.csv"
-    log.write_text("timestamp,watts\n{:.3f},5.0\n".format(time.time()))
+    log.write_text(f"timestamp,watts\n{time.time():.3f},5.0\n")
     r = invoke(["bench", model, "--batch", "4", "--idle", "5", "--iterations", "2", "--power", "csv:" + str(log),
                 "-o", str(tmp_path / "o")])
     assert r.exit_code == 1 and "static batch of 1" in r.output
