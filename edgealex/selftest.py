@@ -340,10 +340,10 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
             steps.run("report", report_step)
 
 
-    from edgealex.pipeline.loop import _sigterm_as_interrupt
+    from edgealex.interrupts import sigterm_as_interrupt
 
     interrupted = False
-    previous = _sigterm_as_interrupt()  # a service stop or kill ends the self-test like Ctrl-C
+    previous = sigterm_as_interrupt()  # a service stop or kill ends the self-test like Ctrl-C
     try:
         all_steps()
     except KeyboardInterrupt:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass, field
 from typing import List
 
-from edgealex.artifacts import ensure_dir, now_iso, write_bytes_atomic, write_text_atomic
+from edgealex.artifacts import now_iso, staging_dir, write_bytes_atomic, write_text_atomic
 from edgealex.report.data import display_names, load_results, row
 
 # fps is what the subject delivered (a loop row: frames through the whole pipeline); engine fps is
@@ -122,24 +122,35 @@ def render_report(paths, out_dir, title="edgealex benchmark report"):
 
     loops = []
     results, skipped = load_results(paths, runs=loops)
-    out_dir = ensure_dir(out_dir, "report folder")
-    plot_dir = ensure_dir(os.path.join(out_dir, "plots"), "plots folder")
+    out_dir = os.path.abspath(str(out_dir))
     images = []
-    for key, caption, fn in PLOTS:
-        png = fn(results)
-        if png is None:
-            continue
-        path = os.path.join(plot_dir, key + ".png")
-        write_bytes_atomic(path, png)
-        images.append((key, caption, path, png))
-    rows = [row(r, n) for r, n in zip(results, display_names(results))]
-    ctx = {"power": _power(results), "batches": batch_series(results), "loops": loops,
-           "plotted": {i[0] for i in images}}
-    md = _markdown(title, results, rows, images, skipped, ctx)
-    md_path = write_text_atomic(os.path.join(out_dir, "report.md"), md)
-    page = _html(title, results, rows, images, skipped, ctx)
-    html_path = write_text_atomic(os.path.join(out_dir, "report.html"), page)
-    return ReportResult(md_path, html_path, [i[2] for i in images], len(results), skipped)
+    # Built in a staging folder and swapped in at the end: a failure (a full disk) leaves the
+    # previous report, and no empty plots/ folder.
+    with staging_dir(out_dir, "report folder", owned=_report_files) as stage:
+        os.mkdir(os.path.join(stage, "plots"))
+        for key, caption, fn in PLOTS:
+            png = fn(results)
+            if png is None:  # nothing to draw: the report says so in a sentence or a table instead
+                continue
+            write_bytes_atomic(os.path.join(stage, "plots", key + ".png"), png)
+            images.append((key, caption, os.path.join(out_dir, "plots", key + ".png"), png))
+        rows = [row(r, n) for r, n in zip(results, display_names(results))]
+        ctx = {"power": _power(results), "batches": batch_series(results), "loops": loops,
+               "plotted": {i[0] for i in images}}
+        md = _markdown(title, results, rows, images, skipped, ctx)
+        write_text_atomic(os.path.join(stage, "report.md"), md)
+        page = _html(title, results, rows, images, skipped, ctx)
+        write_text_atomic(os.path.join(stage, "report.html"), page)
+    return ReportResult(os.path.join(out_dir, "report.md"), os.path.join(out_dir, "report.html"),
+                        [i[2] for i in images], len(results), skipped)
+
+
+REPORT_FILES = ("report.md", "report.html", "plots")
+
+
+def _report_files(out_dir):
+    """The previous report's entries in ``out_dir`` (other files there are left alone)."""
+    return [name for name in REPORT_FILES if os.path.lexists(os.path.join(out_dir, name))]
 
 
 def _batch_table(rows):
