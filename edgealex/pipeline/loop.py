@@ -858,8 +858,6 @@ def run_inspection(engine, source="synthetic://", sinks=(), threshold=DEFAULT_TH
     duration_s = check_float("--duration", duration_s, low=0, low_open=True, allow_none=True)
     started = time.perf_counter()
     outputs = [open_sink(uri) for uri in sinks]
-    if not outputs:
-        logger.warning(NO_SINK_WARNING)
     frames = open_source(source, **(source_options or {}))
     # Conflicting outputs are refused before anything loads (a second lock check runs at open).
     check_output_paths([(s.path, "sink") for s in outputs if getattr(s, "path", None)],
