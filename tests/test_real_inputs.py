@@ -577,6 +577,41 @@ def test_check_float_rule():
     assert check_float("--x", None, allow_none=True) is None
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--power-interval-ms", "0"], "--power-interval-ms | must be > 0, got 0"),    # 0 was read as "unset"
+    (["--power-interval-ms", "-0"], "--power-interval-ms | must be > 0, got -0"),
+    (["--power-interval-ms", "-5"], "--power-interval-ms | must be > 0, got -5"),  # in ms, not -0.005
+    (["--iterations", "2", "--duration", "nan"], "--duration | nan is not a finite number"),  # skipped before
+    (["--iterations", "2", "--duration", "-1"], "--duration | must be > 0"),
+])
+def test_bench_float_options_are_checked_whatever_else_is_given(cpu_engine, tmp_path, args, needle):
+    r = invoke("bench", cpu_engine, "--warmup-iters", "1", "--power", "none", "-o", tmp_path / "b", *args)
+    one_line_error(r, needle)
+    assert not (tmp_path / "b").exists() or not os.listdir(tmp_path / "b")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_trtexec_warmup_must_be_a_finite_number(tmp_path, value):
+    # nan/inf/-1 kept every query (the warm-up included) and wrote "warmup_s": NaN into the result
+    times = tmp_path / "times.json"
+    times.write_text(json.dumps([{"startH2dMs": 0.0, "startComputeMs": 0.1, "endComputeMs": 0.9,
+                                  "endD2hMs": 1.0, "latencyMs": 1.0}] * 3))
+    r = invoke("bench", "--import-trtexec", times, "--trtexec-warmup-ms", value, "-o", tmp_path / "res")
+    one_line_error(r, "--trtexec-warmup-ms |")
+    assert not (tmp_path / "res").exists() or not os.listdir(tmp_path / "res")
+
+
+def test_check_float_fix_reads_right_without_bounds():
+    from edgealex.validate import check_float
+
+    with pytest.raises(EdgeAlexError) as info:
+        check_float("--meter-offset", "nan", example="0")
+    assert info.value.note == "pass --meter-offset 0 (any finite number)"
+    with pytest.raises(EdgeAlexError) as info:
+        check_float("--idle", -1, low=0, example="10")
+    assert info.value.note == "pass --idle 10 (a finite number >= 0)"
+
+
 def test_folder_of_only_undecodable_images_is_an_error(cpu_engine, tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
