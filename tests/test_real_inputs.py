@@ -431,6 +431,24 @@ def test_unknown_interpolation_names_the_option_and_every_choice(tmp_path, value
     assert not (tmp_path / "m.onnx").exists()
 
 
+def test_default_preprocessing_warning_names_the_resize_it_uses(tmp_path, caplog):
+    # an ONNX without edgealex metadata at 63x63 is read with resize 72, but the warning said 256
+    import logging
+
+    onnx = pytest.importorskip("onnx")
+    from edgealex.modelinfo import read_model_info
+
+    model = tiny_classifier(tmp_path / "plain.onnx")
+    proto = onnx.load(model)
+    del proto.metadata_props[:]
+    onnx.save(proto, model)
+    with caplog.at_level(logging.WARNING):
+        info = read_model_info(model, allow_default=True)
+    assert info.from_defaults and info.preprocess.input_size == SIZE
+    expected = f"resize {info.preprocess.resize}, crop {SIZE}"
+    assert any(expected in record.getMessage() for record in caplog.records), caplog.text
+
+
 def test_input_size_below_63_is_one_line(tmp_path):
     r = invoke("export", "--input-size", "16", "-o", tmp_path / "m.onnx")
     one_line_error(r, "--input-size 16", "at least 63")
