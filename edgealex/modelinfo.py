@@ -185,12 +185,13 @@ def from_model_proto(model, path="model", allow_default=True):
         raise EdgeAlexError(path, f"input shape {dims} is not [N, 3, S, S]",
                             "export an NCHW classifier with a square input")
     classes = out_dims[-1] if out_dims and out_dims[-1] else 0
-    logger.warning("%s has no edgealex metadata: using ImageNet preprocessing (resize 256, crop %d, RGB) "
-                   "and labels class_0..class_%d", path, dims[2], max(classes - 1, 0))
+    spec = Preprocess(input_size=int(dims[2]), resize=max(int(dims[2]) * 256 // 224, int(dims[2])))
+    logger.warning("%s has no edgealex metadata: using ImageNet preprocessing (resize %d, crop %d, RGB) "
+                   "and labels class_0..class_%d", path, spec.resize, spec.input_size, max(classes - 1, 0))
     return ModelInfo(
         arch="unknown",
         labels=[f"class_{i}" for i in range(classes)],
-        preprocess=Preprocess(input_size=int(dims[2]), resize=max(int(dims[2]) * 256 // 224, int(dims[2]))),
+        preprocess=spec,
         input_name=inputs[0].name,
         output_name=graph.output[0].name,
         batch=dims[0],
