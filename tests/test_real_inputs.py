@@ -5,6 +5,7 @@ torchvision resize, input sizes, and user errors instead of tracebacks.
 """
 
 import json
+import re
 import os
 import shlex
 
@@ -736,6 +737,25 @@ def test_truncated_checkpoint_message_is_whole(tmp_path):
     out = one_line_error(r, "the checkpoint is truncated or not a PyTorch file")
     first = out.strip().splitlines()[0]
     assert first.endswith(").") and "your checkpoint file is" not in first
+
+
+@pytest.mark.parametrize("key, value, needle", [
+    ("qdq_onnx", 5, "'qdq_onnx' is 5, not a string or null"),          # was a TypeError traceback
+    ("gate_passed", "no", "'gate_passed' is 'no', not true/false"),     # a failed gate read as passed
+    ("schema", "1", "schema is '1', not an integer"),
+    ("schema", 99, "written by a newer edgealex"),
+])
+def test_calibration_manifest_fields_of_the_wrong_type_are_refused(tmp_path, key, value, needle):
+    from edgealex.calib.pipeline import read_calibration
+
+    record = {"artifact": "calibration", "schema": 1, "model_sha256": "ab", "qdq_onnx": "m.int8-qdq-trt.onnx",
+              "ort_int8_onnx": None, "caches": {}, "gate_passed": True}
+    (tmp_path / "calibration.json").write_text(json.dumps(record))
+    assert read_calibration(str(tmp_path))["qdq_onnx"] == str(tmp_path / "m.int8-qdq-trt.onnx")
+    record[key] = value
+    (tmp_path / "calibration.json").write_text(json.dumps(record))
+    with pytest.raises(EdgeAlexError, match=re.escape(needle)):
+        read_calibration(str(tmp_path))
 
 
 def test_malformed_calibration_manifest_and_training_record(tmp_path):
