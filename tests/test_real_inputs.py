@@ -178,6 +178,24 @@ def test_own_cache_still_builds(calibrated, tmp_path):
     assert "--calib=" + cache in r.stdout
 
 
+def test_cache_sidecar_left_out_must_be_a_list(calibrated, tmp_path):
+    # "left_out": "abc" was read as "nothing left out" without a word
+    import shutil
+
+    from edgealex.artifacts import sidecar_path
+
+    model, cache = calibrated
+    copy = tmp_path / "own.cache"
+    shutil.copy(cache, copy)
+    side = json.loads(open(sidecar_path(cache)).read())
+    side["left_out"] = "abc"
+    with open(sidecar_path(str(copy)), "w") as handle:
+        json.dump(side, handle)
+    r = invoke("build", model, "--target", "nano", "--precision", "int8", "--force-int8", "--calib", copy,
+               "--print-trtexec", "-o", tmp_path / "e")
+    one_line_error(r, "'left_out' is 'abc', not a list")
+
+
 # -- 3. opset against the target's ONNX parser ----------------------------------------------------
 
 def _with_opset(src, dst, opset):

@@ -273,9 +273,8 @@ def _left_out(cache_path):
     if not os.path.isfile(side):
         return ()
     data = read_sidecar(side, "calibration cache sidecar", artifact="trt-calibration-cache",
-                        fix="re-run `edgealex calibrate`")
-    left = data.get("left_out") or []
-    return tuple(str(name) for name in left) if isinstance(left, list) else ()
+                        optional_fields={"left_out": list}, fix="re-run `edgealex calibrate`")
+    return tuple(str(name) for name in data.get("left_out", []))
 
 
 def _model_info(onnx_path):
