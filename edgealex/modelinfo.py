@@ -106,12 +106,24 @@ def attach(model_proto, info):
     return model_proto
 
 
+def check_onnx_path(path, what="ONNX model"):
+    """Refuse a path that is a folder or does not exist, before anything reads it (no onnx needed).
+
+    Raises:
+        EdgeAlexError: the path is a folder, or no file is there.
+    """
+    path = str(path)
+    if os.path.isdir(path):
+        raise EdgeAlexError(path, f"is a folder, not an {what} file", "pass the .onnx file itself")
+    if not os.path.isfile(path):
+        raise EdgeAlexError(path, f"the {what} does not exist", "check the path or run `edgealex export`")
+    return path
+
+
 def load_onnx(path, what="ONNX model"):
     """``onnx.load`` with user-facing errors for a missing or corrupt file."""
     onnx = require("onnx", "reading ONNX models")
-    path = str(path)
-    if not os.path.isfile(path):
-        raise EdgeAlexError(path, f"the {what} does not exist", "check the path or run `edgealex export`")
+    path = check_onnx_path(path, what)
     if os.path.getsize(path) == 0:
         raise EdgeAlexError(path, f"the {what} is an empty file (0 bytes)",
                             "export it again; the copy or the export was interrupted")

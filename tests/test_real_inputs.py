@@ -468,6 +468,14 @@ def test_default_preprocessing_warning_names_the_resize_it_uses(tmp_path, caplog
     assert any(expected in record.getMessage() for record in caplog.records), caplog.text
 
 
+def test_a_folder_named_like_an_onnx_is_not_called_missing(tmp_path):
+    folder = tmp_path / "model.onnx"
+    folder.mkdir()
+    one_line_error(invoke("dla-check", folder, "--target", "agx-orin"), "is a folder, not an ONNX model file")
+    one_line_error(invoke("build", folder, "--target", "cpu", "-o", tmp_path / "e"),
+                   "is a folder, not an ONNX model file")
+
+
 def test_input_size_below_63_is_one_line(tmp_path):
     r = invoke("export", "--input-size", "16", "-o", tmp_path / "m.onnx")
     one_line_error(r, "--input-size 16", "at least 63")

@@ -192,9 +192,9 @@ def build_engine(onnx_path, target=None, precision=None, dla_core=None, gpu_fall
             refuses, calibration that does not fit, parser/build failures) - with the reason and fix.
     """
     started = time.time()
-    onnx_path = str(onnx_path)
-    if not os.path.isfile(onnx_path):
-        raise EdgeAlexError(onnx_path, "the ONNX model does not exist", "check the path or run `edgealex export`")
+    from edgealex.modelinfo import check_onnx_path
+
+    onnx_path = check_onnx_path(onnx_path)
     from edgealex.target import resolve_target
 
     tgt = resolve_target(target)
