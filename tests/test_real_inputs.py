@@ -476,6 +476,16 @@ def test_a_folder_named_like_an_onnx_is_not_called_missing(tmp_path):
                    "is a folder, not an ONNX model file")
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--batch", "99999999999"], "--batch | 99999999999 images of 3x63x63 are more than"),  # was a torch OOM traceback
+    (["--batch", "4", "--dynamic-batch"], "--batch 4 | a static batch and --dynamic-batch were both given"),
+])
+def test_export_batch_conflicts_and_sizes_are_one_line(tmp_path, args, needle):
+    r = invoke("export", "--input-size", "63", "--num-classes", "3", "-o", tmp_path / "m.onnx", *args)
+    one_line_error(r, needle)
+    assert not (tmp_path / "m.onnx").exists()
+
+
 def test_input_size_below_63_is_one_line(tmp_path):
     r = invoke("export", "--input-size", "16", "-o", tmp_path / "m.onnx")
     one_line_error(r, "--input-size 16", "at least 63")

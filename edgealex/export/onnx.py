@@ -125,6 +125,10 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
         check_input_size(input_size)
     if batch < 1:
         raise EdgeAlexError(f"--batch {batch}", "batch must be >= 1", "pass --batch 1 (DLA needs static shapes)")
+    if dynamic_batch and batch != 1:
+        raise EdgeAlexError(f"--batch {batch}", "a static batch and --dynamic-batch were both given",
+                            "pass --batch N for a static batch (DLA) or --dynamic-batch alone (the batch range "
+                            "is chosen at build: edgealex build --max-batch N)")
     if not 7 <= opset <= 21:
         raise EdgeAlexError(f"--opset {opset}", "opset out of the supported range 7-21",
                             "use 13 for TensorRT 8.2 (Jetson Nano) and newer, 17 for TensorRT 8.6+")
@@ -147,6 +151,9 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
                                     sorted(INTERPOLATIONS, key=lambda name: name != TORCHVISION_INTERPOLATION))))
         spec = dataclasses.replace(spec, interpolation=interpolation, _cache={})
     check_input_size(spec.input_size)
+    from edgealex.build.plan import check_batch_fits
+
+    check_batch_fits("--batch", batch, spec.input_shape)
     labels = _resolve_labels(labels, num_classes, checkpoint)
     if model is None:
         model = build_model(arch, num_classes=len(labels), lrn=lrn, seed=seed)
