@@ -479,6 +479,7 @@ def test_a_folder_named_like_an_onnx_is_not_called_missing(tmp_path):
 @pytest.mark.parametrize("args, needle", [
     (["--batch", "99999999999"], "--batch | 99999999999 images of 3x63x63 are more than"),  # was a torch OOM traceback
     (["--batch", "4", "--dynamic-batch"], "--batch 4 | a static batch and --dynamic-batch were both given"),
+    (["--num-classes", "-1"], "--num-classes -1 | a classifier needs at least 2 classes"),  # it said 0
 ])
 def test_export_batch_conflicts_and_sizes_are_one_line(tmp_path, args, needle):
     r = invoke("export", "--input-size", "63", "--num-classes", "3", "-o", tmp_path / "m.onnx", *args)

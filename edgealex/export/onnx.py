@@ -15,8 +15,8 @@ from edgealex.artifacts import atomic_path, environment_summary, sha256_file, si
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.modelinfo import ModelInfo, attach
-from edgealex.models.alexnet import (build_model, check_arch, check_input_size, export_module, head_classes,
-                                     load_checkpoint, load_weights)
+from edgealex.models.alexnet import (build_model, check_arch, check_input_size, check_num_classes, export_module,
+                                     head_classes, load_checkpoint, load_weights)
 from edgealex.preprocess import INTERPOLATIONS, TORCHVISION_INTERPOLATION, Preprocess
 
 DEFAULT_OPSET = 13
@@ -77,6 +77,7 @@ def _resolve_labels(labels, num_classes, checkpoint):
     if num_classes is None:
         head = head_classes(checkpoint["state_dict"]) if checkpoint else None
         num_classes = head or 1000
+    check_num_classes(num_classes)  # before range() turns -1 into 0 labels
     return [f"class_{i}" for i in range(num_classes)]
 
 
