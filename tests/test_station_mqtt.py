@@ -199,13 +199,47 @@ def test_paho_v1_callback_api(tmp_path, broker):
         sub.close()
 
 
-@pytest.mark.skipif(not os.environ.get("EDGEALEX_TEST_PAHO16"),
-                    reason="set EDGEALEX_TEST_PAHO16 to a folder holding paho-mqtt 1.6.1 "
-                           "(pip install --target DIR paho-mqtt==1.6.1) to run the sink with the real 1.x module")
-def test_real_paho_1_6(tmp_path, broker):
+PAHO16 = "1.6.1"
+# pip's words when the package cannot be had from here (no index reachable, offline, not on the index)
+_UNREACHABLE = ("No matching distribution", "Could not find a version", "NewConnectionError", "ConnectTimeout",
+                "Network is unreachable", "Temporary failure in name resolution", "Max retries exceeded",
+                "ProxyError", "SSLError", "Could not fetch URL")
+
+
+@pytest.fixture(scope="session")
+def paho16(tmp_path_factory):
+    """A folder holding the real paho-mqtt 1.6.1 (the Jetson Nano's, Python 3.6), for a subprocess's
+    PYTHONPATH. ``EDGEALEX_TEST_PAHO16`` names one; otherwise pip installs it (``--target``, no
+    dependencies) once into a cache next to pytest's numbered temp folders, reused by later sessions.
+    Skips only when pip cannot reach the package; any other pip failure fails the test."""
+    given = os.environ.get("EDGEALEX_TEST_PAHO16")
+    if given:
+        return given
+    root = tmp_path_factory.getbasetemp().parent  # pytest-of-USER: kept across sessions (pytest-N are pruned)
+    cache = root / f"paho-mqtt-{PAHO16}"
+    if (cache / "paho" / "mqtt" / "client.py").is_file():
+        return str(cache)
+    staging = tmp_path_factory.mktemp("paho16-install")
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
+                          "--disable-pip-version-check", "--target", str(staging), f"paho-mqtt=={PAHO16}"],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        text = out.stdout + out.stderr
+        if any(word in text for word in _UNREACHABLE):
+            pytest.skip(f"pip cannot reach paho-mqtt=={PAHO16}: " + text.strip().splitlines()[-1])
+        pytest.fail(f"pip install paho-mqtt=={PAHO16} failed:\n{text}")
+    try:
+        os.rename(str(staging), str(cache))  # atomic: a parallel session sees all of it or none
+    except OSError:  # another session got there first
+        if not (cache / "paho" / "mqtt" / "client.py").is_file():
+            return str(staging)
+    return str(cache)
+
+
+def test_real_paho_1_6(tmp_path, broker, paho16):
     engine = ort_engine(tmp_path)
     sub = Subscriber(broker.port, "p16/s/#")
-    env = dict(os.environ, PYTHONPATH=os.environ["EDGEALEX_TEST_PAHO16"] + os.pathsep + REPO)
+    env = dict(os.environ, PYTHONPATH=paho16 + os.pathsep + REPO)
     code = ("import json, paho.mqtt\nfrom edgealex.pipeline.loop import run_inspection\n"
             f"s = run_inspection({engine!r}, source='synthetic://?fps=0&pool=1&count=15', "
             f"sinks=['mqtt://127.0.0.1:{broker.port}/p16/s'])\n"
