@@ -305,6 +305,9 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
     ("http://127.0.0.1:8080?fps=0", "out of range"),
     ("http://127.0.0.1:8080?fps=ten", "not a valid float"),
     ("http://127.0.0.1:8080?colour=1", "unknown option 'colour'"),
+    ("http://[::1:8080", "not a valid address"),  # an unclosed IPv6 bracket was a traceback
+    ("http://0.0.0.0:8080?token=", "token is empty"),  # ?token=$UNSET must not serve an open page
+    ("http://127.0.0.1:port", "e.g. http://127.0.0.1:8080"),
 ])
 def test_bad_uris(uri, what):
     with pytest.raises(EdgeAlexError) as err:

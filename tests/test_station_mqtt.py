@@ -263,6 +263,8 @@ def test_real_paho_1_6(tmp_path, broker, paho16):
     ("mqtt://127.0.0.1:1883/a?only=ok", "only=ok"),
     ("mqtt://127.0.0.1:1883/a?retain=1", "unknown option 'retain'"),
     ("mqtt://127.0.0.1:99999/a", "port"),
+    ("mqtt://127.0.0.1:99999/a", "e.g. mqtt://"),  # the example is an MQTT one, not the live page's
+    ("mqtt://[::1:1883/a", "not a valid address"),  # an unclosed IPv6 bracket was a traceback
 ])
 def test_bad_uris_are_one_line_errors(uri, what):
     with pytest.raises(EdgeAlexError) as err:

@@ -64,10 +64,16 @@ def split_uri(uri, allowed, example):
     """``(urlsplit result, options dict)`` of a sink URI; unknown options are refused.
 
     Raises:
-        EdgeAlexError: an option not in ``allowed``, or a repeated option.
+        EdgeAlexError: a malformed address (e.g. an unclosed ``[`` of an IPv6 address), an option
+            not in ``allowed``, or a repeated option.
     """
     text = str(uri).strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.hostname  # noqa: B018 (newer Pythons check a bracketed address here; the port: port_of)
+    except ValueError as exc:
+        raise EdgeAlexError(text, f"not a valid address ({exc})",
+                            "write an IPv6 address in brackets, e.g. " + example.replace("127.0.0.1", "[::1]"))
     options = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in allowed:
@@ -98,8 +104,8 @@ def option(uri, options, key, kind, default, low=None, high=None, example=""):
     return value
 
 
-def port_of(uri, parts, default):
-    """The URI's port (``default`` when absent).
+def port_of(uri, parts, default, example="http://127.0.0.1:8080"):
+    """The URI's port (``default`` when absent); ``example`` shows a good URI in the error.
 
     Raises:
         EdgeAlexError: not a number or outside 0..65535.
@@ -107,7 +113,7 @@ def port_of(uri, parts, default):
     try:
         port = parts.port
     except ValueError:
-        raise EdgeAlexError(uri, "the port is not a number between 0 and 65535", "e.g. http://127.0.0.1:8080")
+        raise EdgeAlexError(uri, "the port is not a number between 0 and 65535", "e.g. " + example)
     return default if port is None else port
 
 

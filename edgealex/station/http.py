@@ -131,9 +131,12 @@ class HttpSink(FrameSink):
             EdgeAlexError: a path, an unknown option or a value out of range.
         """
         parts, opts = split_uri(uri, OPTIONS, EXAMPLE)
+        if "token" in opts and not opts["token"]:  # e.g. ?token=$TOKEN with the variable unset: never serve open
+            raise EdgeAlexError(uri, "the access token is empty, so the page would be open to anyone",
+                                "give a token, e.g. http://0.0.0.0:8080?token=CHANGE-ME, or leave ?token= out")
         if parts.path not in ("", "/"):
             raise EdgeAlexError(uri, f"the live page is served at the root, not at '{parts.path}'", "use " + EXAMPLE)
-        return cls(host=parts.hostname or "127.0.0.1", port=port_of(uri, parts, DEFAULT_PORT),
+        return cls(host=parts.hostname or "127.0.0.1", port=port_of(uri, parts, DEFAULT_PORT, EXAMPLE),
                    fps=option(uri, opts, "fps", float, 10.0, 0.1, 60.0),
                    width=option(uri, opts, "width", int, 640, 32, 7680),
                    quality=option(uri, opts, "quality", int, 75, 1, 100),

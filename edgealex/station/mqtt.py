@@ -124,7 +124,7 @@ class MqttSink(FrameSink):
         only = opts.get("only", "all")
         if only not in ("all", "defect"):
             raise EdgeAlexError(uri, f"only={only} is not 'all' or 'defect'", "e.g. ?only=defect")
-        return cls(parts.hostname, port_of(uri, parts, DEFAULT_PORT), topic,
+        return cls(parts.hostname, port_of(uri, parts, DEFAULT_PORT, EXAMPLE), topic,
                    qos=option(uri, opts, "qos", int, 1, 0, 2), only=only,
                    buffer=option(uri, opts, "buffer", int, 1000, 1, 10000000),
                    client_id=opts.get("client_id") or None,
