@@ -387,3 +387,27 @@ def test_ipv6_address():
         assert json.loads(_get(sink.url + "status.json")[2])["frames"] == 0
     finally:
         sink.close()
+
+
+def test_a_burst_of_connections_is_queued_not_dropped():
+    """A page load opens ~15 connections at once (page, status, stream, 12 thumbnails), several viewers
+    more; while the accept thread is busy (a loaded Jetson) the kernel must queue them. With the
+    standard library's backlog of 5 the rest of the SYNs were dropped (the browser retries after 1 s)."""
+    sink = open_sink("http://127.0.0.1:0")
+    sink.open({})
+    server = sink._server
+    try:
+        server.shutdown()  # the accept thread stops; the listening socket stays: the kernel's queue only
+        clients = []
+        try:
+            for _ in range(40):
+                clients.append(socket.create_connection(("127.0.0.1", sink.port), timeout=3))
+        except socket.timeout:
+            pass
+        finally:
+            for client in clients:
+                client.close()
+        assert len(clients) == 40, f"only {len(clients)} connections queued"
+    finally:
+        sink._server = server
+        sink.close()

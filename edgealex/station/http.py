@@ -62,6 +62,10 @@ THUMB_WIDTH = 192
 class _Server(socketserver.ThreadingMixIn, HTTPServer):
     daemon_threads = True  # a client thread never keeps the process alive
     allow_reuse_address = True  # restart on the same port right after a run
+    # listen backlog: a page load opens ~15 connections at once (thumbnails, status, stream); the
+    # standard library's 5 made the kernel drop the rest while the accept thread waited for the GIL
+    # on a busy device, and browsers retry a dropped SYN only after 1 s
+    request_queue_size = 64
 
 
 class _Server6(_Server):
