@@ -255,6 +255,8 @@ def test_token_required_on_every_request(tmp_path):
         assert _status_code(base + "/status.json?token=s3cret") == 200
         assert len(_read_parts(port, 1, "?token=s3cret")) == 1
         assert sink.url.endswith("?token=s3cret")
+    hashed = open_sink("http://127.0.0.1:0?token=ab%23cd")
+    assert hashed.token == "ab#cd" and hashed.url.endswith("?token=ab%23cd")  # the logged link works
 
 
 def test_max_clients_refused_with_503(tmp_path):
@@ -308,6 +310,7 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
     ("http://[::1:8080", "not a valid address"),  # an unclosed IPv6 bracket was a traceback
     ("http://0.0.0.0:8080?token=", "token is empty"),  # ?token=$UNSET must not serve an open page
     ("http://127.0.0.1:port", "e.g. http://127.0.0.1:8080"),
+    ("http://0.0.0.0:8080?token=ab#cd", "fragment"),  # the token silently became 'ab'
 ])
 def test_bad_uris(uri, what):
     with pytest.raises(EdgeAlexError) as err:

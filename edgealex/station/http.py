@@ -42,7 +42,7 @@ import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from edgealex._optional import require
 from edgealex.camera.sink import FrameSink, draw_overlay, verdict_kind
@@ -135,6 +135,9 @@ class HttpSink(FrameSink):
             EdgeAlexError: a path, an unknown option or a value out of range.
         """
         parts, opts = split_uri(uri, OPTIONS, EXAMPLE)
+        if parts.fragment or str(uri).strip().endswith("#"):  # ?token=ab#cd would silently become 'ab'
+            raise EdgeAlexError(uri, "'#' starts a URL fragment, which a sink URI cannot have",
+                                "write '#' in a token as %23, e.g. ?token=ab%23cd")
         if "token" in opts and not opts["token"]:  # e.g. ?token=$TOKEN with the variable unset: never serve open
             raise EdgeAlexError(uri, "the access token is empty, so the page would be open to anyone",
                                 "give a token, e.g. http://0.0.0.0:8080?token=CHANGE-ME, or leave ?token= out")
@@ -154,7 +157,7 @@ class HttpSink(FrameSink):
         """The page's address (with the token, when one is set)."""
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+        return f"http://{host}:{self.port}/" + (f"?token={quote(self.token, safe='')}" if self.token else "")
 
     # -- FrameSink ------------------------------------------------------------------------------
     def open(self, context):
