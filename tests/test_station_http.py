@@ -414,3 +414,21 @@ def test_a_burst_of_connections_is_queued_not_dropped():
     finally:
         sink._server = server
         sink.close()
+
+
+def test_token_is_not_in_the_summary_or_the_jsonl(tmp_path):
+    """The MQTT password is redacted where the sink is named; the page's token must be as well (the
+    verdict log and the run summary travel further than the station)."""
+    log = tmp_path / "v.jsonl"
+    sink = open_sink("http://127.0.0.1:0?fps=5&token=s3cret")
+    assert sink.token == "s3cret" and sink.uri == "http://127.0.0.1:0?fps=5&token=***"
+    summary = run_loop(_runner(ort_engine(tmp_path)), open_source("synthetic://?fps=0&pool=1&count=3"),
+                       [sink, open_sink(str(log))])
+    assert list(summary.outputs) == ["http://127.0.0.1:0?fps=5&token=***"]
+    assert "s3cret" not in log.read_text() and '"outputs"' in log.read_text()
+    with pytest.raises(EdgeAlexError) as err:  # errors name it the same way
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            open_sink(f"http://127.0.0.1:{busy.getsockname()[1]}?token=s3cret").open({})
+    assert "s3cret" not in str(err.value)

@@ -24,6 +24,7 @@ their mean/p50/p99 into the run summary (``delivery_ms``) next to capture -> ver
 Device-side code: runs on Python 3.6 (JetPack 4.6), standard library plus the sink's own extra.
 """
 
+import re
 import time
 from array import array
 from urllib.parse import parse_qsl, urlsplit
@@ -115,6 +116,19 @@ def port_of(uri, parts, default, example="http://127.0.0.1:8080"):
     except ValueError:
         raise EdgeAlexError(uri, "the port is not a number between 0 and 65535", "e.g. " + example)
     return default if port is None else port
+
+
+def redacted(uri, parts, secret_options=()):
+    """``uri`` with its password and the values of ``secret_options`` replaced by ``***``: the
+    name a sink goes by in the run summary, the JSONL's ``outputs`` record and error messages,
+    which are shared more widely than the station itself.
+    """
+    text = str(uri).strip()
+    if parts.password:
+        text = text.replace(":" + parts.password + "@", ":***@", 1)
+    for key in secret_options:
+        text = re.sub(r"([?&]" + re.escape(key) + r"=)[^&#]*", r"\1***", text)
+    return text
 
 
 def capture_start(frame):

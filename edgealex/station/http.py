@@ -49,7 +49,7 @@ from edgealex.camera.sink import FrameSink, draw_overlay, verdict_kind
 from edgealex.errors import EdgeAlexError
 from edgealex.validate import check_float
 from edgealex.log import logger
-from edgealex.station import DeliveryLog, capture_start, option, port_of, split_uri
+from edgealex.station import DeliveryLog, capture_start, option, port_of, redacted, split_uri
 from edgealex.station.page import PAGE_HTML
 
 OPTIONS = ("fps", "width", "quality", "thumbs", "token", "max_clients", "send_timeout_s")
@@ -150,7 +150,8 @@ class HttpSink(FrameSink):
                    thumbs=option(uri, opts, "thumbs", int, 12, 0, 100),
                    token=opts.get("token") or None,
                    max_clients=option(uri, opts, "max_clients", int, 8, 1, 256),
-                   send_timeout_s=option(uri, opts, "send_timeout_s", float, 2.0, 0.1, 60.0), uri=str(uri).strip())
+                   send_timeout_s=option(uri, opts, "send_timeout_s", float, 2.0, 0.1, 60.0),
+                   uri=redacted(uri, parts, ("token",)))  # the summary and the JSONL name it: no token
 
     @property
     def url(self):

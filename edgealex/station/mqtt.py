@@ -42,7 +42,7 @@ from edgealex.camera.sink import FrameSink, verdict_kind
 from edgealex.errors import EdgeAlexError
 from edgealex.validate import check_float
 from edgealex.log import logger
-from edgealex.station import DeliveryLog, capture_start, option, port_of, split_uri
+from edgealex.station import DeliveryLog, capture_start, option, port_of, redacted, split_uri
 
 OPTIONS = ("qos", "only", "buffer", "client_id", "keepalive", "drain_s")
 EXAMPLE = "mqtt://127.0.0.1:1883/line1/station3?qos=1"
@@ -130,7 +130,7 @@ class MqttSink(FrameSink):
                    client_id=opts.get("client_id") or None,
                    keepalive=option(uri, opts, "keepalive", int, 30, 5, 3600),
                    drain_s=option(uri, opts, "drain_s", float, 5.0, 0.0, 600.0),
-                   username=parts.username, password=parts.password, uri=_redacted(uri, parts))
+                   username=parts.username, password=parts.password, uri=redacted(uri, parts))
 
     # -- FrameSink ------------------------------------------------------------------------------
     def open(self, context):
@@ -328,9 +328,3 @@ def _failed(rc):
         return bool(failure)
     return int(rc) != 0
 
-
-def _redacted(uri, parts):
-    text = str(uri).strip()
-    if parts.password:
-        text = text.replace(":" + parts.password + "@", ":***@", 1)
-    return text
