@@ -3,6 +3,7 @@ will on SIGKILL, bounded buffer, both paho callback APIs, URI errors."""
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -275,3 +276,31 @@ def test_bad_uris_are_one_line_errors(uri, what):
 def test_password_is_not_shown():
     sink = open_sink("mqtt://plant:s3cret@127.0.0.1:1883/a/b")
     assert sink.username == "plant" and sink.password == "s3cret" and "s3cret" not in sink.uri
+
+
+def test_login_with_percent_encoded_user_and_password(tmp_path):
+    """A password holding '@', ':' or '/' can only be written percent-encoded in the URI; the broker
+    must get the decoded one (urlsplit leaves username/password encoded)."""
+    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not os.path.exists(passwd):
+        pytest.skip("mosquitto_passwd is not installed (Debian package mosquitto)")
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    broker = Broker(folder)
+    subprocess.run([passwd, "-c", "-b", str(folder / "passwd"), "pl@nt", "p@ss:w/rd"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(broker.conf, encoding="utf-8") as handle:
+        conf = handle.read().replace("allow_anonymous true", f"allow_anonymous false\npassword_file {folder}/passwd")
+    with open(broker.conf, "w", encoding="utf-8") as handle:
+        handle.write(conf)
+    broker.start()
+    try:
+        uri = f"mqtt://pl%40nt:p%40ss%3Aw%2Frd@127.0.0.1:{broker.port}/login/test"
+        sink = open_sink(uri)
+        assert (sink.username, sink.password) == ("pl@nt", "p@ss:w/rd")
+        assert "p%40ss" not in sink.uri and "p@ss" not in sink.uri
+        summary = run_loop(_runner(ort_engine(tmp_path)), open_source("synthetic://?fps=0&pool=1&count=3"), [sink])
+        out = summary.outputs[sink.uri]
+        assert out["connections"] == 1 and out["sent"] == 3, out
+    finally:
+        broker.stop()

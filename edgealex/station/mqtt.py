@@ -36,6 +36,7 @@ import os
 import socket
 import threading
 import time
+from urllib.parse import unquote
 
 from edgealex._optional import require
 from edgealex.camera.sink import FrameSink, verdict_kind
@@ -130,7 +131,10 @@ class MqttSink(FrameSink):
                    client_id=opts.get("client_id") or None,
                    keepalive=option(uri, opts, "keepalive", int, 30, 5, 3600),
                    drain_s=option(uri, opts, "drain_s", float, 5.0, 0.0, 600.0),
-                   username=parts.username, password=parts.password, uri=redacted(uri, parts))
+                   # urlsplit leaves them percent-encoded: a password with '@', ':' or '/' can only be written so
+                   username=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password is not None else None,
+                   uri=redacted(uri, parts))
 
     # -- FrameSink ------------------------------------------------------------------------------
     def open(self, context):
