@@ -432,3 +432,29 @@ def test_token_is_not_in_the_summary_or_the_jsonl(tmp_path):
             busy.listen(1)
             open_sink(f"http://127.0.0.1:{busy.getsockname()[1]}?token=s3cret").open({})
     assert "s3cret" not in str(err.value)
+
+
+def test_a_viewer_that_left_during_a_source_stall_frees_its_slot():
+    """No frames flow (camera unplugged, a stall): viewers who reload the page leave streams that
+    send nothing, so nothing used to notice they were gone and after max_clients reloads the stream
+    answered 503 until frames came back."""
+    sink = open_sink("http://127.0.0.1:0?max_clients=1")
+    sink.open({})  # no frame is ever written: a stalled source
+    try:
+        first = socket.create_connection(("127.0.0.1", sink.port), timeout=10)
+        first.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+        assert first.recv(12).startswith(b"HTTP/1.0 200")
+        first.close()  # the viewer reloads the page
+        codes = []
+        deadline = time.monotonic() + 20  # a bound, not a speed check: the slot frees within seconds
+        while time.monotonic() < deadline:
+            again = socket.create_connection(("127.0.0.1", sink.port), timeout=10)
+            again.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+            codes.append(again.recv(12)[9:12])
+            again.close()
+            if codes[-1] == b"200":
+                break
+            time.sleep(0.2)
+        assert codes[-1] == b"200", codes
+    finally:
+        sink.close()

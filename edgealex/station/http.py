@@ -37,6 +37,7 @@ import errno
 import hmac
 import json
 import os
+import select
 import socket
 import socketserver
 import threading
@@ -350,6 +351,15 @@ def _fit(cv2, image, width):
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def _peer_closed(sock):
+    """True when the client closed its end (readable with nothing to read); never blocks."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "edgealex-station"
     protocol_version = "HTTP/1.0"
@@ -440,6 +450,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 latest = station.wait_frame(seq, 1.0)
                 if latest is None:
+                    if _peer_closed(self.request):  # no frames flow (a stall): only a read tells who left
+                        break
                     continue
                 seq, jpeg, started = latest
                 next_at = time.monotonic() + period
