@@ -3,6 +3,7 @@ will on SIGKILL, bounded buffer, both paho callback APIs, URI errors."""
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -204,7 +205,7 @@ PAHO16 = "1.6.1"
 # pip's words when the package cannot be had from here (no index reachable, offline, not on the index)
 _UNREACHABLE = ("No matching distribution", "Could not find a version", "NewConnectionError", "ConnectTimeout",
                 "Network is unreachable", "Temporary failure in name resolution", "Max retries exceeded",
-                "ProxyError", "SSLError", "Could not fetch URL")
+                "ProxyError", "SSLError", "Could not fetch URL", "No module named pip")
 
 
 @pytest.fixture(scope="session")
@@ -216,7 +217,10 @@ def paho16(tmp_path_factory):
     given = os.environ.get("EDGEALEX_TEST_PAHO16")
     if given:
         return given
-    root = tmp_path_factory.getbasetemp().parent  # pytest-of-USER: kept across sessions (pytest-N are pruned)
+    base = tmp_path_factory.getbasetemp()
+    # pytest-of-USER holds the numbered pytest-N (pruned) and is kept across sessions; a --basetemp
+    # given by hand is emptied each session and its parent is not ours: cache inside it then
+    root = base.parent if re.fullmatch(r"pytest-\d+", base.name) else base
     cache = root / f"paho-mqtt-{PAHO16}"
     if (cache / "paho" / "mqtt" / "client.py").is_file():
         return str(cache)
