@@ -181,6 +181,19 @@ class _Steps:
         self.steps.append(Step(name, "skip", reason))
 
 
+def _check_inputs(model, source, calib, tgt):
+    """Refuse a source or ``--calib`` that can never work before anything is built (building every
+    precision takes minutes on a Nano; a typo must not cost that)."""
+    from edgealex.camera.source import check_source
+
+    check_source(source)
+    if calib is not None and any(p == "int8" and not reason for p, _, reason in build_plan(tgt, calib)):
+        from edgealex.artifacts import sha256_file
+        from edgealex.build.calibinput import read_calib_arg
+
+        read_calib_arg(calib, sha256_file(model))
+
+
 def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECONDS, calib=None, target=None,
                  bench_seconds=DEFAULT_BENCH_SECONDS, idle_s=DEFAULT_IDLE_SECONDS, sinks=(), power="auto",
                  archive=True, when=None):
@@ -204,8 +217,9 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
         SelftestResult: bundle path, archive path, steps.
 
     Raises:
-        EdgeAlexError: the model is missing, the target is unknown or the output folder is not
-            writable (before anything is written). Step failures do not raise: they are recorded.
+        EdgeAlexError: the model is missing, the target is unknown, the source can never open (unknown
+            scheme or option, missing file), ``calib`` is unreadable or made for another model, or the
+            output folder is not writable (before anything is written). Step failures do not raise: they are recorded.
     """
     from edgealex.target import resolve_target
 
@@ -216,6 +230,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
         raise EdgeAlexError("--seconds/--bench-seconds/--idle", "must be positive (idle may be 0)",
                             "e.g. --seconds 10 --bench-seconds 5 --idle 5")
     tgt = resolve_target(target)
+    _check_inputs(model, source, calib, tgt)
     ensure_dir(out_dir)
     bundle = os.path.join(os.path.abspath(str(out_dir)), bundle_name(tgt.name, when))
     if os.path.exists(bundle):

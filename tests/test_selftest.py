@@ -8,6 +8,7 @@ import subprocess
 import tarfile
 import time
 
+import pytest
 from build_helpers import calibration_output, tiny_classifier
 from conftest import PYTHON, REPO, default_sigint
 
@@ -86,13 +87,15 @@ def test_selftest_writes_the_bundle_with_every_step(tmp_path):
 def test_selftest_records_failures_and_skips_and_exits_1(tmp_path):
     model = tiny_classifier(tmp_path / "tiny.onnx")
     out = tmp_path / "out"
-    proc = _selftest(tmp_path, model, "--source", str(tmp_path / "missing.mp4"), "--seconds", "1",
+    broken = tmp_path / "broken.mp4"  # exists (so it passes the up-front check) but no decoder can open it
+    broken.write_bytes(b"\x00not a video\x00" * 64)
+    proc = _selftest(tmp_path, model, "--source", str(broken), "--seconds", "1",
                      "--bench-seconds", "0.3", "--idle", "0", "--no-archive", "-o", str(out))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     bundle = _bundle(str(out))
     steps = {s["name"]: s for s in json.load(open(os.path.join(bundle, "selftest.json")))["steps"]}
-    assert steps["run"]["status"] == "fail" and "missing.mp4" in steps["run"]["detail"]
+    assert steps["run"]["status"] == "fail" and "broken.mp4" in steps["run"]["detail"]
     assert steps["build int8"]["status"] == "skip" and "--calib" in steps["build int8"]["detail"]
     assert steps["bench"]["status"] == "pass"  # a failed run does not stop the bench
     assert not os.path.exists(bundle + ".tar.gz")
@@ -104,6 +107,42 @@ def test_selftest_refuses_a_missing_model_in_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[0].endswith("nope.onnx | the ONNX model does not exist.")
     assert not [d for d in os.listdir(tmp_path) if d.startswith("selftest-")]
+
+
+@pytest.mark.parametrize("source, message", [
+    ("nosuch://x", "nosuch://x | unsupported source scheme 'nosuch://'."),
+    ("missing.mp4", "missing.mp4 | the source file does not exist."),
+    ("synthetic://?defect_rate=abc", "option defect_rate='abc' is not a valid float."),
+])
+def test_selftest_refuses_a_bad_source_before_building_anything(tmp_path, source, message):
+    # a typo in --source used to surface only in the run step, after doctor and every engine build
+    # (minutes on a Nano); it is bad input: one line, exit 1, no bundle.
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    proc = _selftest(tmp_path, model, "--source", source, "-o", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[0].endswith(message), proc.stderr
+    assert "selftest: doctor" not in proc.stderr
+    assert not os.path.exists(tmp_path / "out") or not os.listdir(tmp_path / "out")
+
+
+def test_selftest_refuses_unusable_calib_before_building_anything(tmp_path):
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    junk = tmp_path / "junk.cache"
+    junk.write_text("junk\n")
+    for calib, message in ((str(junk), "is not a 'TRT-<version>-<algorithm>' header."),
+                           (str(tmp_path / "nope"), "nope | the --calib path does not exist.")):
+        proc = _selftest(tmp_path, model, "--calib", calib, "-o", str(tmp_path / "out"))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr and "selftest: doctor" not in proc.stderr
+        assert proc.stderr.splitlines()[0].endswith(message), proc.stderr
+        assert not os.path.exists(tmp_path / "out") or not os.listdir(tmp_path / "out")
+    # on a board without fast INT8 (the Nano) --calib is not used, so it is not checked either
+    proc = _selftest(tmp_path, model, "--calib", str(junk), "--target", "nano", "--seconds", "0.5",
+                     "--bench-seconds", "0.2", "--idle", "0", "--no-archive", "-o", str(tmp_path / "nano"))
+    steps = {s["name"]: s for s in json.load(open(os.path.join(
+        glob.glob(str(tmp_path / "nano" / "selftest-nano-*"))[0], "selftest.json")))["steps"]}
+    assert steps["build int8"]["status"] == "skip" and "no fast INT8" in steps["build int8"]["detail"]
 
 
 def test_build_plan_per_board():
