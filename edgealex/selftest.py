@@ -303,6 +303,10 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
                 if summary.stopped_by == "interrupted":  # the loop ends cleanly on Ctrl-C/SIGTERM; stop here too
                     stop["interrupted"] = True
                     return "fail", "interrupted: " + detail, outputs
+                if not summary.frames:  # a loop that never produced a verdict proves nothing
+                    return "fail", (f"no frame reached a verdict (stopped by {summary.stopped_by}; --seconds counts "
+                                    f"from loading the engine, which can take longer on a big model): "
+                                    + detail), outputs
                 return "pass", detail, outputs
 
             stop = {}

@@ -126,6 +126,20 @@ def test_selftest_refuses_a_bad_source_before_building_anything(tmp_path, source
     assert not os.path.exists(tmp_path / "out") or not os.listdir(tmp_path / "out")
 
 
+def test_a_run_step_without_a_single_verdict_fails(tmp_path):
+    # --seconds counts from loading the engine: 1 ms ends the loop before its first frame (a 230 MB
+    # AlexNet with --seconds 3 did the same). That step used to PASS with "0 frames, 0 errors".
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    proc = _selftest(tmp_path, model, "--seconds", "0.001", "--bench-seconds", "0.2", "--idle", "0",
+                     "--no-archive", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    steps = {s["name"]: s for s in json.load(open(os.path.join(_bundle(str(tmp_path / "out")),
+                                                              "selftest.json")))["steps"]}
+    assert steps["run"]["status"] == "fail", steps["run"]
+    assert steps["run"]["detail"].startswith("no frame reached a verdict (stopped by duration;")
+    assert steps["bench"]["status"] == "pass"
+
+
 def test_selftest_refuses_unusable_calib_before_building_anything(tmp_path):
     model = tiny_classifier(tmp_path / "tiny.onnx")
     junk = tmp_path / "junk.cache"
