@@ -238,6 +238,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
     ensure_dir(bundle, "self-test folder")
     steps = _Steps(bundle)
     started = datetime.datetime.now(datetime.timezone.utc)
+    heavy = {}  # path -> why it stays in the folder but not in the archive (size: bug trackers cap uploads)
 
     def all_steps():
         def doctor_step():
@@ -268,6 +269,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
                 result = build_engine(model, target=target, precision=precision, dla_core=core,
                                       calib=calib if precision == "int8" else None, out_dir=engine_dir)
                 engines.append(result.engine_path)
+                heavy[result.engine_path] = "engine: only runs on this board's TensorRT/device; its sidecar stays"
                 if precision == tgt.default_precision and core is None:
                     engines.insert(0, engines.pop())  # run and bench the target's default engine first
                 outputs = [p for p in (result.engine_path, result.sidecar_path, result.log_path) if p]
@@ -287,6 +289,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
 
                 ensure_dir(run_dir)
                 uris, skipped = default_sinks(run_dir, extra=sinks)
+                heavy[os.path.join(run_dir, "annotated.mp4")] = "annotated video: verdicts.jsonl holds every frame's verdict; its sidecar stays"
                 summary = run_inspection(engines[0], source=source, sinks=uris, duration_s=seconds)
                 path = os.path.join(run_dir, "summary.json")
                 data = summary.to_dict()
@@ -376,10 +379,13 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
     summary.update({"artifact": "selftest", "interrupted": interrupted, "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "model": os.path.abspath(model), "source": source, "seconds": seconds, "calib": calib,
                     "target": tgt.name, "environment": environment_summary()})
+    left_out = [{"path": steps.rel(p), "bytes": os.path.getsize(p), "why": why}
+                for p, why in sorted(heavy.items()) if os.path.isfile(p)] if archive else []
+    summary["left_out_of_archive"] = left_out
     write_json_atomic(os.path.join(bundle, "selftest.json"), summary)
     write_text_atomic(os.path.join(bundle, "selftest.md"), _markdown(result, summary))
     if archive:
-        result.archive = write_archive(bundle)
+        result.archive = write_archive(bundle, exclude=[os.path.join(bundle, item["path"]) for item in left_out])
     if interrupted:  # the bundle holds what ran; the caller still sees the interruption
         logger.warning("selftest interrupted: what ran is in %s", result.archive or bundle)
         raise KeyboardInterrupt()
@@ -394,14 +400,32 @@ def _markdown(result, summary):
     for step in result.steps:
         detail = step.detail.replace("|", "\\|")
         lines.append(f"| {step.name} | {step.status} | {step.seconds:.1f} | {detail} |")
+    if summary.get("left_out_of_archive"):
+        lines.append("")
+    for item in summary.get("left_out_of_archive") or []:
+        lines.append(f"- `{item['path']}` ({item['bytes'] / 2 ** 20:.1f} MiB) is in the folder but not in the "
+                     f".tar.gz ({item['why']})")
     lines += ["", "Attach the `.tar.gz` of this folder to bug reports."]
     return "\n".join(lines) + "\n"
 
 
-def write_archive(bundle):
-    """``<bundle>.tar.gz`` holding the bundle folder (written atomically). Returns its path."""
+def write_archive(bundle, exclude=()):
+    """``<bundle>.tar.gz`` holding the bundle folder (written atomically). Returns its path.
+
+    ``exclude`` names files left out (engines and the annotated video: an AlexNet bundle with them is
+    over 200 MB, past what bug trackers accept; GitHub caps attachments at 25 MB,
+    docs.github.com/en/get-started/writing-on-github/working-with-advanced-formatting/attaching-files).
+    """
     path = bundle.rstrip(os.sep) + ".tar.gz"
+    skip = {os.path.abspath(p) for p in exclude}
+    root = bundle.rstrip(os.sep)
+    arc_root = os.path.basename(root)
+
+    def keep(info):
+        rel = os.path.relpath(info.name, arc_root)
+        return None if os.path.abspath(os.path.join(root, rel)) in skip else info
+
     with atomic_path(path, "self-test archive") as tmp:
         with tarfile.open(tmp, "w:gz") as tar:
-            tar.add(bundle, arcname=os.path.basename(bundle.rstrip(os.sep)))
+            tar.add(root, arcname=arc_root, filter=keep)
     return path

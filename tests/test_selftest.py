@@ -82,6 +82,18 @@ def test_selftest_writes_the_bundle_with_every_step(tmp_path):
     for rel in ("selftest.json", "selftest.md", "doctor.json", "run/verdicts.jsonl") + (
             ("report/report.html",) if plots else ()):
         assert f"{base}/{rel}" in names
+    # ...but not the engines (an AlexNet bundle with them was 211 MB: no bug tracker takes that) nor the
+    # annotated video; their sidecars travel, and selftest.json/md say what stayed behind and why
+    engine_files = [e for e in engines if not e.endswith(".json")]
+    for rel in [f"engines/{e}" for e in engine_files] + ["run/annotated.mp4"]:
+        assert f"{base}/{rel}" not in names, rel
+        assert os.path.isfile(os.path.join(bundle, rel))  # still in the folder
+    assert {f"{base}/engines/{e}.json" for e in engine_files} <= names
+    assert f"{base}/run/annotated.mp4.json" in names
+    left = {item["path"]: item for item in data["left_out_of_archive"]}
+    assert set(left) == {f"engines/{e}" for e in engine_files} | {"run/annotated.mp4"}
+    assert left["run/annotated.mp4"]["bytes"] == os.path.getsize(os.path.join(bundle, "run", "annotated.mp4"))
+    assert "`run/annotated.mp4`" in open(os.path.join(bundle, "selftest.md")).read()
 
 
 def test_selftest_records_failures_and_skips_and_exits_1(tmp_path):
