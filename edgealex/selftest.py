@@ -70,10 +70,12 @@ class SelftestResult:
     archive: Optional[str]
     board: str
     steps: List[Step]
+    bundle_error: Optional[EdgeAlexError] = None  # writing selftest.json/md or the archive failed
+
 
     @property
     def ok(self):
-        return not any(s.status == "fail" for s in self.steps)
+        return self.bundle_error is None and not any(s.status == "fail" for s in self.steps)
 
     def to_dict(self):
         return {"ok": self.ok, "bundle": self.bundle, "archive": self.archive, "board": self.board,
@@ -214,7 +216,8 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
         when (datetime or None): the bundle's UTC timestamp (default: now).
 
     Returns:
-        SelftestResult: bundle path, archive path, steps.
+        SelftestResult: bundle path, archive path, steps; ``bundle_error`` when the summary files or
+        the archive could not be written (e.g. a full disk) - the caller shows the steps, then raises it.
 
     Raises:
         EdgeAlexError: the model is missing, the target is unknown, the source can never open (unknown
@@ -382,11 +385,16 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
     left_out = [{"path": steps.rel(p), "bytes": os.path.getsize(p), "why": why}
                 for p, why in sorted(heavy.items()) if os.path.isfile(p)] if archive else []
     summary["left_out_of_archive"] = left_out
-    write_json_atomic(os.path.join(bundle, "selftest.json"), summary)
-    write_text_atomic(os.path.join(bundle, "selftest.md"), _markdown(result, summary))
-    if archive:
-        result.archive = write_archive(bundle, exclude=[os.path.join(bundle, item["path"]) for item in left_out])
+    try:
+        write_json_atomic(os.path.join(bundle, "selftest.json"), summary)
+        write_text_atomic(os.path.join(bundle, "selftest.md"), _markdown(result, summary))
+        if archive:
+            result.archive = write_archive(bundle, exclude=[os.path.join(bundle, item["path"]) for item in left_out])
+    except EdgeAlexError as err:  # e.g. a full disk: the steps' results are still shown, then this error
+        result.bundle_error = err
     if interrupted:  # the bundle holds what ran; the caller still sees the interruption
+        if result.bundle_error is not None:
+            logger.error("%s", result.bundle_error.format())
         logger.warning("selftest interrupted: what ran is in %s", result.archive or bundle)
         raise KeyboardInterrupt()
     return result

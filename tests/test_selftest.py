@@ -171,6 +171,32 @@ def test_selftest_refuses_unusable_calib_before_building_anything(tmp_path):
     assert steps["build int8"]["status"] == "skip" and "no fast INT8" in steps["build int8"]["detail"]
 
 
+def test_a_full_disk_at_the_archive_still_shows_every_step_then_the_error(tmp_path):
+    # A disk that fills up while the archive is written used to replace the whole step table on the
+    # terminal with one error line, so the user did not see what had passed or failed. The disk here
+    # has exactly the inodes a first run of the same self-test used without its archive.
+    from test_data_safety import tmpfs
+
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    args = ["--seconds", "0.5", "--bench-seconds", "0.2", "--idle", "0"]
+    with tmpfs(tmp_path / "roomy", "64m,nr_inodes=4000") as roomy:
+        proc = _selftest(tmp_path, model, *args, "--no-archive", "-o", roomy)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        stat = os.statvfs(roomy)
+        used = stat.f_files - stat.f_ffree
+    with tmpfs(tmp_path / "tight", f"64m,nr_inodes={used}") as tight:
+        proc = _selftest(tmp_path, model, *args, "-o", tight)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stdout.startswith("PASS  doctor"), proc.stdout
+        assert "PASS  run" in proc.stdout and "PASS  bench" in proc.stdout and "selftest FAIL: " in proc.stdout
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("[")]
+        assert errors[0].endswith(".tar.gz | could not write the self-test archive: the disk is full (ENOSPC); "
+                                  "nothing half-written was left, the previous version, if any, is unchanged."), errors
+        assert not [n for n in os.listdir(tight) if n.endswith(".tar.gz")]
+        assert json.load(open(os.path.join(_bundle(tight), "selftest.json")))["ok"] is True
+
+
 def test_build_plan_per_board():
     nano = build_plan(load_target("nano"))
     assert ("fp16", None, None) in nano
