@@ -183,12 +183,15 @@ class _Steps:
         self.steps.append(Step(name, "skip", reason))
 
 
-def _check_inputs(model, source, calib, tgt):
-    """Refuse a source or ``--calib`` that can never work before anything is built (building every
-    precision takes minutes on a Nano; a typo must not cost that)."""
+def _check_inputs(model, source, calib, tgt, sinks=()):
+    """Refuse a source, extra sink or ``--calib`` that can never work before anything is built
+    (building every precision takes minutes on a Nano; a typo must not cost that)."""
+    from edgealex.camera.sink import open_sink
     from edgealex.camera.source import check_source
 
     check_source(source)
+    for uri in sinks:
+        open_sink(uri)  # not opened: the scheme and its settings (e.g. the GPIO pin) are checked
     if calib is not None and any(p == "int8" and not reason for p, _, reason in build_plan(tgt, calib)):
         from edgealex.artifacts import sha256_file
         from edgealex.build.calibinput import read_calib_arg
@@ -233,7 +236,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
         raise EdgeAlexError("--seconds/--bench-seconds/--idle", "must be positive (idle may be 0)",
                             "e.g. --seconds 10 --bench-seconds 5 --idle 5")
     tgt = resolve_target(target)
-    _check_inputs(model, source, calib, tgt)
+    _check_inputs(model, source, calib, tgt, sinks)
     ensure_dir(out_dir)
     bundle = os.path.join(os.path.abspath(str(out_dir)), bundle_name(tgt.name, when))
     if os.path.exists(bundle):

@@ -125,12 +125,15 @@ def test_selftest_refuses_a_missing_model_in_one_line(tmp_path):
     ("nosuch://x", "nosuch://x | unsupported source scheme 'nosuch://'."),
     ("missing.mp4", "missing.mp4 | the source file does not exist."),
     ("synthetic://?defect_rate=abc", "option defect_rate='abc' is not a valid float."),
+    ("--sink=nosuch://x", "nosuch://x | unsupported sink."),
+    ("--sink=gpio://abc", "gpio://abc | 'abc' is not a pin number."),
 ])
 def test_selftest_refuses_a_bad_source_before_building_anything(tmp_path, source, message):
-    # a typo in --source used to surface only in the run step, after doctor and every engine build
-    # (minutes on a Nano); it is bad input: one line, exit 1, no bundle.
+    # a typo in --source (or --sink) used to surface only in the run step, after doctor and every engine
+    # build (minutes on a Nano); it is bad input: one line, exit 1, no bundle.
     model = tiny_classifier(tmp_path / "tiny.onnx")
-    proc = _selftest(tmp_path, model, "--source", source, "-o", str(tmp_path / "out"))
+    option = [source] if source.startswith("--sink=") else ["--source", source]
+    proc = _selftest(tmp_path, model, *option, "-o", str(tmp_path / "out"))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     assert proc.stderr.splitlines()[0].endswith(message), proc.stderr
