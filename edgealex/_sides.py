@@ -148,5 +148,5 @@ def check_workstation_python(command, version=None):
     raise EdgeAlexError(
         f"edgealex {command}", f"{problem} ({why})",
         "run it on a workstation with Python >= 3.8 and copy the results here; on this Python the device "
-        "side runs: doctor, selftest, build, run, bench, report, dla-check",
+        "side runs: doctor, selftest, build, run, bench, report, dla-check, deploy, targets, data",
     )
