@@ -93,16 +93,13 @@ def torch_model_fn(model_info, weights=None, seed=0):
         (callable, str): the factory and a note ("weights: FILE" or "random init: timing only").
     """
     def build():
-        from edgealex.models.alexnet import build_model, head_classes, load_checkpoint, load_weights
+        from edgealex.models.alexnet import build_model, load_checkpoint, model_from_checkpoint
 
         if weights:
             ckpt = load_checkpoint(weights)
-            arch = ckpt.get("arch") or model_info.arch or "alexnet"
-            classes = head_classes(ckpt["state_dict"]) or model_info.num_classes
-            model = build_model(arch, num_classes=classes)
-            load_weights(model, ckpt["state_dict"], source=str(weights))
-            return model
-        return build_model(model_info.arch or "alexnet", num_classes=model_info.num_classes, seed=seed)
+            return model_from_checkpoint(ckpt, source=str(weights), arch=model_info.arch)
+        widths = (getattr(model_info, "provenance", None) or {}).get("widths")  # pruned models record theirs
+        return build_model(model_info.arch or "alexnet", num_classes=model_info.num_classes, seed=seed, widths=widths)
 
     if weights:
         return build, f"weights {weights}"

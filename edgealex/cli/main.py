@@ -24,6 +24,8 @@ COMMANDS = (
     ("dla-check", "edgealex.cli.dla_check", "dla_check", "command"),
     ("data", "edgealex.cli.data", "app", "group"),
     ("train", "edgealex.cli.train", "train", "command"),
+    ("prune", "edgealex.cli.prune", "prune", "command"),
+    ("distill", "edgealex.cli.distill", "distill", "command"),
     ("demo", "edgealex.cli.demo", "demo", "command"),
 )
 
