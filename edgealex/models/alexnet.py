@@ -301,6 +301,23 @@ def model_from_checkpoint(ckpt, source="checkpoint", arch=None, num_classes=None
     return load_weights(model, ckpt["state_dict"], source=source, new_head=new_head)
 
 
+def weights_sha256(state_dict):
+    """sha256 over a state_dict's keys, dtypes, shapes and tensor bytes (sorted by key).
+
+    Unlike the file's sha256 this does not change when the same weights are saved again
+    (``torch.save`` stores the file name it was written under inside the archive).
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode("utf-8"))
+        digest.update(tensor.numpy().tobytes() if tensor.dtype != require("torch").bfloat16
+                      else tensor.float().numpy().tobytes())
+    return digest.hexdigest()
+
+
 def parameter_count(model):
     """Number of parameters (weights and biases; BatchNorm running statistics excluded)."""
     return int(sum(p.numel() for p in model.parameters()))

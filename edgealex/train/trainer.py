@@ -34,7 +34,7 @@ from edgealex.artifacts import environment_summary, read_json, sha256_bytes, sha
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.models.alexnet import (build_model, check_arch, load_checkpoint, load_weights, model_from_checkpoint,
-                                     save_checkpoint)
+                                     save_checkpoint, weights_sha256)
 from edgealex.preprocess import Preprocess
 from edgealex.train.data import ImageStore, augment_batch, find_train_data, load_split, preprocessed
 
@@ -74,8 +74,8 @@ class TrainSettings:
         widths (dict): ``{"conv": [5 ints], "fc": [2 ints]}`` (a pruned or slimmed model); None = the arch's.
         accum_steps (int): gradient accumulation: one optimizer step per ``accum_steps`` batches
             (effective batch ``batch * accum_steps``; the LR schedule still counts batches).
-        init_sha256 (str): sha256 of the checkpoint the weights start from (fine-tuning), else None.
-        teacher_sha256 (str): sha256 of the distillation teacher checkpoint, else None.
+        init_sha256 (str): :func:`weights_sha256` of the weights training starts from (fine-tuning), else None.
+        teacher_sha256 (str): :func:`weights_sha256` of the distillation teacher's weights, else None.
         distill_temperature (float): softmax temperature T of the distillation loss.
         distill_alpha (float): weight of the soft-target term; the hard-label cross-entropy gets 1 - alpha.
     """
@@ -542,7 +542,7 @@ def _auxiliary_models(init_weights, teacher, explicit):
     if init_weights is not None:
         ckpt = load_checkpoint(init_weights)
         aux.update(init=ckpt, init_path=str(init_weights))
-        explicit["init_sha256"] = sha256_file(init_weights)
+        explicit["init_sha256"] = weights_sha256(ckpt["state_dict"])
         if ckpt.get("arch"):
             explicit["arch"] = ckpt["arch"]
         explicit["widths"] = ckpt.get("widths")
@@ -554,7 +554,7 @@ def _auxiliary_models(init_weights, teacher, explicit):
     if teacher is not None:
         ckpt = load_checkpoint(teacher)
         aux.update(teacher=ckpt, teacher_path=str(teacher))
-        explicit["teacher_sha256"] = sha256_file(teacher)
+        explicit["teacher_sha256"] = weights_sha256(ckpt["state_dict"])
         aux["provenance"]["teacher"] = {"path": os.path.abspath(str(teacher)), "sha256": explicit["teacher_sha256"],
                                         "arch": ckpt.get("arch"), "widths": ckpt.get("widths")}
     return aux
