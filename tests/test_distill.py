@@ -116,7 +116,7 @@ def test_gradient_accumulation_equals_the_larger_batch(data, tmp_path):
     options = dict(TINY_TRAIN, epochs=1, hflip=False, vflip=False, input_size=72, resize=72, optimizer="sgd", lr=0.05)
     big = train(str(data), str(tmp_path / "b.pt"), preset=None, threads=2, **dict(options, batch=8))
     acc = train(str(data), str(tmp_path / "a.pt"), preset=None, threads=2, **dict(options, batch=4, accum_steps=2))
-    plain = train(str(data), str(tmp_path / "p.pt"), preset=None, threads=2, **dict(options, batch=4))
+    train(str(data), str(tmp_path / "p.pt"), preset=None, threads=2, **dict(options, batch=4))
     b, a, p = (load_checkpoint(str(tmp_path / n))["state_dict"] for n in ("b.pt", "a.pt", "p.pt"))
     accumulated = max(float((b[k] - a[k]).abs().max()) for k in b)  # float summation order only
     unaccumulated = max(float((b[k] - p[k]).abs().max()) for k in b)  # twice the steps of half the batch

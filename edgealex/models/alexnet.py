@@ -312,7 +312,7 @@ def weights_sha256(state_dict):
     digest = hashlib.sha256()
     for key in sorted(state_dict):
         tensor = state_dict[key].detach().cpu().contiguous()
-        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode("utf-8"))
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
         digest.update(tensor.numpy().tobytes() if tensor.dtype != require("torch").bfloat16
                       else tensor.float().numpy().tobytes())
     return digest.hexdigest()
