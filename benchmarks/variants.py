@@ -114,10 +114,11 @@ def phase_train(args, data):
         options = {"warmup5": {"warmup_epochs": 5.0}, "dropout0.7": {"dropout": 0.7},
                    "accum2x16": {"batch": 16, "accum_steps": 2}}
         if _use_bf16(torch, torch.device("cpu"), "auto"):
-            options["bf16"] = {"precision": "bf16"}
+            # the recipe's precision "auto" already trains with bf16 autocast here: the option is fp32
+            options["fp32"] = {"precision": "fp32"}
         else:
-            runs["normal/options/bf16"] = {"skipped": "this CPU has no native bf16 (oneDNN reports none): autocast "
-                                                      "would be emulated and slower; not measured"}
+            runs["normal/options/fp32"] = {"skipped": "this CPU has no native bf16 (oneDNN reports none): the recipe "
+                                                      "trains in fp32 and emulated bf16 would be slower; not measured"}
         for name, extra in options.items():
             start = time.perf_counter()
             result = train(data["normal"], os.path.join(root, f"alexnet-{name}.pt"), arch="alexnet", seed=args.seeds[0],
@@ -145,17 +146,13 @@ def _export_calibrate_build(ckpt, data_dir, out_dir):
     if not os.path.isfile(onnx_path):
         export_onnx(onnx_path, weights=ckpt, parity_samples=2)
     calib_dir = os.path.join(out_dir, name + "-calib")
-    gate = None
-    if not os.path.isfile(os.path.join(calib_dir, "calibration.json")):
-        result = calibrate(onnx_path, os.path.join(data_dir, "calib"), calib_dir, holdout=os.path.join(data_dir, "holdout"),
-                           min_agreement=0.0, progress=False)
-        gate = result.gate.to_dict()
-    else:
-        gate = json.load(open(os.path.join(calib_dir, "calibration.json"))).get("gate")
+    if not os.path.isfile(os.path.join(calib_dir, "calibration.json")):  # the gate's agreement lands in its manifest
+        calibrate(onnx_path, os.path.join(data_dir, "calib"), calib_dir, holdout=os.path.join(data_dir, "holdout"),
+                  min_agreement=0.0, progress=False)
     fp32 = build_engine(onnx_path, target="cpu", precision="fp32", out_dir=os.path.join(out_dir, "engines")).engine_path
     int8 = build_engine(onnx_path, target="cpu", precision="int8", calib=calib_dir,
                         out_dir=os.path.join(out_dir, "engines")).engine_path
-    return {"onnx": onnx_path, "onnx_mb": round(os.path.getsize(onnx_path) / 1e6, 2), "gate": gate,
+    return {"onnx": onnx_path, "onnx_mb": round(os.path.getsize(onnx_path) / 1e6, 2),
             "fp32_engine": fp32, "int8_engine": int8}
 
 
@@ -275,12 +272,21 @@ def phase_speed(args, data):
         subjects[f"int8/{name}"] = _runner(d["int8_engine"])
     speed["random224"] = _interleaved(subjects, (3, 224, 224), args.rounds, args.seconds)
     speed["random224_onnx_mb"] = {k: v["onnx_mb"] for k, v in timing.items()}
-    speed["deployed"] = {k: {kk: vv for kk, vv in v.items() if kk != "gate"} for k, v in deployed.items()}
-    speed["gates"] = {k: v["gate"] for k, v in deployed.items()}
+    speed["deployed"] = deployed
     from edgealex.artifacts import write_json_atomic
 
     write_json_atomic(os.path.join(args.work, "speed.json"), speed)
     return speed
+
+
+def _gate(work, name):
+    """INT8 vs FP32 top-1 agreement on the holdout split, from the calibration manifest."""
+    path = os.path.join(work, "deploy", name, name + "-calib", "calibration.json")
+    if not os.path.isfile(path):
+        return {}
+    record = json.load(open(path))
+    return {"agreement": record.get("agreement"), "images": record.get("holdout_images"),
+            "int8_accuracy": record.get("accuracy")}
 
 
 def _stats(values):
@@ -316,7 +322,7 @@ def phase_table(args, runs, speed):
     rows = []
     for name in FULL + COMPRESSED:
         d = speed["deployed"][name]
-        gate = speed["gates"].get(name) or {}
+        gate = _gate(args.work, name)
         fp32_bytes, int8_bytes = params[name] * 4, params[name]
         rows.append({
             "variant": name, "parameters": params[name], "onnx_mb": d["onnx_mb"],
@@ -405,7 +411,8 @@ def claims(acc, params, runs, seeds):
                 "test": "slim30-distilled >= slim30-alone + 3.4 pts on both settings"})
     base = runs.get(f"normal/{seeds[0]}/alexnet", {}).get("holdout_acc")
     for name, text in (("warmup5", "linear LR warm-up (5 epochs)"), ("dropout0.7", "dropout 0.7 against overfitting"),
-                       ("accum2x16", "gradient accumulation (2 x 16 = 32)"), ("bf16", "mixed precision (bf16)")):
+                       ("accum2x16", "gradient accumulation (2 x 16 = 32)"),
+                       ("fp32", "mixed precision: the recipe's bf16 autocast vs fp32 (this row: fp32)")):
         r = runs.get(f"normal/options/{name}", {})
         if "skipped" in r:
             out.append({"claim": text, "verdict": "not measured", "note": r["skipped"]})
@@ -414,13 +421,17 @@ def claims(acc, params, runs, seeds):
         out.append({"claim": text, "holdout": acc_v, "baseline_holdout": base, "seconds": r.get("seconds"),
                     "normal_delta_pts": None if acc_v is None or base is None else (acc_v - base) * 100,
                     "verdict": "measured once (seed 0, normal): see delta",
-                    "test": "one run against the plain recipe (warm-up 0.5 epoch, dropout 0, batch 32)"})
+                    "test": "one run against the plain recipe (warm-up 0.5 epoch, dropout 0, batch 32, "
+                            "precision auto = bf16 autocast where oneDNN has native bf16)"})
     return out
 
 
 def markdown(meta, rows, claim_rows, speed, args, target):
     lines = ["# Model variants and compression on this CPU (issue 15)", "",
-             f"Machine: {meta['cpu_model']} ({meta['cpu_count']} CPUs), AMD EPYC, 2 vCPU, AVX2, no AVX-512/bf16. "
+             f"Machine: {meta['cpu_model']} ({meta['cpu_count']} vCPUs); cpuinfo flags "
+             f"{', '.join(meta['cpu_flags']['cpuinfo'])}; PyTorch CPU capability "
+             f"{meta['cpu_flags']['torch_cpu_capability']}, oneDNN native bf16: {meta['cpu_flags']['onednn_native_bf16']} "
+             "(so the recipe's precision auto trained with bf16 autocast). "
              f"Load average before/after: {meta['loadavg_before']} / {meta['loadavg_after']} — {LOAD_NOTE}; "
              "six other jobs shared these two cores during the run.", "",
              f"**Scale (reduced to fit the CPU):** synthetic defects, 5 classes, {args.per_class} images per class "
@@ -500,6 +511,25 @@ def target_check(rows, speed, acc, args):
     return best
 
 
+def _cpu_flags():
+    """The SIMD flags that matter here, as /proc/cpuinfo and PyTorch report them."""
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags.update(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    import torch
+    from edgealex.train.trainer import _use_bf16
+
+    keep = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "avx_vnni"))
+    return {"cpuinfo": keep, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn_native_bf16": bool(_use_bf16(torch, torch.device("cpu"), "auto"))}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
@@ -518,6 +548,7 @@ def main():
     os.makedirs(args.work, exist_ok=True)
     meta = machine()
     meta["loadavg_before"] = meta["loadavg"]
+    meta["cpu_flags"] = _cpu_flags()
     data = datasets(args.work, args.per_class, args.size)
     runs_path = os.path.join(args.work, "runs.json")
     if args.phase in ("train", "all"):
