@@ -55,6 +55,10 @@ def datasets(work, per_class, size):
 
 
 def _record(runs, path, key, result, seconds, extra=None):
+    from edgealex.artifacts import sidecar_path
+
+    if result.reused:  # the seconds of the training itself, from its record (not of the cache lookup)
+        seconds = json.load(open(sidecar_path(result.path)))["result"]["seconds"]
     entry = {"holdout_acc": result.holdout_acc, "best_val_acc": result.best_val_acc, "seconds": round(seconds, 1),
              "reused": result.reused, "path": result.path, "settings": result.settings}
     entry.update(extra or {})
@@ -419,6 +423,7 @@ def claims(acc, params, runs, seeds):
             continue
         acc_v = r.get("holdout_acc")
         out.append({"claim": text, "holdout": acc_v, "baseline_holdout": base, "seconds": r.get("seconds"),
+                    "baseline_seconds": runs.get(f"normal/{seeds[0]}/alexnet", {}).get("seconds"),
                     "normal_delta_pts": None if acc_v is None or base is None else (acc_v - base) * 100,
                     "verdict": "measured once (seed 0, normal): see delta",
                     "test": "one run against the plain recipe (warm-up 0.5 epoch, dropout 0, batch 32, "
@@ -469,6 +474,9 @@ def markdown(meta, rows, claim_rows, speed, args, target):
                      f"{c['whole_model_reduction_pct']}% fewer)")
         if "note" in c:
             extra = " — " + c["note"]
+        if c.get("seconds") is not None:
+            extra = (f" ({c['holdout'] * 100:.1f}% vs {c['baseline_holdout'] * 100:.1f}%; {c['seconds']:.0f} s vs "
+                     f"{c['baseline_seconds']:.0f} s wall, not comparable under the shared load)")
         lines.append(f"| {c['claim']}{extra} | {f(c.get('normal_delta_pts'))} | {f(c.get('hard_delta_pts'))} | "
                      f"{c['verdict']} | {c.get('test', '')} |")
     r224 = speed["random224"]
