@@ -22,6 +22,9 @@ _EXTRAS = {
     "jtop": ("jetson", "jetson-stats (jtop power readings)", None),
     "pynvml": ("nvml", "nvidia-ml-py (NVML power readings)", None),
     "matplotlib": ("report", "matplotlib (report plots)", None),
+    "paho": ("mqtt", "paho-mqtt (MQTT verdicts)", None),
+    "Jetson": ("gpio", "Jetson.GPIO (reject pulses)",
+               "pip install 'edgealex[gpio]' on a Jetson (JetPack also packages it: sudo apt install python3-jetson-gpio)"),
 }
 
 

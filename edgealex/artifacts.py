@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 
@@ -112,6 +113,71 @@ def read_json(path, what="JSON file"):
     except (ValueError, UnicodeDecodeError) as exc:
         raise EdgeAlexError(path, f"the {what} is not valid JSON ({exc})",
                             "regenerate it; it may be truncated or corrupt")
+
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "true/false", list: "a list",
+               dict: "an object", type(None): "null"}
+
+
+def validate_sidecar(data, source, artifact=None, schema_max=None, fields=None, require_sha256=True,
+                     fix="regenerate it with the edgealex command that wrote it"):
+    """The one check every provenance sidecar passes before anything reads a field of it.
+
+    Args:
+        data: the parsed JSON.
+        source (str): the sidecar path (the error's subject).
+        artifact (str or tuple or None): the ``"artifact"`` value(s) it must carry. Defaults to None
+            (any).
+        schema_max (int or None): newest ``"schema"`` this edgealex reads; when given, ``schema``
+            must be an integer (absent means 0). Defaults to None (not checked).
+        fields (dict or None): ``{key: type or tuple of types}`` every sidecar of this kind has.
+            Defaults to None.
+        require_sha256 (bool): ``"sha256"`` must be 64 lowercase hex digits (an empty or missing
+            hash would silently skip the file check). Defaults to True.
+        fix (str): how to fix a broken sidecar. Defaults to regenerating it.
+
+    Returns:
+        dict: ``data`` itself.
+
+    Raises:
+        EdgeAlexError: not a JSON object, wrong artifact kind, a schema that is not an integer or is
+            newer than ``schema_max``, a bad sha256, a missing field or a field of the wrong type.
+    """
+    if not isinstance(data, dict):
+        raise EdgeAlexError(source, f"the sidecar is a JSON {type(data).__name__}, not an object", fix)
+    if artifact is not None:
+        kinds = (artifact,) if isinstance(artifact, str) else tuple(artifact)
+        if data.get("artifact") not in kinds:
+            raise EdgeAlexError(source, "not an edgealex {} sidecar (artifact={!r})".format(
+                " or ".join(kinds), data.get("artifact")), fix)
+    if schema_max is not None:
+        schema = data.get("schema", 0)
+        if isinstance(schema, bool) or not isinstance(schema, int):
+            raise EdgeAlexError(source, f"the sidecar's schema is {schema!r}, not an integer", fix)
+        if schema > schema_max:
+            raise EdgeAlexError(source, f"written by a newer edgealex (schema {schema}; this one reads up to "
+                                f"{schema_max})", "upgrade edgealex on this machine")
+    if require_sha256:
+        digest = data.get("sha256")
+        if not isinstance(digest, str) or not _SHA256.match(digest):
+            raise EdgeAlexError(source, f"the sidecar's sha256 is {digest!r}, not 64 hex digits, so the file "
+                                "it describes cannot be checked", fix)
+    for key, kinds in (fields or {}).items():
+        kinds = kinds if isinstance(kinds, tuple) else (kinds,)
+        if key not in data:
+            raise EdgeAlexError(source, f"the sidecar has no {key!r}", fix)
+        value = data[key]
+        wrong = isinstance(value, bool) and bool not in kinds
+        if wrong or not isinstance(value, kinds):
+            raise EdgeAlexError(source, "the sidecar's {!r} is {!r}, not {}".format(
+                key, value, " or ".join(_TYPE_NAMES.get(k, k.__name__) for k in kinds)), fix)
+    return data
+
+
+def read_sidecar(path, what, **checks):
+    """:func:`read_json` + :func:`validate_sidecar` (same keyword arguments)."""
+    return validate_sidecar(read_json(path, what), str(path), **checks)
 
 
 def sidecar_path(artifact_path):

@@ -63,11 +63,12 @@ class DoctorReport:
 
 
 class _Context:
-    def __init__(self, root, det, target, probe_runtime):
+    def __init__(self, root, det, target, probe_runtime, interpreter=None):
         self.root = root
         self.det = det
         self.target = target
         self.probe = probe_runtime
+        self.interpreter = interpreter if interpreter is not None else venv_info()
 
     @property
     def gpu_target(self):
@@ -93,8 +94,11 @@ def run_checks(root="/", target=None, probe_runtime=None):
     return doctor(root, target, probe_runtime).checks
 
 
-def doctor(root="/", target=None, probe_runtime=None):
-    """Run every check and return a :class:`DoctorReport`."""
+def doctor(root="/", target=None, probe_runtime=None, interpreter=None):
+    """Run every check and return a :class:`DoctorReport`.
+
+    ``interpreter`` is :func:`venv_info` of the Python to judge (default: this one; tests pass others).
+    """
     from edgealex.errors import EdgeAlexError
     from edgealex.target import load_target
 
@@ -109,7 +113,7 @@ def doctor(root="/", target=None, probe_runtime=None):
             load_target(det.target_name) if det.target_name else None)
     except EdgeAlexError as err:
         checks.append(Check("target", "fail", err.what, err.note))
-    ctx = _Context(root, det, chosen, probe_runtime)
+    ctx = _Context(root, det, chosen, probe_runtime, interpreter)
     for func in _CHECKS:
         try:
             result = func(ctx)
@@ -187,6 +191,111 @@ def _check_python(ctx):
                      f"Python {here}; {target.title}'s JetPack {target.jetpack} ships TensorRT bindings for "
                      f"python{target.python} only", f"use /usr/bin/python{target.python} on the board")
     return Check("python", "ok", f"Python {here} ({sys.executable})")
+
+
+def venv_info(prefix=None, base_prefix=None):
+    """Whether a Python runs in a virtualenv, and whether that venv sees the system site-packages.
+
+    Args:
+        prefix (str): ``sys.prefix`` of the interpreter. Defaults to this one's.
+        base_prefix (str): ``sys.base_prefix``. Defaults to this one's.
+
+    Returns:
+        dict: ``{"venv": bool, "prefix": str, "system_site_packages": bool|None}`` (None: no
+        ``pyvenv.cfg`` to read). Read from ``<prefix>/pyvenv.cfg``'s ``include-system-site-packages``
+        (Python's venv module writes it, docs.python.org/3/library/venv.html).
+    """
+    prefix = prefix or sys.prefix
+    base_prefix = base_prefix or getattr(sys, "base_prefix", sys.prefix)
+    if os.path.realpath(prefix) == os.path.realpath(base_prefix):
+        return {"venv": False, "prefix": prefix, "system_site_packages": True}
+    text = _read_file(os.path.join(prefix, "pyvenv.cfg"))
+    match = re.search(r"^\s*include-system-site-packages\s*=\s*(\w+)", text or "", re.M | re.I)
+    system = None if match is None else match.group(1).lower() == "true"
+    return {"venv": True, "prefix": prefix, "system_site_packages": system}
+
+
+def _check_venv(ctx):
+    info = ctx.interpreter
+    if not info["venv"]:
+        return Check("virtualenv", "ok", f"no virtualenv ({info['prefix']}): the system site-packages are visible")
+    if info["system_site_packages"] is not False:
+        return Check("virtualenv", "ok", f"virtualenv {info['prefix']} with the system site-packages")
+    detail = f"virtualenv {info['prefix']} without --system-site-packages"
+    if ctx.jetson:
+        trt = f"tensorrt {ctx.det.tensorrt} imports anyway" if ctx.det.tensorrt else (
+            "JetPack's TensorRT (python3-libnvinfer, /usr/lib/python3*/dist-packages) is hidden")
+        status = "warn" if ctx.det.tensorrt else "fail"
+        return Check("virtualenv", status,
+                     detail + f": {trt}, and so is JetPack's OpenCV with GStreamer (csi:// cameras)",
+                     f"re-create it with the system packages: /usr/bin/python3 -m venv --system-site-packages "
+                     f"{info['prefix']} (or set include-system-site-packages = true in {info['prefix']}/pyvenv.cfg)")
+    return Check("virtualenv", "ok", detail + " (fine off a Jetson: TensorRT and OpenCV come from pip here)")
+
+
+def numpy_verdict(returncode, output, jetson, user_openblas):
+    """Judge ``python -c "import numpy; print(numpy.__version__)"`` run with the user's environment.
+
+    Args:
+        returncode (int): the child's exit status (negative: killed by that signal).
+        output (str): its stdout + stderr.
+        jetson (bool): running on a Jetson.
+        user_openblas (str|None): the user's OPENBLAS_CORETYPE (None: unset).
+
+    Returns:
+        (status, detail, fix) for a :class:`Check`.
+    """
+    import signal
+
+    if returncode == -signal.SIGILL or "Illegal instruction" in (output or ""):
+        return ("warn",
+                "`import numpy` dies with \"Illegal instruction\" in your shell (numpy 1.19.5's OpenBLAS "
+                "misdetects the CPU, numpy#18131); edgealex sets OPENBLAS_CORETYPE=ARMV8 for itself on a Jetson",
+                "for your own scripts: echo 'export OPENBLAS_CORETYPE=ARMV8' >> ~/.bashrc (or pip3 install "
+                "numpy==1.19.4 where onnxruntime is not installed: onnxruntime 1.10 requires numpy>=1.19.5)")
+    if returncode != 0:
+        last = (output or "").strip().splitlines()[-1:] or ["no output"]
+        return ("fail", f"`import numpy` fails (exit {returncode}: {last[0]})",
+                "pip3 install 'numpy>=1.17' (on JetPack 4.6: pip3 install numpy==1.19.5 with "
+                "OPENBLAS_CORETYPE=ARMV8 exported)")
+    version = (output or "").strip().splitlines()[-1] if (output or "").strip() else "?"
+    try:
+        old = Version(version) < Version("1.17")
+    except InvalidVersion:
+        old = False
+    if old:
+        return ("fail", f"numpy {version} is older than 1.17 (np.random.default_rng); JetPack 4.6's "
+                "python3-numpy is 1.13.3",
+                "python3 -m pip install --user 'numpy>=1.17,<1.20' (1.19.5 with export OPENBLAS_CORETYPE=ARMV8)")
+    detail = f"numpy {version}"
+    if jetson and version == "1.19.5":
+        detail += "; OPENBLAS_CORETYPE=" + (user_openblas or "unset (edgealex sets ARMV8 for itself)")
+    return ("ok", detail, "")
+
+
+def probe_numpy(command=None, user_openblas=None):
+    """(returncode, output) of importing numpy in a child with the user's OPENBLAS_CORETYPE restored."""
+    env = dict(os.environ)
+    env.pop("OPENBLAS_CORETYPE", None)
+    if user_openblas is not None:
+        env["OPENBLAS_CORETYPE"] = user_openblas
+    command = command or [sys.executable, "-c", "import numpy; print(numpy.__version__)"]
+    try:
+        proc = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True,
+                              env=env, timeout=60)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return 1, f"{type(exc).__name__}: {exc}"
+    return proc.returncode, proc.stdout
+
+
+def _check_numpy(ctx):
+    if not ctx.probe:
+        return Check("numpy", "skip", "not probed (fake root)")
+    from edgealex import _USER_OPENBLAS_CORETYPE
+
+    code, output = probe_numpy(user_openblas=_USER_OPENBLAS_CORETYPE)
+    status, detail, fix = numpy_verdict(code, output, ctx.jetson, _USER_OPENBLAS_CORETYPE)
+    return Check("numpy", status, detail, fix)
 
 
 def _check_tensorrt(ctx):
@@ -459,7 +568,8 @@ def current_nvpmodel(root, probe_runtime):
     exe = shutil.which("nvpmodel") or ("/usr/sbin/nvpmodel" if os.path.exists("/usr/sbin/nvpmodel") else None)
     if probe_runtime and exe:
         try:
-            out = subprocess.run([exe, "-q"], capture_output=True, text=True, timeout=10).stdout
+            out = subprocess.run([exe, "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 universal_newlines=True, timeout=10).stdout
         except (OSError, subprocess.SubprocessError):
             return None, None
         numbers = re.findall(r"^\s*(\d+)\s*$", out, re.M)
@@ -567,6 +677,6 @@ def _check_memory(ctx):
     return Check("memory / swap", "ok", detail)
 
 
-_CHECKS = (_check_platform, _check_python, _check_tensorrt, _check_cuda_runtime, _check_cuda_python,
+_CHECKS = (_check_platform, _check_python, _check_venv, _check_numpy, _check_tensorrt, _check_cuda_runtime, _check_cuda_python,
            _check_onnxruntime, _check_opencv, _check_argus, _check_video_devices, _check_power, _check_nvpmodel,
            _check_jetson_clocks, _check_disk, _check_memory)

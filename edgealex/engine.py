@@ -15,7 +15,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-from edgealex.artifacts import environment_summary, read_json, sha256_file, sidecar_path, write_json_atomic
+from edgealex.artifacts import (environment_summary, read_json, sha256_file, sidecar_path, validate_sidecar,
+                                write_json_atomic)
 from edgealex.errors import EdgeAlexError
 
 SCHEMA_VERSION = 1
@@ -52,6 +53,9 @@ class EngineRecord:
         environment (dict): versions, host, command line, time.
         build (dict): how the builder worked: the TensorRT build plan, why this builder, the build
             log and the ONNX it parsed (``edgealex build``; empty for older sidecars).
+        batch_profile (dict or None): ``{"min", "opt", "max"}`` batch sizes of a dynamic-batch
+            engine (the TensorRT optimization profile; the range an ONNX Runtime engine accepts);
+            None for a static batch or an engine built before profiles were recorded.
     """
 
     backend: str
@@ -76,6 +80,7 @@ class EngineRecord:
     sha256: str = ""
     environment: dict = field(default_factory=environment_summary)
     build: dict = field(default_factory=dict)
+    batch_profile: Optional[dict] = None
 
     def to_dict(self):
         data = asdict(self)
@@ -85,17 +90,77 @@ class EngineRecord:
 
     @classmethod
     def from_dict(cls, data, source="engine sidecar"):
-        if data.get("artifact") != "engine":
-            raise EdgeAlexError(source, "not an edgealex engine sidecar (artifact={!r})".format(data.get("artifact")),
-                                "pass an engine written by `edgealex build`")
-        if int(data.get("schema", 0)) > SCHEMA_VERSION:
-            raise EdgeAlexError(source, "written by a newer edgealex (schema {})".format(data.get("schema")),
-                                "upgrade edgealex on this machine")
+        """The record of a parsed sidecar, after :func:`edgealex.artifacts.validate_sidecar`.
+
+        Raises:
+            EdgeAlexError: not an engine sidecar, newer schema, no valid sha256, a field of the
+                wrong type, or a batch profile that is not ``{"min", "opt", "max"}`` with
+                ``1 <= min <= opt <= max``.
+        """
+        validate_sidecar(data, source, artifact="engine", schema_max=SCHEMA_VERSION, fields=_FIELDS,
+                         fix="rebuild the engine with `edgealex build`")
+        if data["backend"] not in BACKENDS or data["precision"] not in PRECISIONS:
+            raise EdgeAlexError(source, "unknown backend {!r} or precision {!r}".format(
+                data["backend"], data["precision"]), "rebuild the engine with `edgealex build`")
+        if any(d is not None and (isinstance(d, bool) or not isinstance(d, int) or d < 1)
+               for d in data["input_shape"]):
+            raise EdgeAlexError(source, "input_shape {!r} is not a list of positive integers (null for a "
+                                "dynamic axis)".format(data["input_shape"]), "rebuild the engine with `edgealex build`")
+        if data.get("batch_profile") is not None:
+            check_batch_profile(data["batch_profile"], source)
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         try:
             return cls(**known)
         except TypeError as exc:
             raise EdgeAlexError(source, f"the sidecar is incomplete ({exc})", "rebuild the engine")
+
+    def batch_range(self):
+        """``(min, max)`` batch sizes this engine runs: the build's batch profile, else the static
+        batch of ``input_shape``, else ``(1, None)`` (a dynamic axis without a recorded profile)."""
+        if self.batch_profile:
+            return int(self.batch_profile["min"]), int(self.batch_profile["max"])
+        first = self.input_shape[0] if self.input_shape else None
+        if isinstance(first, int) and first > 0:
+            return first, first
+        return 1, None
+
+
+_FIELDS = {"backend": str, "precision": str, "device": str, "target": str, "model": dict, "input_shape": list,
+           "builder": str, "backend_version": str}
+
+
+def check_batch_profile(profile, source="batch profile"):
+    """Refuse a batch profile that is not ``{"min": a, "opt": b, "max": c}`` with 1 <= a <= b <= c."""
+    ok = isinstance(profile, dict) and all(
+        isinstance(profile.get(k), int) and not isinstance(profile.get(k), bool) for k in ("min", "opt", "max"))
+    if not ok or not 1 <= profile["min"] <= profile["opt"] <= profile["max"]:
+        raise EdgeAlexError(source, f"the batch profile {profile!r} is not min <= opt <= max (positive integers)",
+                            "rebuild the engine with `edgealex build`")
+    return profile
+
+
+def check_batch(record, batch, subject="--batch"):
+    """Refuse a batch size outside the engine's batch range (see :meth:`EngineRecord.batch_range`).
+
+    Args:
+        record (EngineRecord or None): the engine's sidecar; None checks nothing.
+        batch (int): the batch size a run or benchmark asks for.
+        subject (str): the option named in the error. Defaults to "--batch".
+
+    Raises:
+        EdgeAlexError: ``batch`` is below the profile's min or above its max (static engines: not
+            equal to their batch), with the build option that fixes it.
+    """
+    if record is None:
+        return
+    low, high = record.batch_range()
+    if batch >= low and (high is None or batch <= high):
+        return
+    if low == high and not record.batch_profile:
+        raise EdgeAlexError(subject, f"{batch} but the engine takes batches of {low} (a static batch)",
+                            f"use --batch {low}, or export with --dynamic-batch and build with --max-batch {batch}")
+    raise EdgeAlexError(subject, f"{batch} is outside the engine's optimization profile (batch {low}..{high})",
+                        f"use a batch from {low} to {high}, or rebuild with `edgealex build --max-batch {batch}`")
 
 
 def engine_name(model_stem, precision, device, backend, backend_version, target):
@@ -157,7 +222,7 @@ def check_record(engine_path, record, tensorrt_version=None, device_name=None, v
         EdgeAlexError: with the reason and the fix.
     """
     engine_path = str(engine_path)
-    if verify_hash and record.sha256 and sha256_file(engine_path) != record.sha256:
+    if verify_hash and sha256_file(engine_path) != record.sha256:
         raise EdgeAlexError(engine_path, "the engine file does not match its sidecar (sha256 differs)",
                             "the file was modified or replaced; rebuild it with `edgealex build`")
     if record.backend == "tensorrt":

@@ -112,11 +112,26 @@ def load_onnx(path, what="ONNX model"):
     path = str(path)
     if not os.path.isfile(path):
         raise EdgeAlexError(path, f"the {what} does not exist", "check the path or run `edgealex export`")
+    if os.path.getsize(path) == 0:
+        raise EdgeAlexError(path, f"the {what} is an empty file (0 bytes)",
+                            "export it again; the copy or the export was interrupted")
     try:
-        return onnx.load(path)
+        model = onnx.load(path)
     except Exception as exc:  # protobuf DecodeError and friends
         raise EdgeAlexError(path, f"not a readable ONNX file ({type(exc).__name__})",
                             "export it again; the file may be truncated or not ONNX")
+    if not model.graph.node:
+        raise EdgeAlexError(path, f"the {what} holds no graph (no nodes)",
+                            "export it again; the file may be truncated or not ONNX")
+    return model
+
+
+def model_opset(model):
+    """The default-domain ("" / "ai.onnx") opset a loaded ONNX model imports, 0 when it names none."""
+    for entry in model.opset_import:
+        if entry.domain in ("", "ai.onnx"):
+            return int(entry.version)
+    return 0
 
 
 def from_model_proto(model, path="model", allow_default=True):
@@ -133,7 +148,9 @@ def from_model_proto(model, path="model", allow_default=True):
             except ValueError:
                 raise EdgeAlexError(path, "the edgealex metadata is not valid JSON",
                                     "export the model again with `edgealex export`")
-            return ModelInfo.from_dict(data)
+            info = ModelInfo.from_dict(data)
+            info.opset = model_opset(model) or info.opset  # the graph's own opset is the truth
+            return info
     if not allow_default:
         raise EdgeAlexError(path, "the ONNX carries no edgealex metadata (labels, preprocessing)",
                             "export it with `edgealex export`, or pass a model that has it")
@@ -158,6 +175,7 @@ def from_model_proto(model, path="model", allow_default=True):
         input_name=inputs[0].name,
         output_name=graph.output[0].name,
         batch=dims[0],
+        opset=model_opset(model),
         from_defaults=True,
     )
 

@@ -22,7 +22,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = 224
 DEFAULT_RESIZE = 256
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-_INTERPOLATIONS = ("linear", "area", "nearest", "cubic")
+_INTERPOLATIONS = ("linear", "area", "nearest", "cubic", "pil-bilinear")
+# "pil-bilinear" reproduces torchvision's ``Resize(resize) + CenterCrop(input_size)`` on a PIL image:
+# the whole frame is scaled (short side = resize) with Pillow's antialiased bilinear filter, then the
+# centre is cropped. This is what torchvision-trained weights (ImageNet checkpoints) saw.
+TORCHVISION_INTERPOLATION = "pil-bilinear"
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,10 @@ class Preprocess:
         mean (tuple): per-channel mean in [0, 1] units, in ``channel_order``. Defaults to ImageNet's.
         std (tuple): per-channel std in [0, 1] units. Defaults to ImageNet's.
         layout (str): "NCHW" (the only layout TensorRT/DLA AlexNet engines use). Defaults to "NCHW".
-        interpolation (str): OpenCV interpolation. Defaults to "linear".
+        interpolation (str): "linear", "area", "nearest", "cubic" (OpenCV, on the crop) or
+            "pil-bilinear" (torchvision's Resize + CenterCrop with Pillow's antialiased bilinear
+            filter, for torchvision-trained weights). Defaults to "linear"; a record without the key
+            (an ONNX exported before it existed) reads as "linear".
     """
 
     input_size: int = DEFAULT_INPUT_SIZE
@@ -154,12 +161,15 @@ def preprocess(image, spec=None, out=None):
     spec = spec or Preprocess()
     image = to_bgr_uint8(image)
     height, width = image.shape[:2]
-    y0, x0, h, w = spec.crop_box(height, width)
-    crop = image[y0:y0 + h, x0:x0 + w]
     size = spec.input_size
-    interp = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA,
-              "nearest": cv2.INTER_NEAREST, "cubic": cv2.INTER_CUBIC}[spec.interpolation]
-    resized = cv2.resize(crop, (size, size), interpolation=interp)
+    if spec.interpolation == TORCHVISION_INTERPOLATION:
+        resized = _pil_resize_crop(image, spec)
+    else:
+        y0, x0, h, w = spec.crop_box(height, width)
+        crop = image[y0:y0 + h, x0:x0 + w]
+        interp = {"linear": cv2.INTER_LINEAR, "area": cv2.INTER_AREA,
+                  "nearest": cv2.INTER_NEAREST, "cubic": cv2.INTER_CUBIC}[spec.interpolation]
+        resized = cv2.resize(crop, (size, size), interpolation=interp)
     planes = cv2.split(resized)  # contiguous B, G, R planes: the float ops below then stream memory
     if spec.channel_order == "RGB":
         planes = planes[::-1]
@@ -172,6 +182,108 @@ def preprocess(image, spec=None, out=None):
         np.multiply(planes[c], scale[c], out=out[c], dtype=np.float32)
         out[c] += offset[c]
     return out
+
+
+_PIL_PRECISION_BITS = 22  # Pillow's 8-bit resampling fixed point (libImaging/Resample.c: 32 - 8 - 2)
+
+
+def _pil_coefficients(in_size, out_size, first, count):
+    """Pillow's bilinear (triangle) resampling weights for outputs ``first .. first+count-1``.
+
+    Mirrors ``precompute_coeffs`` + ``normalize_coeffs_8bpc`` of Pillow's libImaging/Resample.c:
+    the filter support grows with the downscale factor (that is the antialiasing), weights are
+    normalised per output and rounded to 22-bit fixed point.
+
+    Returns:
+        tuple: (index (count, k) int array of source positions, weight (count, k) int32 array).
+    """
+    np = require("numpy")
+    import math
+
+    scale = in_size / float(out_size)
+    filterscale = max(scale, 1.0)
+    support = 1.0 * filterscale  # bilinear support 1.0
+    ksize = int(math.ceil(support)) * 2 + 1
+    index = np.zeros((count, ksize), dtype=np.intp)
+    weight = np.zeros((count, ksize), dtype=np.int32)
+    for row, xx in enumerate(range(first, first + count)):
+        center = (xx + 0.5) * scale
+        xmin = max(int(center - support + 0.5), 0)
+        xmax = min(int(center + support + 0.5), in_size) - xmin
+        taps = [max(0.0, 1.0 - abs((x + xmin - center + 0.5) / filterscale)) for x in range(xmax)]
+        total = sum(taps)
+        for k, tap in enumerate(taps):
+            value = tap / total if total else 0.0
+            weight[row, k] = int(math.floor(0.5 + value * (1 << _PIL_PRECISION_BITS)))
+            index[row, k] = xmin + k
+        index[row, xmax:] = xmin  # padding taps weigh 0
+    return index, weight
+
+
+def _pil_pass(image, index, weight, axis):
+    """One separable pass in Pillow's integer arithmetic (rounded, clipped to uint8).
+
+    The horizontal pass gathers from each row seen as one flat run of interleaved channels (3x
+    faster than gathering along axis 1 of the HxWx3 array); the result is the same.
+    """
+    np = require("numpy")
+    channels = image.shape[2] if image.ndim == 3 else 1
+    if axis == 1:
+        flat = image.reshape(image.shape[0], -1)
+        lanes = np.arange(channels)
+        index = (index[:, :, None] * channels + lanes).transpose(1, 0, 2).reshape(index.shape[1], -1)
+        weight = np.repeat(weight.T, channels, axis=1)
+        acc = np.zeros((flat.shape[0], index.shape[1]), dtype=np.int32)
+        for k in range(index.shape[0]):
+            acc += flat.take(index[k], axis=1) * weight[k]
+        out_shape = (image.shape[0], -1) + ((channels,) if image.ndim == 3 else ())
+    else:
+        acc = None
+        for k in range(index.shape[1]):
+            shape = [-1] + [1] * (image.ndim - 1)
+            term = image.take(index[:, k], axis=0).astype(np.int32) * weight[:, k].reshape(shape)
+            acc = term if acc is None else acc + term
+        out_shape = acc.shape
+    acc += 1 << (_PIL_PRECISION_BITS - 1)
+    acc >>= _PIL_PRECISION_BITS
+    return np.clip(acc, 0, 255).astype(np.uint8).reshape(out_shape)
+
+
+def torchvision_geometry(height, width, resize, input_size):
+    """Resized frame size and crop origin of torchvision's ``Resize(resize) + CenterCrop(input_size)``.
+
+    From torchvision.transforms.functional (``_compute_resized_output_size``: the long side is
+    ``int(resize * long / short)``; ``center_crop``: ``int(round((side - crop) / 2))``).
+    ``resize`` 0 scales the whole frame to ``input_size`` square (no crop).
+
+    Returns:
+        tuple: (new_height, new_width, top, left).
+    """
+    if resize == 0:
+        return input_size, input_size, 0, 0
+    if width <= height:
+        new_w, new_h = resize, int(resize * height / width)
+    else:
+        new_h, new_w = resize, int(resize * width / height)
+    return new_h, new_w, int(round((new_h - input_size) / 2.0)), int(round((new_w - input_size) / 2.0))
+
+
+def _pil_resize_crop(image, spec):
+    """HxWx3 uint8 -> SxSx3 uint8 exactly as Pillow's BILINEAR resize + centre crop computes it."""
+    height, width = image.shape[:2]
+    key = ("pil", height, width)
+    plan = spec._cache.get(key)
+    if plan is None:
+        size = spec.input_size
+        new_h, new_w, top, left = torchvision_geometry(height, width, spec.resize, size)
+        rows = _pil_coefficients(height, new_h, top, size)
+        cols = _pil_coefficients(width, new_w, left, size)
+        first, last = int(rows[0].min()), int(rows[0].max()) + 1  # source rows the output needs
+        plan = spec._cache[key] = (first, last, (rows[0] - first, rows[1]), cols)
+    first, last, rows, cols = plan
+    # horizontal pass first, on the needed rows only (as Pillow does), then vertical
+    horizontal = _pil_pass(image[first:last], cols[0], cols[1], axis=1)
+    return _pil_pass(horizontal, rows[0], rows[1], axis=0)
 
 
 def preprocess_batch(images, spec=None, out=None):
@@ -202,7 +314,109 @@ def read_image(path):
     if image is None:
         raise EdgeAlexError(path, "not a decodable image (corrupt, truncated or unsupported format)",
                             "remove or replace the file")
-    return image
+    return apply_orientation(image, exif_orientation(data))
+
+
+# EXIF Orientation (tag 0x0112) -> how the stored pixels become the upright image, as OpenCV's own
+# ExifTransform does it for IMREAD_COLOR (imgcodecs/src/loadsave.cpp): T = transpose, then a flip
+# about the vertical (h), horizontal (v) or both axes. IMREAD_UNCHANGED (needed to keep 16-bit
+# depth and alpha) skips this, so read_image applies it itself.
+_ORIENTATIONS = {1: (False, None), 2: (False, "h"), 3: (False, "hv"), 4: (False, "v"),
+                 5: (True, None), 6: (True, "h"), 7: (True, "hv"), 8: (True, "v")}
+_EXIF_ORIENTATION_TAG = 0x0112
+
+
+def apply_orientation(image, orientation):
+    """Turn stored pixels upright for an EXIF Orientation value (1-8; anything else: unchanged).
+
+    Works on any depth (uint8, uint16, float) and any channel count (gray, BGR, BGRA).
+
+    Args:
+        image (np.ndarray): HxW or HxWxC as decoded.
+        orientation (int): the EXIF Orientation tag value.
+
+    Returns:
+        np.ndarray: the upright image, C-contiguous (HxW swapped for 5-8).
+    """
+    np = require("numpy")
+    transpose, flip = _ORIENTATIONS.get(orientation, (False, None))
+    if not transpose and flip is None:
+        return image
+    if transpose:
+        image = np.swapaxes(image, 0, 1)
+    if flip and "h" in flip:
+        image = image[:, ::-1]
+    if flip and "v" in flip:
+        image = image[::-1]
+    return np.ascontiguousarray(image)
+
+
+def exif_orientation(data):
+    """The EXIF Orientation of an encoded image (JPEG APP1, PNG eXIf, WebP EXIF, TIFF), else 1.
+
+    Args:
+        data (bytes or np.ndarray of uint8): the file's bytes.
+
+    Returns:
+        int: 1-8 (1 = upright, also for no or unreadable EXIF).
+    """
+    import struct
+
+    buf = bytes(data[:65536 + 64]) if not isinstance(data, bytes) else data
+    tiff = None
+    try:
+        if buf[:2] == b"\xff\xd8":  # JPEG: walk the markers before the scan
+            i = 2
+            while i + 4 <= len(buf) and buf[i] == 0xFF:
+                marker = buf[i + 1]
+                if marker == 0xDA:
+                    break
+                if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
+                    i += 2
+                    continue
+                length = struct.unpack(">H", buf[i + 2:i + 4])[0]
+                if marker == 0xE1 and buf[i + 4:i + 10] == b"Exif\x00\x00":
+                    tiff = buf[i + 10:i + 2 + length]
+                    break
+                i += 2 + length
+        elif buf[:8] == b"\x89PNG\r\n\x1a\n":
+            full = data if isinstance(data, bytes) else memoryview(data).cast("B")  # no copy of the file
+            i = 8
+            while i + 8 <= len(full):
+                length, kind = struct.unpack(">I4s", full[i:i + 8])
+                if kind == b"eXIf":
+                    tiff = full[i + 8:i + 8 + length]
+                    break
+                if kind in (b"IDAT", b"IEND"):
+                    break
+                i += 12 + length
+        elif buf[:4] == b"RIFF" and buf[8:12] == b"WEBP":
+            full = data if isinstance(data, bytes) else memoryview(data).cast("B")  # no copy of the file
+            i = 12
+            while i + 8 <= len(full):
+                kind, length = struct.unpack("<4sI", full[i:i + 8])
+                if kind == b"EXIF":
+                    tiff = full[i + 8:i + 8 + length]
+                    if tiff[:6] == b"Exif\x00\x00":
+                        tiff = tiff[6:]
+                    break
+                i += 8 + length + (length & 1)
+        elif buf[:4] in (b"II*\x00", b"MM\x00*"):
+            tiff = buf
+        if not tiff or tiff[:2] not in (b"II", b"MM"):
+            return 1
+        order = "<" if tiff[:2] == b"II" else ">"
+        ifd = struct.unpack(order + "I", tiff[4:8])[0]
+        count = struct.unpack(order + "H", tiff[ifd:ifd + 2])[0]
+        for k in range(count):
+            entry = ifd + 2 + 12 * k
+            tag, kind = struct.unpack(order + "HH", tiff[entry:entry + 4])
+            if tag == _EXIF_ORIENTATION_TAG:
+                value = struct.unpack(order + "H", tiff[entry + 8:entry + 10])[0]
+                return value if value in _ORIENTATIONS else 1
+    except (struct.error, IndexError, ValueError):
+        return 1
+    return 1
 
 
 def is_image_file(path):

@@ -64,6 +64,7 @@ class Target:
     detect_modules: Tuple[str, ...] = ()
     detect_models: Tuple[str, ...] = ()
     detect_memory_gb: Optional[float] = None
+    max_onnx_opset: Optional[int] = None
     source: str = field(default="", compare=False)
 
     # -- versions -------------------------------------------------------------------------------
@@ -146,6 +147,26 @@ class Target:
                                 "export the model with a static batch (edgealex export --batch N, "
                                 "without --dynamic-batch)")
 
+    def check_opset(self, opset, subject="model"):
+        """Refuse an ONNX whose opset is newer than this target's TensorRT ONNX parser reads.
+
+        The limit is ``software.max_onnx_opset`` of the profile (onnx-tensorrt ``docs/operators.md``
+        of the TensorRT release, cited in each profile). Targets without TensorRT have no limit.
+
+        Args:
+            opset (int): the model's default-domain opset (0 = unknown, not checked).
+            subject (str): the model path for the message.
+
+        Raises:
+            EdgeAlexError: opset above the limit, with the opset to re-export with.
+        """
+        if not opset or self.max_onnx_opset is None or int(opset) <= self.max_onnx_opset:
+            return
+        raise EdgeAlexError(subject, f"the ONNX uses opset {opset} but TensorRT {self.tensorrt} on {self.title} parses "
+                            f"ONNX up to opset {self.max_onnx_opset}",
+                            f"re-export with --opset {self.max_onnx_opset} (edgealex export --opset "
+                            f"{self.max_onnx_opset})")
+
     # -- helpers --------------------------------------------------------------------------------
     def format_camera_pipeline(self, **values):
         """The default camera pipeline with its ``{placeholders}`` filled in.
@@ -218,6 +239,7 @@ _SCHEMA = (
     ("cuda", "software", "cuda", "optional_str", False),
     ("python", "software", "python", "str", True),
     ("backend", "software", "backend", "str", True),
+    ("max_onnx_opset", "software", "max_onnx_opset", "optional_int", False),
     ("precisions", "build", "precisions", "str_list", True),
     ("default_precision", "build", "default_precision", "str", True),
     ("input_size", "build", "input_size", "int", True),
@@ -273,6 +295,12 @@ def _convert(path, key, kind, value):
     if kind == "int":
         if isinstance(value, bool) or not isinstance(value, int):
             raise fail("an integer")
+        return value
+    if kind == "optional_int":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail("an integer (or leave the key out)")
         return value
     if kind == "bool":
         if not isinstance(value, bool):
@@ -376,6 +404,8 @@ def target_from_dict(data, source="<dict>"):
     if values["backend"] == "tensorrt":
         rule(values["tensorrt"] is not None, "software.tensorrt", "a TensorRT target must name its TensorRT version")
         rule(values["workspace_mib"] > 0, "build.workspace_mib", "a TensorRT target needs a build workspace > 0")
+        rule(values["max_onnx_opset"] is not None and values["max_onnx_opset"] >= 7, "software.max_onnx_opset",
+             "a TensorRT target must name the newest ONNX opset its parser reads (>= 7)")
     if values["kind"] == "jetson":
         for attr, label in (("soc", "hardware.soc"), ("cuda_arch", "hardware.cuda_arch"),
                             ("jetpack", "software.jetpack"), ("l4t", "software.l4t")):
@@ -494,6 +524,7 @@ def describe(target):
         ("JetPack / L4T", f"{target.jetpack or '-'} / {target.l4t or '-'}"),
         ("backend", target.backend),
         ("TensorRT / CUDA / Python", f"{target.tensorrt or '-'} / {target.cuda or '-'} / {target.python}"),
+        ("ONNX opsets parsed", f"up to {target.max_onnx_opset}" if target.max_onnx_opset else "-"),
         ("calibration cache header", f"TRT-{target.calib_cache_version_number()}-EntropyCalibration2"
          if target.tensorrt else "-"),
         ("precisions (default)", f"{', '.join(target.precisions)} ({target.default_precision})"),

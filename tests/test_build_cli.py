@@ -5,7 +5,7 @@ import os
 import shlex
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from build_helpers import calibration_output, tiny_classifier, write_cache
 from edgealex.cli.main import app
@@ -14,7 +14,7 @@ pytest.importorskip("onnx")
 
 
 def invoke(*args):
-    return CliRunner().invoke(app, [str(a) for a in args])
+    return cli_runner().invoke(app, [str(a) for a in args])
 
 
 def argv_of(output):
@@ -109,5 +109,8 @@ def test_json_output(tmp_path):
     assert data["builder"] == "trtexec" and data["printed_only"] is True
     assert "--memPoolSize=workspace:300" in data["trtexec_command"]
     assert "--timingCacheFile=" + str(tmp_path / "t.cache") in data["trtexec_command"]
-    assert "--shapes=input:1x3x16x16" in data["trtexec_command"]  # dynamic batch built as 1
+    # a dynamic batch gets a real optimization profile (default max 8), not batch 1 (issue 12)
+    assert "--minShapes=input:1x3x16x16 --optShapes=input:8x3x16x16 --maxShapes=input:8x3x16x16" in \
+        data["trtexec_command"]
+    assert data["plan"]["batch_profile"] == {"min": 1, "opt": 8, "max": 8}
     assert data["plan"]["timing_cache"] is True and data["plan"]["generation"] == "8.5"

@@ -4,7 +4,7 @@ accumulation, warm-up, dropout, slim widths."""
 import json
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("cv2")
@@ -95,15 +95,15 @@ def test_distill_reuse_resume_and_settings_key(data, hole_teacher, tmp_path):
 def test_teacher_with_other_classes_is_refused(data, tmp_path):
     teacher = tmp_path / "t.pt"
     save_checkpoint(str(teacher), build_model("alexnet", 3, widths=TINY_WIDTHS), ["a", "b", "c"], SPEC)
-    res = CliRunner().invoke(app, ["distill", "--teacher", str(teacher), "--data", str(data), "-o",
+    res = cli_runner().invoke(app, ["distill", "--teacher", str(teacher), "--data", str(data), "-o",
                                    str(tmp_path / "s.pt")])
     assert res.exit_code == 1 and "trained with other classes" in res.output and "Traceback" not in res.output
-    res = CliRunner().invoke(app, ["distill", "--teacher", str(teacher), "--data", str(data), "--alpha", "2"])
+    res = cli_runner().invoke(app, ["distill", "--teacher", str(teacher), "--data", str(data), "--alpha", "2"])
     assert res.exit_code == 1 and "--alpha 2" in res.output
 
 
 def test_cli_distill_json(data, hole_teacher, tmp_path):
-    res = CliRunner().invoke(app, ["distill", "--teacher", hole_teacher, "--data", str(data), "--preset", "fast",
+    res = cli_runner().invoke(app, ["distill", "--teacher", hole_teacher, "--data", str(data), "--preset", "fast",
                                    "--width-mult", "0.002", "-o", str(tmp_path / "s.pt"), "--threads", "2", "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
@@ -125,11 +125,11 @@ def test_gradient_accumulation_equals_the_larger_batch(data, tmp_path):
 
 
 def test_warmup_dropout_accum_options_on_the_cli(data, tmp_path):
-    res = CliRunner().invoke(app, ["train", "--data", str(data), "--preset", "fast", "-o", str(tmp_path / "m.pt"),
+    res = cli_runner().invoke(app, ["train", "--data", str(data), "--preset", "fast", "-o", str(tmp_path / "m.pt"),
                                    "--width-mult", "0.002", "--warmup-epochs", "5", "--dropout", "0.7",
                                    "--accum-steps", "2", "--threads", "2", "--json"])
     assert res.exit_code == 0, res.output
     settings = json.loads(res.stdout)["settings"]
     assert settings["warmup_epochs"] == 5 and settings["dropout"] == 0.7 and settings["accum_steps"] == 2
-    res = CliRunner().invoke(app, ["train", "--data", str(data), "--accum-steps", "0"])
+    res = cli_runner().invoke(app, ["train", "--data", str(data), "--accum-steps", "0"])
     assert res.exit_code == 1 and "--accum-steps 0" in res.output

@@ -122,7 +122,10 @@ def test_folder_run_writes_complete_jsonl_and_reports_accuracy(tmp_path, engine)
         assert record["top_class"] == record["truth"] == os.path.basename(os.path.dirname(record["source"]))
         assert record["defect"] == (record["truth"] != "ok")
         assert 0.5 < record["confidence"] <= 1.0
-        assert set(record["latency_ms"]) == {"capture", "preprocess", "queue", "infer", "postprocess", "sink"}
+        # stages, plus the cumulative capture start -> verdict (the station's latency, issue 14)
+        assert set(record["latency_ms"]) == {"capture", "preprocess", "queue", "infer", "postprocess", "sink",
+                                             "verdict"}
+        assert record["latency_ms"]["verdict"] >= record["latency_ms"]["infer"]
         assert isinstance(record["timestamp"], float)
     assert {(r["width"], r["height"]) for r in records} == {(64, 48), (300, 90)}
     side = json.loads((tmp_path / "verdicts.jsonl.json").read_text())

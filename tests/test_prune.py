@@ -4,7 +4,7 @@ that rebuilds from its own widths (export, evaluate), records its parent, fine-t
 import json
 
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnxruntime")
@@ -91,7 +91,7 @@ def test_se_and_depthwise_are_refused(tmp_path):
     for arch in ("alexnet-se", "alexnet-dw"):
         path = tmp_path / f"{arch}.pt"
         save_checkpoint(str(path), build_model(arch, 3, widths=TINY_WIDTHS), LABELS, Preprocess())
-        res = CliRunner().invoke(app, ["prune", str(path), "--keep", "0.5", "-o", str(tmp_path / "o.pt")])
+        res = cli_runner().invoke(app, ["prune", str(path), "--keep", "0.5", "-o", str(tmp_path / "o.pt")])
         assert res.exit_code == 1 and "structured pruning supports only" in res.output
         assert "Traceback" not in res.output
 
@@ -99,12 +99,12 @@ def test_se_and_depthwise_are_refused(tmp_path):
 def test_cli_prune_json_and_errors(tmp_path):
     parent = tmp_path / "p.pt"
     save_checkpoint(str(parent), build_model("alexnet-v1", 3, widths=TINY_WIDTHS), LABELS, Preprocess())
-    res = CliRunner().invoke(app, ["prune", str(parent), "--keep", "0.5", "-o", str(tmp_path / "s.pt"), "--json"])
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "-o", str(tmp_path / "s.pt"), "--json"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.stdout)
     assert out["parameters_after"] < out["parameters_before"] and out["arch"] == "alexnet-v1"
     for args, message in ((["--keep", "0"], "kept fraction"), (["--keep", "0.5", "--fine-tune-epochs", "1"], "needs training data")):
-        res = CliRunner().invoke(app, ["prune", str(parent), "-o", str(tmp_path / "t.pt")] + args)
+        res = cli_runner().invoke(app, ["prune", str(parent), "-o", str(tmp_path / "t.pt")] + args)
         assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
 
 

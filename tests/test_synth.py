@@ -5,7 +5,7 @@ import os
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
+from conftest import cli_runner
 
 from edgealex.cli.main import app
 from edgealex.errors import EdgeAlexError
@@ -169,7 +169,7 @@ def test_bad_parameters_are_user_errors(tmp_path):
 
 
 def test_cli_synth(tmp_path):
-    runner = CliRunner()
+    runner = cli_runner()
     out = tmp_path / "cli"
     result = runner.invoke(app, ["data", "synth", "-o", str(out), "--per-class", "4", "--size", "64", "--json"])
     assert result.exit_code == 0, result.output
@@ -210,6 +210,6 @@ def test_hard_dataset_records_its_difficulty(tmp_path):
     normal = synthesize(str(tmp_path / "normal"), per_class=4, size=64, workers=1)
     assert hard.params["difficulty"] == "hard" and "difficulty" not in normal.params
     assert hard.data_hash != normal.data_hash
-    res = CliRunner().invoke(app, ["data", "synth", "-o", str(tmp_path / "x"), "--per-class", "4", "--size", "64",
+    res = cli_runner().invoke(app, ["data", "synth", "-o", str(tmp_path / "x"), "--per-class", "4", "--size", "64",
                                    "--difficulty", "extreme"])
     assert res.exit_code == 1 and "unknown difficulty" in res.output

@@ -14,6 +14,7 @@ service. Files are read below ``root`` (``/`` on a real machine) so tests can us
 """
 
 import glob
+import importlib
 import os
 import platform
 import re
@@ -39,10 +40,20 @@ def _read(root, rel):
         return None
 
 
+def _metadata():
+    """``importlib.metadata`` (Python >= 3.8), else the ``importlib_metadata`` backport (click pulls it in
+    on 3.6/3.7), else None. Imported by name so that the device side still parses on Python 3.6."""
+    for name in ("importlib.metadata", "importlib_metadata"):
+        try:
+            return importlib.import_module(name)
+        except ImportError:
+            continue
+    return None
+
+
 def _dist_version(names):
-    try:
-        from importlib import metadata
-    except ImportError:  # Python < 3.8
+    metadata = _metadata()
+    if metadata is None:
         return None
     for name in names:
         try:
@@ -89,7 +100,8 @@ def nvpmodel(root="/", target=None, run_commands=True):
             return {"id": ident, "name": name, "source": "/var/lib/nvpmodel/status"}
     if run_commands and root == "/" and shutil.which("nvpmodel"):
         try:
-            out = subprocess.run(["nvpmodel", "-q"], capture_output=True, text=True, timeout=5).stdout
+            out = subprocess.run(["nvpmodel", "-q"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 universal_newlines=True, timeout=5).stdout
         except (OSError, subprocess.SubprocessError):
             return None
         m = re.search(r"NV Power Mode:\s*(\S+)\s*\n\s*(\d+)", out)

@@ -32,7 +32,9 @@ from edgealex.artifacts import ensure_dir
 from edgealex.bench import energy as E
 from edgealex.bench.result import RunRecord, session_stamp, unique_run_id, write_power_csv, write_trace_csv
 from edgealex.bench.stats import latency_stats, summarize
+from edgealex.engine import EngineRecord, check_batch
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import is_quiet, logger
 
 MODES = ("engine", "loop", "compare")
@@ -96,12 +98,15 @@ class BenchOptions:
             raise EdgeAlexError("--mode " + str(self.mode), "unknown mode", "use one of " + ", ".join(MODES))
         if self.iterations is not None and self.iterations < 1:
             raise EdgeAlexError("--iterations", "must be at least 1", "pass --iterations N with N >= 1")
-        if self.iterations is None and not self.duration_s > 0:
-            raise EdgeAlexError("--duration", "must be positive", "pass --duration SECONDS or --iterations N")
+        if self.iterations is None:
+            self.duration_s = check_float("--duration", self.duration_s, low=0, low_open=True, example="10")
         if self.warmup_iters is not None and self.warmup_iters < 0:
             raise EdgeAlexError("--warmup-iters", "must not be negative", "pass 0 to skip the warm-up")
-        if self.warmup_s < 0 or self.idle_s < 0:
-            raise EdgeAlexError("--warmup/--idle", "must not be negative", "pass 0 to skip")
+        self.warmup_s = check_float("--warmup", self.warmup_s, low=0, example="2")
+        self.idle_s = check_float("--idle", self.idle_s, low=0, example="10")
+        self.meter_offset_s = check_float("--meter-offset", self.meter_offset_s, example="0")
+        self.power_interval_s = check_float("--power-interval-ms", self.power_interval_s, low=0, low_open=True,
+                                            allow_none=True, example="0.1")
         for b in self.batches:
             if b < 1:
                 raise EdgeAlexError("--batch", f"batch sizes must be >= 1, got {b}", "e.g. --batch 1,2,4,8")
@@ -349,6 +354,7 @@ def engine_subjects(engines, runner_options):
 def baseline_subjects(options, engines, model_info):
     """Baselines for compare mode, and (name, reason) for those that cannot run here."""
     from edgealex._optional import available
+    from edgealex._sides import workstation_python_problem
     from edgealex.bench.baselines import BASELINES, BareOrtRunner, TorchRunner, check_baseline_names, torch_model_fn
 
     names = list(options.baselines or ())
@@ -376,6 +382,10 @@ def baseline_subjects(options, engines, model_info):
                     "precision": "fp32", "device": "cpu", "target": None, "sidecar": None,
                     "note": "onnxruntime.InferenceSession(path) with default options"}
             subjects.append(Subject("onnxruntime-bare-fp32", lambda b, _p=onnx: BareOrtRunner(_p), info, "baseline"))
+            continue
+        problem = workstation_python_problem()
+        if problem is not None:  # the PyTorch models are workstation code (edgealex._sides)
+            skipped.append((name, "PyTorch (workstation code) " + problem))
             continue
         if not available("torch"):
             skipped.append((name, "PyTorch is not installed (pip install 'edgealex[export]')"))
@@ -580,9 +590,14 @@ def run_bench(engines, options, out_dir, skipped=None):
     for path in engines:
         if not os.path.isfile(str(path)):
             raise EdgeAlexError(str(path), "the engine does not exist", "build it with `edgealex build`")
+    subjects = engine_subjects(engines, options.runner_options)
+    for subject in subjects:  # a batch outside an engine's profile is refused before anything runs
+        if options.batches and subject.engine.get("sidecar"):
+            record = EngineRecord.from_dict(subject.engine["sidecar"], source=subject.engine["path"] + ".json")
+            for b in options.batches:
+                check_batch(record, b)
     out_dir = ensure_dir(out_dir, "results folder")
     target = _resolve_target(options.target)
-    subjects = engine_subjects(engines, options.runner_options)
     session = BenchSession(out_dir)
     session.skipped = list(skipped or [])
     if options.mode == "compare":

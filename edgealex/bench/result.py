@@ -17,13 +17,14 @@ trtexec traces imported with :func:`import_trtexec_times` keep all their own col
 import csv
 import datetime
 import io
+import math
 import os
 import re
 import traceback
 
 import numpy as np
 
-from edgealex.artifacts import now_iso, read_json, write_json_atomic, write_text_atomic
+from edgealex.artifacts import now_iso, read_json, read_sidecar, write_json_atomic, write_text_atomic
 from edgealex.bench.energy import counter_to_power
 from edgealex.errors import EdgeAlexError
 
@@ -190,20 +191,50 @@ def read_trace_csv(path):
     return np.asarray(out)
 
 
+_NUMERIC_SECTIONS = ("throughput", "latency_ms", "compare")
+_NUMERIC_POWER = ("_w", "_mj", "mj_", "_j", "_s", "_hz", "samples", "fraction")
+
+
 def load_result(path):
-    """A bench result JSON, checked (artifact, schema).
+    """A bench result JSON, checked at the boundary before anything formats a figure of it.
+
+    The envelope goes through :func:`edgealex.artifacts.validate_sidecar` (an object, artifact
+    "bench-result", an integer schema this edgealex reads); every figure of ``throughput``,
+    ``latency_ms``, ``compare`` and the numeric ``power`` fields must be a finite number or null,
+    and ``batch`` a positive integer or null.
 
     Raises:
-        EdgeAlexError: not a bench result, or written by a newer edgealex.
+        EdgeAlexError: not a bench result, written by a newer edgealex, or a figure that is a
+            string, a boolean or not finite (the report then lists the file as skipped).
     """
-    data = read_json(path, "benchmark result")
-    if not isinstance(data, dict) or data.get("artifact") != ARTIFACT:
-        raise EdgeAlexError(path, "not an edgealex benchmark result (artifact={!r})".format(
-            data.get("artifact") if isinstance(data, dict) else None),
-            "pass the <run>.json files written by `edgealex bench`")
-    if int(data.get("schema", 0)) > SCHEMA_VERSION:
-        raise EdgeAlexError(path, "written by a newer edgealex (schema {})".format(data.get("schema")),
-                            "upgrade edgealex to read it")
+    fix = "pass the <run>.json files written by `edgealex bench` (re-run it if the file was edited)"
+    data = read_sidecar(path, "benchmark result", artifact=ARTIFACT, schema_max=SCHEMA_VERSION,
+                        require_sha256=False, fix=fix)
+
+    def figure(where, value):
+        if value is None:
+            return
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            raise EdgeAlexError(path, f"{where} is {value!r}, not a number", fix)
+
+    for section in _NUMERIC_SECTIONS:
+        block = data.get(section)
+        if block is None:
+            continue
+        if not isinstance(block, dict):
+            raise EdgeAlexError(path, f"{section} is {block!r}, not an object", fix)
+        for key, value in block.items():
+            if not isinstance(value, (dict, list)) and not (section == "compare" and key == "baseline_run"):
+                figure(f"{section}.{key}", value)
+    power = data.get("power")
+    if power is not None and not isinstance(power, dict):
+        raise EdgeAlexError(path, f"power is {power!r}, not an object", fix)
+    for key, value in (power or {}).items():
+        if any(part in key for part in _NUMERIC_POWER) and not isinstance(value, (dict, list)):
+            figure(f"power.{key}", value)
+    batch = data.get("batch")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
+        raise EdgeAlexError(path, f"batch is {batch!r}, not a positive integer", fix)
     data["_path"] = os.path.abspath(path)
     return data
 

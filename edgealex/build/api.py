@@ -23,11 +23,13 @@ from typing import List, Optional
 from packaging.version import Version
 
 from edgealex._optional import available, require
-from edgealex.artifacts import atomic_path, ensure_dir, environment_summary, read_json, sha256_file, sidecar_path, write_json_atomic
+from edgealex.artifacts import (atomic_path, ensure_dir, environment_summary, read_sidecar, sha256_file, sidecar_path,
+                                write_json_atomic)
 from edgealex.build.buildlog import read_layer_placement
-from edgealex.build.calibinput import choose_for_ort, choose_for_tensorrt, read_calib_arg
+from edgealex.build.calibinput import check_cache_coverage, choose_for_ort, choose_for_tensorrt, read_calib_arg
 from edgealex.build.ort import DEFAULT_ORT_INT8, build_ort_engine, cpu_facts
-from edgealex.build.plan import features_for_version, int8_source_preference, make_plan, probe_features
+from edgealex.build.plan import (batch_profile, features_for_version, int8_source_preference, make_plan,
+                                 probe_features)
 from edgealex.build.trtexec import (JETPACK_TRTEXEC, find_trtexec, format_command, run_trtexec, selected_device,
                                     trtexec_command, trtexec_version)
 from edgealex.engine import EngineRecord, engine_name
@@ -156,7 +158,7 @@ def choose_builder(builder, target, print_trtexec=False):
 
 def build_engine(onnx_path, target=None, precision=None, dla_core=None, gpu_fallback=True, calib=None,
                  workspace_mib=None, timing_cache=None, builder=DEFAULT_BUILDER, out_dir=DEFAULT_OUT_DIR,
-                 force_int8=False, print_trtexec=False, ort_int8=DEFAULT_ORT_INT8):
+                 force_int8=False, print_trtexec=False, ort_int8=DEFAULT_ORT_INT8, max_batch=None, opt_batch=None):
     """Build an engine from an ONNX model for a target.
 
     Args:
@@ -177,6 +179,10 @@ def build_engine(onnx_path, target=None, precision=None, dla_core=None, gpu_fall
             Defaults to False.
         ort_int8 (str): ONNX Runtime INT8 model: "auto" (ORT's own INT8 model when the calibration
             has one, about 20% faster on CPU, else the Q/DQ model), "native" or "qdq". Defaults to "auto".
+        max_batch (int or None): largest batch of a dynamic-batch ONNX (the optimization profile's
+            max; ONNX Runtime engines refuse larger batches too). Defaults to 8
+            (:data:`edgealex.build.plan.DEFAULT_MAX_BATCH`).
+        opt_batch (int or None): batch TensorRT optimizes for. Defaults to ``max_batch``.
 
     Returns:
         BuildResult: paths, record, plan, command, warnings.
@@ -195,9 +201,14 @@ def build_engine(onnx_path, target=None, precision=None, dla_core=None, gpu_fall
     precision = precision or tgt.default_precision
     warnings = list(tgt.check_precision(precision, force=force_int8))
     info = _model_info(onnx_path)
+    tgt.check_opset(info.opset, onnx_path)
     input_shape = [d if isinstance(d, int) and d > 0 else None for d in info.input_shape]
     static = all(d is not None for d in input_shape)
     tgt.check_dla(dla_core, precision, static_shapes=static)
+    profile = batch_profile(input_shape, max_batch, opt_batch)
+    if profile is not None:
+        logger.info("dynamic batch: optimization profile min %d / opt %d / max %d", profile["min"], profile["opt"],
+                    profile["max"])
     if dla_core is None and not gpu_fallback:
         warnings.append("--no-gpu-fallback only applies to DLA builds (--dla N); ignored")
     if workspace_mib is not None and int(workspace_mib) <= 0:
@@ -219,7 +230,7 @@ def build_engine(onnx_path, target=None, precision=None, dla_core=None, gpu_fall
                        input_shape=input_shape, static=static, dla_core=dla_core, gpu_fallback=gpu_fallback,
                        offer=offer, workspace_mib=workspace_mib, timing_cache=timing_cache, out_dir=str(out_dir),
                        builder=chosen, reason=reason, warnings=warnings, started=started,
-                       explicit_target=target is not None)
+                       explicit_target=target is not None, batch_profile=profile)
     if chosen == "ort":
         result = _build_ort(context, ort_int8)
     else:
@@ -249,10 +260,22 @@ class _Context:
     warnings: list
     started: float
     explicit_target: bool
+    batch_profile: Optional[dict] = None
 
     @property
     def stem(self):
         return os.path.splitext(os.path.basename(self.onnx_path))[0]
+
+
+def _left_out(cache_path):
+    """Tensor names the calibration recorded as left out of a cache (its sidecar), else ()."""
+    side = sidecar_path(cache_path)
+    if not os.path.isfile(side):
+        return ()
+    data = read_sidecar(side, "calibration cache sidecar", artifact="trt-calibration-cache",
+                        fix="re-run `edgealex calibrate`")
+    left = data.get("left_out") or []
+    return tuple(str(name) for name in left) if isinstance(left, list) else ()
 
 
 def _model_info(onnx_path):
@@ -263,12 +286,12 @@ def _model_info(onnx_path):
         return read_model_info(onnx_path, allow_default=True)
     side = sidecar_path(onnx_path)
     if os.path.isfile(side):
-        data = read_json(side, "ONNX sidecar")
-        if isinstance(data, dict) and data.get("artifact") == "onnx" and isinstance(data.get("model"), dict):
-            if data.get("sha256") and data["sha256"] != sha256_file(onnx_path):
-                raise EdgeAlexError(side, "belongs to another version of the ONNX (sha256 differs)",
-                                    "re-export, or install onnx (pip install onnx) to read the model's own metadata")
-            return ModelInfo.from_dict(data["model"])
+        data = read_sidecar(side, "ONNX sidecar", artifact="onnx", fields={"model": dict},
+                            fix="re-export the model with `edgealex export`")
+        if data["sha256"] != sha256_file(onnx_path):
+            raise EdgeAlexError(side, "belongs to another version of the ONNX (sha256 differs)",
+                                "re-export, or install onnx (pip install onnx) to read the model's own metadata")
+        return ModelInfo.from_dict(data["model"])
     raise EdgeAlexError(onnx_path, "cannot read the model's labels and preprocessing: the onnx package is not "
                         "installed and there is no export sidecar next to it",
                         "pip install onnx, or keep the .onnx.json written by `edgealex export` next to the model")
@@ -317,7 +340,7 @@ def _build_ort(ctx, ort_int8):
         backend="ort", precision=ctx.precision, device="cpu", target=tgt.name, model=ctx.info.to_dict(),
         onnx_sha256=ctx.onnx_sha256, input_shape=ctx.input_shape, builder="ort", backend_version=version,
         device_name="cpu", soc=tgt.soc, calibration=choice.to_record() if choice else None,
-        flags=[], environment=environment,
+        flags=[], environment=environment, batch_profile=ctx.batch_profile,
     )
     # The engine IS the model file (hard link or copy), so its hash is already known.
     record.sha256 = model_sha256
@@ -366,10 +389,15 @@ def _build_tensorrt(ctx, print_only=False):
     if ctx.precision == "int8" and ctx.offer is not None:
         preference = int8_source_preference(version, dla=dla, features=features)
         choice = choose_for_tensorrt(ctx.offer, preference, version_number, version, target_name=tgt.name)
+        if choice.kind == "cache" and available("onnx"):
+            check_cache_coverage(choice.path, ctx.onnx_path, _left_out(choice.path))
+        elif choice.kind == "cache":
+            ctx.warnings.append("the onnx package is not installed: the calibration cache's tensor names were not "
+                                "checked against the model")
     plan = make_plan(version, ctx.precision, dla_core=ctx.dla_core, gpu_fallback=ctx.gpu_fallback,
                      workspace_mib=ctx.workspace_mib or tgt.workspace_mib,
                      int8_source=choice.kind if choice else None, fast_fp16=tgt.fast_fp16,
-                     timing_cache=ctx.timing_cache is not None, features=features)
+                     timing_cache=ctx.timing_cache is not None, features=features, batch_profile=ctx.batch_profile)
     for text in plan.decisions:
         logger.debug("plan: %s", text)
     warnings = ctx.warnings + plan.warnings
@@ -400,10 +428,10 @@ def _build_tensorrt(ctx, print_only=False):
 
     record = EngineRecord(
         backend="tensorrt", precision=ctx.precision, device=plan.device, target=tgt.name, model=ctx.info.to_dict(),
-        onnx_sha256=ctx.onnx_sha256, input_shape=shape, builder=ctx.builder, backend_version=version,
+        onnx_sha256=ctx.onnx_sha256, input_shape=list(ctx.input_shape), builder=ctx.builder, backend_version=version,
         dla_core=ctx.dla_core, gpu_fallback=plan.gpu_fallback, cuda_version=tgt.cuda, device_name=tgt.soc or "",
         soc=tgt.soc, calibration=choice.to_record() if choice else None,
-        flags=list(plan.network_flags) + list(plan.builder_flags),
+        flags=list(plan.network_flags) + list(plan.builder_flags), batch_profile=ctx.batch_profile,
     )
     calib_cache_out = None
     if choice is not None and choice.kind == "images":

@@ -15,7 +15,8 @@ import os
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
-from edgealex.artifacts import sha256_file
+from edgealex.artifacts import read_sidecar, sha256_file, sidecar_path
+from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
 
 CALIBRATION_JSON = "calibration.json"
@@ -117,7 +118,20 @@ def read_calib_arg(calib, onnx_sha256):
         return _read_output_dir(calib_dir, calib, onnx_sha256)
     if os.path.isfile(calib):
         cache = read_cache(calib)
-        return CalibrationOffer(source=calib, kind="cache", caches={int(cache.version_number): calib})
+        side = sidecar_path(calib)
+        record = {}
+        if os.path.isfile(side):
+            record = read_sidecar(side, "calibration cache sidecar", artifact="trt-calibration-cache",
+                                  fields={"calibration": dict}, fix="re-run `edgealex calibrate`")
+            if record["sha256"] != sha256_file(calib):
+                raise EdgeAlexError(calib, f"does not match its sidecar {os.path.basename(side)} (sha256 differs)",
+                                    "the cache was edited or replaced; re-run `edgealex calibrate`")
+            owner = record["calibration"].get("source_model_sha256")
+            if owner != onnx_sha256:
+                raise EdgeAlexError(calib, "this calibration cache was made for another model (its sidecar records "
+                                    f"model sha256 {str(owner)[:12]}, the ONNX being built is {onnx_sha256[:12]})",
+                                    "run `edgealex calibrate` on this ONNX and pass its cache or output folder")
+        return CalibrationOffer(source=calib, kind="cache", caches={int(cache.version_number): calib}, record=record)
     if os.path.isfile(os.path.join(calib, CALIBRATION_JSON)):
         return _read_output_dir(calib, calib, onnx_sha256)
     return CalibrationOffer(source=calib, kind="images", images=calib)
@@ -202,6 +216,76 @@ def choose_for_tensorrt(offer, preference, version_number, trt_version, target_n
     raise EdgeAlexError(offer.source, "has {} but this INT8 build needs {}".format(
         offer.describe(), " or ".join(wanted[k] for k in preference)),
         calibrate + (", or pass an image folder to calibrate on the device" if "images" in preference else ""))
+
+
+def model_tensor_names(onnx_path, with_outputs=False):
+    """Float tensors of an ONNX graph that an implicit-INT8 build needs a range for.
+
+    The graph inputs and every node output whose inferred element type is float/float16 (or
+    unknown); initializers (weights) are not activations. TensorRT's ONNX parser names its tensors
+    after these ONNX value names, which is what a calibration cache is keyed by (facts §2.3).
+
+    Returns:
+        list[str]: the names in graph order (and, with ``with_outputs``, the set of graph outputs).
+    """
+    onnx = require("onnx", "checking a calibration cache against the model")
+    from edgealex.modelinfo import load_onnx
+
+    model = load_onnx(onnx_path)
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # inference is only used to skip integer tensors
+        pass
+    graph = model.graph
+    types = {v.name: v.type.tensor_type.elem_type for v in list(graph.value_info) + list(graph.output) + list(graph.input)}
+    floats = (0, onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
+    weights = {t.name for t in graph.initializer}
+    names = [i.name for i in graph.input if i.name not in weights]
+    for node in graph.node:
+        if node.op_type in ("Constant", "Shape", "Size", "ConstantOfShape"):
+            continue
+        names.extend(o for o in node.output if o and types.get(o, 0) in floats)
+    if with_outputs:
+        return names, {o.name for o in graph.output}
+    return names
+
+
+def check_cache_coverage(cache_path, onnx_path, left_out=()):
+    """Refuse a calibration cache whose tensor names do not fit the model being built.
+
+    Every cache entry must name a tensor of the model (a cache of another model names tensors this
+    one lacks), and every float tensor of the model must have a range (TensorRT would run the layers
+    around a tensor without one in FP32/FP16, facts §2.4), except the graph outputs (kept in float)
+    and the tensors the calibration itself left out (zero range; ``left_out`` from the cache sidecar).
+
+    Args:
+        cache_path (str): TensorRT calibration cache.
+        onnx_path (str): the ONNX the build parses.
+        left_out (sequence): tensor names the calibration recorded as left out.
+
+    Raises:
+        EdgeAlexError: naming the cache entries the model lacks and the model tensors without a range.
+    """
+    from edgealex.calib.cache import read_cache
+
+    scales = read_cache(cache_path).scales
+    tensors, outputs = model_tensor_names(onnx_path, with_outputs=True)
+    known = set(tensors)
+    foreign = [name for name in scales if name not in known]
+    # graph outputs may go without a range: the logits (or an appended softmax) stay in float
+    missing = [name for name in tensors if name not in scales and name not in set(left_out) and name not in outputs]
+    if not foreign and not missing:
+        return
+    parts = []
+    if foreign:
+        parts.append("{} of its {} tensor names are not in the model ({})".format(
+            len(foreign), len(scales), ", ".join(foreign[:6]) + (" ..." if len(foreign) > 6 else "")))
+    if missing:
+        parts.append("{} of the model's {} tensors have no range ({})".format(
+            len(missing), len(tensors), ", ".join(missing[:6]) + (" ..." if len(missing) > 6 else "")))
+    raise EdgeAlexError(cache_path, "the calibration cache does not belong to {}: {}".format(
+        os.path.basename(onnx_path), "; ".join(parts)),
+        "run `edgealex calibrate` on this ONNX and pass its output folder or cache")
 
 
 def choose_for_ort(offer, ort_int8="auto"):

@@ -183,6 +183,8 @@ class BuildPlan:
         timing_cache (bool): load and save a timing cache.
         profiling_verbosity (str or None): "DETAILED" where it exists.
         progress (str): "monitor" (TensorRT's IProgressMonitor) or "spinner".
+        batch_profile (dict or None): ``{"min", "opt", "max"}`` batch sizes of the optimization
+            profile of a dynamic-batch ONNX (:func:`batch_profile`); None for a static batch.
         build_call (str): always "build_serialized_network".
         parse_call (str): always "parse_from_file".
         features (dict): the :class:`TrtFeatures` the plan was derived from.
@@ -209,6 +211,7 @@ class BuildPlan:
     timing_cache: bool
     profiling_verbosity: Optional[str]
     progress: str
+    batch_profile: Optional[dict] = None
     build_call: str = "build_serialized_network"
     parse_call: str = "parse_from_file"
     features: dict = field(default_factory=dict)
@@ -224,7 +227,7 @@ class BuildPlan:
 
 
 def make_plan(trt_version, precision, dla_core=None, gpu_fallback=True, workspace_mib=1024,
-              int8_source=None, fast_fp16=True, timing_cache=False, features=None):
+              int8_source=None, fast_fp16=True, timing_cache=False, features=None, batch_profile=None):
     """Decide how to build an engine with a given TensorRT.
 
     Args:
@@ -240,6 +243,7 @@ def make_plan(trt_version, precision, dla_core=None, gpu_fallback=True, workspac
             Defaults to True.
         timing_cache (bool): a timing cache file is used. Defaults to False.
         features (TrtFeatures or None): probed features; None takes the table for the version.
+        batch_profile (dict or None): from :func:`batch_profile`; None for a static batch.
 
     Returns:
         BuildPlan: the plan.
@@ -319,6 +323,13 @@ def make_plan(trt_version, precision, dla_core=None, gpu_fallback=True, workspac
         if feats.strongly_typed_only:
             warnings.append(f"DLA on {tag} needs JetPack 7.2.2+ on AGX Orin (11.0-11.3 have no DLA; facts §3.5)")
 
+    if batch_profile is not None:
+        if on_dla:
+            raise EdgeAlexError("--dla-core", "DLA does not support dynamic shapes (the ONNX has a dynamic batch)",
+                                "export the model with a static batch (edgealex export --batch N, without "
+                                "--dynamic-batch) for a DLA build")
+        decisions.append("optimization profile: batch min {min} / opt {opt} / max {max}".format(**batch_profile))
+
     if timing_cache and not feats.timing_cache:
         raise EdgeAlexError("--timing-cache", f"{tag} has no timing cache API", "leave out --timing-cache")
     if timing_cache:
@@ -331,9 +342,60 @@ def make_plan(trt_version, precision, dla_core=None, gpu_fallback=True, workspac
         builder_flags=builder_flags, strongly_typed=strongly_typed, int8_mode=int8_mode, calibrator=calibrator,
         calibration_source=calibration_source, onnx_input=onnx_input, device_type=device_type,
         timing_cache=bool(timing_cache), profiling_verbosity="DETAILED" if feats.profiling_verbosity else None,
-        progress="monitor" if feats.progress_monitor else "spinner", features=feats.to_dict(),
+        progress="monitor" if feats.progress_monitor else "spinner", batch_profile=batch_profile,
+        features=feats.to_dict(),
         decisions=decisions, warnings=warnings,
     )
+
+
+DEFAULT_MAX_BATCH = 8  # the README's `bench --batch 1,2,4,8` sweep fits the default profile
+
+
+def batch_profile(input_shape, max_batch=None, opt_batch=None):
+    """The batch sizes of the optimization profile for an ONNX input (pure; no TensorRT needed).
+
+    A dynamic batch axis gets ``min 1 / opt / max``: ``max_batch`` defaults to
+    :data:`DEFAULT_MAX_BATCH`, ``opt_batch`` (the size TensorRT tunes its kernels for) to
+    ``max_batch``. A static batch has no profile: ``max_batch``/``opt_batch`` must then equal it.
+
+    Args:
+        input_shape (list): the ONNX input shape, None (or a name) for a dynamic axis.
+        max_batch (int or None): largest batch the engine will take (``--max-batch``).
+        opt_batch (int or None): batch the build optimizes for (``--opt-batch``).
+
+    Returns:
+        dict or None: ``{"min": 1, "opt": o, "max": m}``, or None for a static batch.
+
+    Raises:
+        EdgeAlexError: a batch below 1, opt above max, a dynamic non-batch axis, or --max-batch /
+            --opt-batch on a static-batch ONNX that does not match it.
+    """
+    for option, value in (("--max-batch", max_batch), ("--opt-batch", opt_batch)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            raise EdgeAlexError(option, f"must be a whole number >= 1, got {value!r}", f"e.g. {option} 8")
+    dims = list(input_shape or [])
+    dynamic = [i for i, d in enumerate(dims) if not (isinstance(d, int) and d > 0)]
+    if [i for i in dynamic if i != 0]:
+        raise EdgeAlexError("model input", f"shape {dims} has dynamic non-batch dimensions",
+                            "export the model with a fixed input size (edgealex export --input-size N)")
+    if 0 not in dynamic:
+        static = dims[0] if dims else 1
+        for option, value in (("--max-batch", max_batch), ("--opt-batch", opt_batch)):
+            if value is not None and value != static:
+                raise EdgeAlexError(option, f"{value} but the ONNX has a static batch of {static}",
+                                    "export it with `edgealex export --dynamic-batch` to build a batch range")
+        return None
+    most = max_batch if max_batch is not None else max(DEFAULT_MAX_BATCH, opt_batch or 1)
+    opt = opt_batch if opt_batch is not None else most
+    if opt > most:
+        raise EdgeAlexError("--opt-batch", f"{opt} is above --max-batch {most}", f"pass --opt-batch <= {most}")
+    return {"min": 1, "opt": int(opt), "max": int(most)}
+
+
+def profile_shapes(profile, input_shape):
+    """``(min, opt, max)`` full input shapes of a batch profile (batch axis replaced)."""
+    rest = [int(d) for d in list(input_shape)[1:]]
+    return tuple([int(profile[key])] + rest for key in ("min", "opt", "max"))
 
 
 def int8_source_preference(trt_version, dla=False, features=None):

@@ -18,6 +18,7 @@ import time
 
 from edgealex._optional import require
 from edgealex.artifacts import write_bytes_atomic
+from edgealex.build.plan import profile_shapes
 from edgealex.errors import EdgeAlexError
 from edgealex.log import is_quiet, logger
 
@@ -251,14 +252,18 @@ def build_with_python_api(plan, onnx_path, engine_tmp_path, log_path, input_name
                 config.profiling_verbosity = getattr(trt.ProfilingVerbosity, plan.profiling_verbosity)
 
             shape = [d if isinstance(d, int) and d > 0 else 1 for d in input_shape]
-            if any(not (isinstance(d, int) and d > 0) for d in input_shape):
+            if plan.batch_profile is not None:
+                low, opt, high = profile_shapes(plan.batch_profile, input_shape)
                 profile = builder.create_optimization_profile()
-                profile.set_shape(input_name, shape, shape, shape)
+                profile.set_shape(input_name, low, opt, high)
                 if config.add_optimization_profile(profile) < 0:
                     raise EdgeAlexError(input_name, "TensorRT rejected the optimization profile "
-                                        f"{shape}", f"see {log_path}")
+                                        f"min {low} opt {opt} max {high}", f"see {log_path}")
                 if plan.int8_mode == "calibrator":
-                    config.set_calibration_profile(profile)
+                    # Calibration runs at the calibration profile's opt shape: batch 1, as the calibrator feeds.
+                    calib_profile = builder.create_optimization_profile()
+                    calib_profile.set_shape(input_name, shape, shape, shape)
+                    config.set_calibration_profile(calib_profile)
 
             if plan.device_type == "DLA":
                 if builder.num_DLA_cores <= plan.dla_core:

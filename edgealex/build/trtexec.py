@@ -14,8 +14,9 @@ version (facts §4):
   precision, and ``--stronglyTyped`` is a deprecated no-op there).
 * DLA: ``--useDLACore=N`` and ``--allowGPUFallback``.
 * ``--timingCacheFile=<file>`` reads and updates a timing cache; ``--verbose`` keeps the layer
-  placement in the log; ``--shapes=<input>:1x3x224x224`` only for a dynamic input (trtexec refuses
-  explicit shapes for a static model).
+  placement in the log; a dynamic-batch input gets the plan's optimization profile as
+  ``--minShapes/--optShapes/--maxShapes=<input>:Nx3x224x224`` (facts §4); a static model gets no
+  shape flags (trtexec refuses explicit shapes for it).
 """
 
 import os
@@ -66,7 +67,7 @@ def trtexec_version(trtexec, timeout_s=60):
     """The TensorRT version a trtexec binary belongs to (runs ``trtexec --help``), or None."""
     try:
         proc = subprocess.run([trtexec, "--help"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                              text=True, timeout=timeout_s)
+                              universal_newlines=True, timeout=timeout_s)
     except (OSError, subprocess.SubprocessError) as exc:
         logger.warning("could not run %s --help (%s)", trtexec, exc)
         return None
@@ -122,7 +123,13 @@ def trtexec_command(plan, onnx_path, engine_path, calib_cache=None, timing_cache
             args.append("--allowGPUFallback")
     if timing_cache:
         args.append(f"--timingCacheFile={timing_cache}")
-    if dynamic and input_name and input_shape:
+    if plan.batch_profile is not None and input_name and input_shape:
+        from edgealex.build.plan import profile_shapes
+
+        for flag, shape in zip(("--minShapes", "--optShapes", "--maxShapes"),
+                               profile_shapes(plan.batch_profile, input_shape)):
+            args.append("{}={}:{}".format(flag, input_name, "x".join(str(d) for d in shape)))
+    elif dynamic and input_name and input_shape:
         args.append("--shapes={}:{}".format(input_name, "x".join(str(int(d)) for d in input_shape)))
     if plan.profiling_verbosity:
         args.append("--profilingVerbosity=detailed")

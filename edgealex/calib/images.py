@@ -7,6 +7,7 @@ counted so the report says what happened to the data.
 """
 
 import contextlib
+import os
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
@@ -56,7 +57,14 @@ def _is_palette_png(path):
 
 @contextlib.contextmanager
 def quiet_opencv():
-    """Silence OpenCV's own stderr messages for corrupt files (they are reported as skips)."""
+    """Silence OpenCV's and FFmpeg's own stderr messages while opening or decoding.
+
+    Corrupt files are reported as skips, and a source that cannot open is reported as one user
+    error; the libraries' log lines ("moov atom not found", "[ WARN:0] global cap.cpp ...") would
+    otherwise appear before that line. FFmpeg's level comes from ``OPENCV_FFMPEG_LOGLEVEL``
+    (read by OpenCV's FFmpeg backend; -8 = AV_LOG_QUIET), set unless the user set it.
+    """
+    os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
     cv2 = require("cv2", "image reading")
     logging_mod = getattr(getattr(cv2, "utils", None), "logging", None)
     if logging_mod is None or not hasattr(logging_mod, "setLogLevel"):

@@ -25,13 +25,14 @@ from typing import Dict, Optional
 
 from edgealex._optional import require
 from edgealex.artifacts import (
-    environment_summary, ensure_dir, now_iso, read_json, sha256_file, sidecar_path, write_json_atomic,
+    environment_summary, ensure_dir, now_iso, read_json, read_sidecar, sha256_file, sidecar_path, write_json_atomic,
 )
 from edgealex.calib import ort as calib_ort
 from edgealex.calib.cache import DEFAULT_ALGORITHM, INT8_MAX, resolve_cache_versions, write_cache
 from edgealex.calib.gate import GateResult, evaluate, stack_batch
 from edgealex.calib.images import ReadStats, iter_preprocessed, quiet_opencv
 from edgealex.calib.progress import Progress
+from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError, GateFailed
 from edgealex.imagefolder import load_image_set, manifest, sample_evenly, write_manifest
 from edgealex.log import logger
@@ -131,9 +132,7 @@ def _check_options(method, count, min_agreement):
     if count is not None and count < MIN_CALIBRATION_IMAGES:
         raise EdgeAlexError(f"--count {count}", f"calibration needs at least {MIN_CALIBRATION_IMAGES} images",
                             f"pass --count {MIN_CALIBRATION_IMAGES} or more (a few hundred is typical)")
-    if not (isinstance(min_agreement, (int, float)) and 0.0 <= float(min_agreement) <= 1.0):
-        raise EdgeAlexError(f"--min-agreement {min_agreement}", "must be a fraction between 0 and 1",
-                            "e.g. --min-agreement 0.99 for 99%")
+    check_float("--min-agreement", min_agreement, low=0.0, high=1.0, example="0.99")
 
 
 def _model_input(model, info, path):
@@ -462,7 +461,8 @@ def calibrate(model_path, images, out_dir, count=None, method="entropy", holdout
         write_cache(path, {name: s for name, (s, _) in scales.items()}, number, DEFAULT_ALGORITHM)
         write_json_atomic(sidecar_path(path), {
             "artifact": "trt-calibration-cache", "path": os.path.basename(path), "version_number": number,
-            "algorithm": DEFAULT_ALGORITHM, "tensors": len(scales), "sha256": sha256_file(path),
+            "algorithm": DEFAULT_ALGORITHM, "tensors": len(scales), "left_out": list(left_out),
+            "sha256": sha256_file(path),
             "calibration": provenance, "environment": environment_summary()})
         caches[number] = path
     timings["caches"] = time.perf_counter() - step
@@ -568,9 +568,13 @@ def read_calibration(path):
     path = str(path)
     if os.path.isdir(path):
         path = os.path.join(path, MANIFEST_NAME)
-    data = read_json(path, "calibration manifest")
-    if not isinstance(data, dict) or data.get("artifact") != "calibration":
-        raise EdgeAlexError(path, "is not an edgealex calibration manifest", "point at the folder `edgealex calibrate -o` wrote")
+    data = read_sidecar(path, "calibration manifest", artifact="calibration", require_sha256=False,
+                        fields={"model_sha256": str},
+                        fix="point at the folder `edgealex calibrate -o` wrote, or re-run `edgealex calibrate`")
+    caches = data.get("caches") or {}
+    if not isinstance(caches, dict) or not all(str(k).isdigit() and isinstance(v, str) for k, v in caches.items()):
+        raise EdgeAlexError(path, f"its caches {caches!r} are not {{TensorRT version number: file name}}",
+                            "re-run `edgealex calibrate`")
     folder = os.path.dirname(os.path.abspath(path))
     for key in ("qdq_onnx", "ort_int8_onnx", "ranges_json", "report_json", "report_md", "images_manifest",
                 "holdout_manifest"):

@@ -42,7 +42,10 @@ class VideoFileSource(FrameSource):
 
     def _open_capture(self):
         cv2 = require("cv2", "reading video files")
-        cap = cv2.VideoCapture(self.path)
+        from edgealex.calib.images import quiet_opencv
+
+        with quiet_opencv():
+            cap = cv2.VideoCapture(self.path)
         if not cap.isOpened():
             cap.release()
             raise EdgeAlexError(self.path, "OpenCV cannot open this video (corrupt, truncated or an unsupported codec)",

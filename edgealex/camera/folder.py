@@ -30,10 +30,14 @@ class ImageFolderSource(FrameSource):
         self.target = str(target)
         self.items = []
         self._position = 0
+        self._delivered = 0
+        self._first_error = None
 
     def open_impl(self):
         self.items = list_images(self.target)
         self._position = 0
+        self._delivered = 0
+        self._first_error = None
 
     def close_impl(self):
         self._position = 0
@@ -42,17 +46,25 @@ class ImageFolderSource(FrameSource):
         misses = 0
         while True:
             if self._position >= len(self.items):
+                if not self._delivered and self.items:
+                    # a run over a folder of undecodable files would process 0 frames and "succeed"
+                    what = f"none of its {len(self.items)} image file(s) could be decoded (first: {self._first_error})"
+                    raise EdgeAlexError(self.target, what, "check the files; they may be corrupt or truncated")
                 if not self.loop or misses >= len(self.items):
                     raise EndOfStream()
                 self._position = 0
             path, truth = self.items[self._position]
             self._position += 1
             try:
-                return to_bgr_uint8(read_image(path)), truth, path
+                frame = to_bgr_uint8(read_image(path)), truth, path
             except EdgeAlexError as err:
                 misses += 1
                 self.stats.errors += 1
+                self._first_error = self._first_error or f"{os.path.basename(path)}: {err.what}"
                 self.note_event(f"skipped {path}: {err.what}")
+                continue
+            self._delivered += 1
+            return frame
 
     def describe(self):
         info = super().describe()

@@ -155,7 +155,10 @@ class CameraSource(FrameSource):
         """A working VideoCapture, or None."""
         cv2 = require("cv2", "camera capture")
         what, api, set_props = self._capture_args(cv2)
-        cap = cv2.VideoCapture(what, api)
+        from edgealex.calib.images import quiet_opencv
+
+        with quiet_opencv():
+            cap = cv2.VideoCapture(what, api)
         if not cap.isOpened():
             cap.release()
             return None

@@ -9,6 +9,9 @@ URI                      sink
 ``.mkv`` / ``.mov``      renamed when complete; frames of another size are scaled to the first
 ``verdicts.jsonl``       one JSON object per frame, flushed every 0.2 s and at the end (Ctrl-C
                          leaves every processed frame in the file)
+``http://HOST:PORT``     station sinks: live page, MQTT verdicts, GPIO reject pulse
+``mqtt://HOST/TOPIC``    (:mod:`edgealex.station`)
+``gpio://PIN``
 =======================  ==================================================================
 
 ``file://`` prefixes are accepted. Video and JSONL sinks write a provenance sidecar
@@ -26,6 +29,7 @@ import time
 from edgealex._optional import require
 from edgealex.artifacts import atomic_path, environment_summary, sidecar_path, write_json_atomic
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 
 VIDEO_SINK_FOURCC = {".mp4": "mp4v", ".m4v": "mp4v", ".mov": "mp4v", ".avi": "MJPG", ".mkv": "MJPG"}
@@ -141,13 +145,15 @@ class JsonlSink(FrameSink):
     file when the last flush is ``flush_s`` seconds old or more (a flush per line cost ~45 us of
     CPU per frame, taken from the inference threads on a CPU engine), and close flushes the rest;
     the loop closes its sinks on end of stream, errors and Ctrl-C alike, so only a hard kill can
-    lose verdicts (those written since the last flush).
+    lose verdicts (those written since the last flush). When station sinks ran (``http://``,
+    ``mqtt://``, ``gpio://``), the log ends with one ``{"record": "delivery_ms", ...}`` line holding
+    their delivery latencies (mean/p50/p99 ms) and counters; verdict lines are those with ``frame``.
     """
 
     def __init__(self, path, fsync_every=0, flush_s=0.2):
         self.uri = self.path = str(path)
         self.fsync_every = int(fsync_every)
-        self.flush_s = float(flush_s)
+        self.flush_s = check_float(f"{self.uri} flush_s", flush_s, low=0, example="0.2")
         self._flushed_at = 0.0
         self._handle = None
         self._context = None
@@ -178,6 +184,9 @@ class JsonlSink(FrameSink):
     def close(self, summary=None):
         if self._handle is None:
             return
+        if summary and summary.get("delivery_ms"):  # station sinks ran: one closing latency record (issue 14)
+            self._handle.write(json.dumps({"record": "delivery_ms", "delivery_ms": summary["delivery_ms"],
+                                           "outputs": summary.get("outputs", {})}, separators=(",", ":")) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._handle.close()
@@ -296,6 +305,10 @@ def open_sink(uri):
         return NullSink()
     if lowered.startswith("display://") or lowered == "display":
         return DisplaySink(text)
+    if lowered.startswith(("http://", "mqtt://", "gpio://")):  # the station sinks (issue 14)
+        from edgealex.station import open_station_sink
+
+        return open_station_sink(text)
     path = text[len("file://"):] if lowered.startswith("file://") else text
     suffix = os.path.splitext(path)[1].lower()
     if suffix == ".jsonl":
@@ -303,5 +316,6 @@ def open_sink(uri):
     if suffix in VIDEO_SINK_FOURCC:
         return VideoSink(path)
     raise EdgeAlexError(text, "unsupported sink",
-                        "use null://, display://, a video file ({}) or a .jsonl verdict log".format(
+                        "use null://, display://, http://HOST:PORT, mqtt://HOST:PORT/TOPIC, gpio://PIN, "
+                        "a video file ({}) or a .jsonl verdict log".format(
                             ", ".join(sorted(VIDEO_SINK_FOURCC))))

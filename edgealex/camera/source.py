@@ -36,6 +36,7 @@ from typing import Dict, Optional
 from urllib.parse import parse_qsl, unquote
 
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 from edgealex.preprocess import is_image_file
 
@@ -198,8 +199,7 @@ class FrameSource:
         self.uri = str(uri)
         self.width = int(width) if width else None
         self.height = int(height) if height else None
-        if fps is not None and float(fps) < 0:
-            raise EdgeAlexError(self.uri, f"fps must be >= 0, got {fps}", "use 0 for 'as fast as possible'")
+        fps = check_float(f"{self.uri} fps", fps, low=0, allow_none=True, example="0")
         self.fps = float(fps) if fps else 0.0
         self.loop = bool(loop)
         self.stats = SourceStats()

@@ -1,7 +1,7 @@
 """``synthetic://``: a procedural conveyor belt carrying surface parts with and without defects.
 
 Every frame shows one part filling the centre of a dark belt (so the model's centre crop sees the
-part), rendered by :func:`edgealex.synth.render_sample` in a random flip/rotation. The label of the
+part), rendered by :func:`edgealex.synth.render.render_sample` (numpy + OpenCV only, device side) in a random flip/rotation. The label of the
 part is the frame's ground truth, so a synthetic run reports accuracy. Frames come from a per-label
 pool rendered on first use (rendering one takes ~10-20 ms; a pooled frame costs nothing, so the
 source never slows the loop it feeds): ``pool`` x 5 labels frames, ~2.8 MB each at 1280x720.
@@ -92,13 +92,13 @@ class SyntheticSource(FrameSource):
 
     @property
     def labels(self):
-        """The labels a part can carry (``edgealex.synth.LABELS``)."""
-        from edgealex.synth import LABELS
+        """The labels a part can carry (``edgealex.synth.render.LABELS``)."""
+        from edgealex.synth.render import LABELS
 
         return list(LABELS)
 
     def open_impl(self):
-        from edgealex.synth import DEFECT_LABELS, LABELS
+        from edgealex.synth.render import DEFECT_LABELS, LABELS
 
         self._labels = list(LABELS)
         self._defects = list(DEFECT_LABELS)
@@ -124,7 +124,7 @@ class SyntheticSource(FrameSource):
 
     def _render_frame(self, label, rng):
         """One conveyor frame: the part, in one of the 8 flips/rotations, on the belt."""
-        from edgealex.synth import render_sample
+        from edgealex.synth.render import render_sample
 
         cv2 = require("cv2", "synthetic frames")
         part = render_sample(rng, label, size=self.part_size)

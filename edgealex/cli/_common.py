@@ -30,6 +30,24 @@ def user_errors(func):
     return wrapper
 
 
+def workstation_only(command, func):
+    """Wrap a workstation command so that an older Python is refused in one line before it runs
+    (the check is :func:`edgealex._sides.check_workstation_python`)."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        from edgealex._sides import check_workstation_python
+
+        try:
+            check_workstation_python(command)
+        except EdgeAlexError as err:
+            report_user_error(err)
+            raise typer.Exit(code=1)
+        return func(*args, **kwargs)
+
+    return wrapper
+
+
 def emit_json(obj):
     """Machine-readable output on stdout (one JSON document)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=_default) + "\n")

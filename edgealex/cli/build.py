@@ -25,6 +25,8 @@ def build(
     force_int8: Annotated[bool, typer.Option(help="Build INT8 on a board without fast INT8 (Jetson Nano) anyway.")] = False,
     print_trtexec: Annotated[bool, typer.Option(help="Print the equivalent trtexec command for the target and exit (any machine).")] = False,
     ort_int8: Annotated[str, typer.Option(help="ONNX Runtime INT8 model: auto (ORT's own when calibrated, ~20% faster on CPU), native or qdq.")] = "auto",
+    max_batch: Annotated[Optional[int], typer.Option(help="Dynamic-batch ONNX: largest batch the engine takes (optimization profile max). Default: 8.")] = None,
+    opt_batch: Annotated[Optional[int], typer.Option(help="Dynamic-batch ONNX: batch TensorRT optimizes for. Default: --max-batch.")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
     """Build an engine: TensorRT (Python API or trtexec) on Jetson/GPU, ONNX Runtime on CPU."""
@@ -34,7 +36,8 @@ def build(
         str(model), target=target, precision=precision, dla_core=dla_core, gpu_fallback=gpu_fallback,
         calib=str(calib) if calib else None, workspace_mib=workspace_mib,
         timing_cache=str(timing_cache) if timing_cache else None, builder=builder, out_dir=str(out),
-        force_int8=force_int8, print_trtexec=print_trtexec, ort_int8=ort_int8,
+        force_int8=force_int8, print_trtexec=print_trtexec, ort_int8=ort_int8, max_batch=max_batch,
+        opt_batch=opt_batch,
     )
     if json_out:
         emit_json(result.to_dict())
@@ -49,6 +52,9 @@ def build(
         return
     echo(f"builder: {result.builder} ({result.builder_reason})")
     echo(f"wrote {result.engine_path}")
+    profile = result.record.batch_profile if result.record is not None else None
+    if profile:
+        echo("batch profile: min {min} / opt {opt} / max {max} (run and bench refuse other batch sizes)".format(**profile))
     echo(f"provenance {result.sidecar_path}")
     if result.log_path:
         echo(f"build log {result.log_path}")

@@ -20,7 +20,10 @@ def export(
     labels: Annotated[Optional[Path], typer.Option(help="Labels file, one class per line.")] = None,
     num_classes: Annotated[Optional[int], typer.Option(help="Number of classes (default: labels, checkpoint or 1000).")] = None,
     new_head: Annotated[bool, typer.Option(help="Replace a checkpoint head of another size (e.g. ImageNet 1000) with a fresh one.")] = False,
-    input_size: Annotated[int, typer.Option(help="Input side in pixels.")] = 224,
+    input_size: Annotated[int, typer.Option(help="Input side in pixels (63 or more).")] = 224,
+    interpolation: Annotated[str, typer.Option(help="Resize of the preprocessing: auto (pil-bilinear for torchvision "
+                                                    "weights, else linear), pil-bilinear (torchvision's Resize + "
+                                                    "CenterCrop), linear, area, nearest or cubic.")] = "auto",
     batch: Annotated[int, typer.Option(help="Static batch size (DLA needs static shapes).")] = 1,
     dynamic_batch: Annotated[bool, typer.Option(help="Dynamic batch axis instead of a static one (not for DLA).")] = False,
     opset: Annotated[int, typer.Option(help="ONNX opset. 13 is the newest TensorRT 8.2 (Jetson Nano) parses.")] = 13,
@@ -36,7 +39,7 @@ def export(
         str(output), arch=arch, weights=str(weights) if weights else None,
         labels=read_labels(labels) if labels else None, num_classes=num_classes, new_head=new_head,
         input_size=input_size, batch=batch, dynamic_batch=dynamic_batch, opset=opset, simplify=simplify,
-        seed=seed, lrn=not no_lrn,
+        seed=seed, lrn=not no_lrn, interpolation=None if interpolation == "auto" else interpolation,
     )
     if json_out:
         emit_json(result.to_dict())

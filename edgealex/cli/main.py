@@ -9,6 +9,8 @@ import importlib
 import typer
 
 from edgealex import __version__
+from edgealex._sides import WORKSTATION_COMMANDS
+from edgealex.cli._common import workstation_only
 from edgealex.log import configure
 
 # (name, module, attribute, kind): kind "command" is a function, "group" a typer.Typer sub-app.
@@ -22,11 +24,13 @@ COMMANDS = (
     ("targets", "edgealex.cli.targets", "app", "group"),
     ("doctor", "edgealex.cli.doctor", "doctor", "command"),
     ("dla-check", "edgealex.cli.dla_check", "dla_check", "command"),
+    ("selftest", "edgealex.cli.selftest", "selftest", "command"),
     ("data", "edgealex.cli.data", "app", "group"),
     ("train", "edgealex.cli.train", "train", "command"),
     ("prune", "edgealex.cli.prune", "prune", "command"),
     ("distill", "edgealex.cli.distill", "distill", "command"),
     ("demo", "edgealex.cli.demo", "demo", "command"),
+    ("deploy", "edgealex.cli.deploy", "app", "group"),
 )
 
 app = typer.Typer(
@@ -57,6 +61,8 @@ def _global(
 def _register():
     for name, module_name, attribute, kind in COMMANDS:
         target = getattr(importlib.import_module(module_name), attribute)
+        if name in WORKSTATION_COMMANDS:  # refuse an old Python in one line (edgealex._sides)
+            target = workstation_only(name, target)
         if kind == "group":
             app.add_typer(target, name=name)
         else:

@@ -13,7 +13,8 @@ SOURCE_HELP = ("Frame source URI: synthetic:// (default; ?width=1280&height=720&
                "&count=N), csi://0, v4l2:///dev/video0, /dev/video0, 0, rtsp://..., a video file, an image folder "
                "or a quoted glob. Options go in the query string, e.g. clip.mp4?loop=1&fps=15.")
 SINK_HELP = ("Output, repeatable: out.mp4/.avi (annotated video), verdicts.jsonl (one line per frame), "
-             "display:// (window; q stops), null://.")
+             "display:// (window; q stops), null://; station: http://127.0.0.1:8080 (live page, ?fps=10&token=...), "
+             "mqtt://HOST:1883/TOPIC (verdicts, ?qos=1&only=defect), gpio://PIN?pulse_ms=50 (reject pulse, Jetson).")
 
 
 @user_errors

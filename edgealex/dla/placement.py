@@ -227,7 +227,7 @@ def predict_placement(onnx_path, target, precision=None, trt_version=None):
     Raises:
         EdgeAlexError: the target has no DLA, an unknown precision, or an unreadable model.
     """
-    from edgealex.modelinfo import load_onnx
+    from edgealex.modelinfo import load_onnx, model_opset
     from edgealex.target import PRECISIONS, list_targets, load_target
 
     target = load_target(target)
@@ -240,6 +240,7 @@ def predict_placement(onnx_path, target, precision=None, trt_version=None):
         raise EdgeAlexError("--precision", f"unknown precision {precision!r}", "use fp16 or int8 for DLA")
     version = trt_version or target.tensorrt
     model = load_onnx(onnx_path)
+    target.check_opset(model_opset(model), str(onnx_path))
     return predict_model(model, target, precision, version, model_name=str(onnx_path))
 
 

@@ -5,6 +5,7 @@ opsets 7-13; every newer TensorRT also reads opset 13. The IR version is set to 
 newest one that TensorRT 8.2's bundled protobuf schema knows.
 """
 
+import dataclasses
 import os
 import time
 from dataclasses import dataclass, field
@@ -14,9 +15,9 @@ from edgealex.artifacts import atomic_path, environment_summary, sha256_file, si
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.modelinfo import ModelInfo, attach
-from edgealex.models.alexnet import (build_model, check_arch, head_classes, load_checkpoint, load_weights,
-                                     parameter_count)
-from edgealex.preprocess import Preprocess
+from edgealex.models.alexnet import (build_model, check_arch, check_input_size, export_module, head_classes,
+                                     load_checkpoint, load_weights, parameter_count)
+from edgealex.preprocess import TORCHVISION_INTERPOLATION, Preprocess
 
 DEFAULT_OPSET = 13
 IR_VERSION = 7
@@ -82,7 +83,7 @@ def _resolve_labels(labels, num_classes, checkpoint):
 def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, new_head=False,
                 input_size=224, resize=None, batch=1, dynamic_batch=False, opset=DEFAULT_OPSET,
                 simplify=False, seed=0, lrn=True, parity_samples=PARITY_SAMPLES, preprocess=None,
-                model=None):
+                model=None, interpolation=None):
     """Export an AlexNet to ONNX, check it, and write it atomically with a provenance sidecar.
 
     Args:
@@ -104,6 +105,9 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
         parity_samples (int): random inputs for the ONNX Runtime vs PyTorch check. Defaults to 4.
         preprocess (Preprocess): overrides input_size/resize. Defaults to None.
         model (torch.nn.Module): an already built model (training hands it over). Defaults to None.
+        interpolation (str or None): the preprocessing resize (see :class:`Preprocess`). Defaults
+            to None: an edgealex checkpoint's own, "pil-bilinear" for a plain state_dict of the
+            torchvision layout (``alexnet``: the resize those weights were trained with), else "linear".
 
     Returns:
         ExportResult
@@ -118,6 +122,8 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
         raise EdgeAlexError(output, "the output path is a directory", "pass -o path/to/model.onnx")
     if arch is not None:
         check_arch(arch)
+    if preprocess is None:
+        check_input_size(input_size)
     if batch < 1:
         raise EdgeAlexError(f"--batch {batch}", "batch must be >= 1", "pass --batch 1 (DLA needs static shapes)")
     if not 7 <= opset <= 21:
@@ -136,6 +142,12 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
                             "pass --arch {}".format(checkpoint["arch"]))
     if checkpoint and checkpoint.get("preprocess") and preprocess is None:
         spec = Preprocess.from_dict(checkpoint["preprocess"])
+    elif checkpoint and arch == "alexnet" and preprocess is None and interpolation is None:
+        # torchvision-layout weights saw torchvision's Resize + CenterCrop on PIL images
+        interpolation = TORCHVISION_INTERPOLATION
+    if interpolation is not None:
+        spec = dataclasses.replace(spec, interpolation=interpolation, _cache={})
+    check_input_size(spec.input_size)
     labels = _resolve_labels(labels, num_classes, checkpoint)
     if model is None:
         # a pruned checkpoint carries its own widths (edgealex prune)
@@ -165,7 +177,7 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
     shape = (batch,) + spec.input_shape
     example = torch.randn(*shape, generator=generator)
     with atomic_path(output, "ONNX model") as tmp:
-        _torch_export(torch, model, example, tmp, opset, dynamic_batch)
+        _torch_export(torch, export_module(model, spec.input_size), example, tmp, opset, dynamic_batch)
         proto = onnx.load(tmp)
         proto.ir_version = min(proto.ir_version, IR_VERSION)
         attach(proto, info)

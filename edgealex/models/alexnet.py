@@ -85,14 +85,7 @@ def _classes():
 
         def forward(self, x):
             x = self.features(x)
-            side = int(x.shape[-1])
-            if torch.onnx.is_in_onnx_export() and side < 6 and 6 % side == 0 and int(x.shape[-2]) == side:
-                # inputs below 224 px (e.g. 112 -> 2x2 maps): adaptive 6x6 average pooling of an
-                # s x s map with 6 % s == 0 repeats each cell 6/s times, i.e. nearest upsampling;
-                # PyTorch's exporter refuses adaptive pooling that upsamples, ONNX Resize does it
-                x = F.interpolate(x, scale_factor=6 // side, mode="nearest")
-            else:
-                x = self.avgpool(x)
+            x = self.avgpool(x)
             x = torch.flatten(x, 1)
             return self.classifier(x)
 
@@ -196,6 +189,144 @@ def _classes():
 
     return {"alexnet": AlexNet, "alexnet-v1": AlexNetV1, "alexnet-se": AlexNetSE, "alexnet-dw": AlexNetDW,
             "alexnet-bn": AlexNetBN}
+
+
+MIN_INPUT_SIZE = 63  # the smallest side both archs take: 63 -> conv1 15 -> pool 7 -> pool 3 -> pool 1
+POOL_SIDE = 6  # AdaptiveAvgPool2d((6, 6)) before the classifier
+
+
+def feature_map_side(input_size):
+    """Side of the last feature map (before the 6x6 adaptive pool) for a square input.
+
+    conv1 11x11/4 pad 2, then three 3x3/2 max-pools (the other convolutions keep the size); the
+    same for both archs. 224 -> 6, 256 -> 7, 320 -> 9, 192 -> 5, 63 -> 1.
+    """
+    side = (int(input_size) + 2 * 2 - 11) // 4 + 1
+    for _ in range(3):
+        side = (side - 3) // 2 + 1
+    return side
+
+
+def check_input_size(input_size):
+    """Refuse an input side AlexNet cannot take (below 63 the feature map vanishes).
+
+    Raises:
+        EdgeAlexError: ``input_size`` is not an integer >= 63.
+    """
+    ok = isinstance(input_size, int) and not isinstance(input_size, bool) and input_size >= MIN_INPUT_SIZE
+    if not ok or feature_map_side(input_size) < 1:
+        raise EdgeAlexError(f"--input-size {input_size}", f"AlexNet needs inputs of at least {MIN_INPUT_SIZE} pixels "
+                            "(smaller ones leave no feature map after the three max-pools)",
+                            f"pass --input-size {MIN_INPUT_SIZE} or more (224 is the usual size)")
+    return input_size
+
+
+def fixed_pool(side, out=POOL_SIDE):
+    """(kernel, stride) of the fixed average pool equal to ``AdaptiveAvgPool2d(out)`` on ``side``, or None.
+
+    PyTorch's adaptive bins are ``[floor(i*side/out), ceil((i+1)*side/out))``; they are one fixed
+    window sliding by a fixed stride exactly when ``side % out`` is 0 (kernel = stride = side/out)
+    or 1 (kernel side//out + 1, stride side//out); e.g. 6 -> (1, 1), 7 -> (2, 1), 12 -> (2, 2).
+    """
+    if side < out or side % out not in (0, 1):
+        return None
+    stride = side // out
+    return stride + side % out, stride
+
+
+DLA_MAX_OUTPUT_MAPS = 8192  # DLA convolution output maps in [1, 8192] (TRT 8.2 NvInfer.h, facts §3.4)
+
+
+def export_module(model, input_size):
+    """The module to hand to the ONNX exporter: ``model`` with its adaptive pool made exportable.
+
+    ``AdaptiveAvgPool2d((6, 6))`` exports only where the map divides, and TensorRT 8.2's parser and
+    the DLA take plain convolutions and fixed pools. For the last feature map side ``s`` of this
+    input size:
+
+    * ``s == 6``: the model as is (the pool is the identity);
+    * a fixed equivalent exists (:func:`fixed_pool`, ``s % 6`` is 0 or 1): ``AvgPool2d(k, stride)``;
+    * otherwise the separable bin averages ``out = A X A^T`` (A: 6 x s, row i averages PyTorch's bin
+      ``[floor(i*s/6), ceil((i+1)*s/6))``) become two grouped convolutions without bias - a (s x 1)
+      one giving 6 rows per channel, a (1 x s) one giving 6 columns per row - whose (N, 36*C, 1, 1)
+      output is already in Flatten's (c, i, j) order. To keep every convolution within the DLA's
+      8192 output maps the channels are split into branches (even/odd channels), concatenated on
+      the channel axis, and the first Linear layer's input columns are permuted to match.
+
+    Conv, AvgPool, Concat, Flatten and Gemm are all parsed by TensorRT 8.2 (onnx-tensorrt 8.2
+    operators.md) and are DLA layer types. Parity with PyTorch is checked after every export.
+
+    Args:
+        model (torch.nn.Module): an edgealex AlexNet (``features``, ``avgpool``, ``classifier``).
+        input_size (int): the square input side.
+
+    Returns:
+        torch.nn.Module: an eval-mode module computing the same logits.
+    """
+    torch = require("torch", "ONNX export")
+    side = feature_map_side(input_size)
+    if side == POOL_SIDE:
+        return model
+    pool = fixed_pool(side)
+    if pool is not None:
+        return _Exportable(model, torch.nn.AvgPool2d(kernel_size=pool[0], stride=pool[1]), model.classifier)
+    bins = torch.zeros(POOL_SIDE, side)
+    for i in range(POOL_SIDE):
+        start, end = (i * side) // POOL_SIDE, -(-((i + 1) * side) // POOL_SIDE)
+        bins[i, start:end] = 1.0 / (end - start)
+    channels = model.classifier[1].in_features // (POOL_SIDE * POOL_SIDE)
+    branches = 1
+    while POOL_SIDE * POOL_SIDE * channels // branches > DLA_MAX_OUTPUT_MAPS or channels % branches:
+        branches += 1
+    per = channels // branches
+    convs = []
+    for b in range(branches):
+        rows = torch.nn.Conv2d(channels, POOL_SIDE * per, (side, 1), groups=per, bias=False)
+        cols = torch.nn.Conv2d(POOL_SIDE * per, POOL_SIDE * POOL_SIDE * per, (1, side), groups=POOL_SIDE * per,
+                               bias=False)
+        with torch.no_grad():
+            rows.weight.zero_()  # group g reads input channels g*branches .. +branches-1; keep channel g*branches+b
+            rows.weight[:, b, :, 0] = bins.repeat(per, 1)
+            cols.weight[:, 0, 0, :] = bins.repeat(POOL_SIDE * per, 1)
+        convs.append(torch.nn.Sequential(rows, cols))
+    first = model.classifier[1]
+    linear = torch.nn.utils.skip_init(torch.nn.Linear, first.in_features, first.out_features)
+    with torch.no_grad():
+        # concat index b*36*per + g*36 + r holds flatten index (g*branches + b)*36 + r
+        weight = first.weight.reshape(first.out_features, per, branches, POOL_SIDE * POOL_SIDE)
+        linear.weight.copy_(weight.permute(0, 2, 1, 3).reshape(first.out_features, -1))
+        linear.bias.copy_(first.bias)
+    head = torch.nn.Sequential(linear, *list(model.classifier)[2:])
+    return _Exportable(model, _BranchPool(convs), head)
+
+
+def _BranchPool(convs):
+    torch = require("torch")
+
+    class BranchPool(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.branches = torch.nn.ModuleList(convs)
+
+        def forward(self, x):
+            outs = [branch(x) for branch in self.branches]
+            return outs[0] if len(outs) == 1 else torch.cat(outs, 1)
+
+    return BranchPool()
+
+
+def _Exportable(model, pool, head):
+    torch = require("torch")
+
+    class Exportable(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.features, self.pool, self.head = model.features, pool, head
+
+        def forward(self, x):
+            return self.head(torch.flatten(self.pool(self.features(x)), 1))
+
+    return Exportable().eval()
 
 
 def check_arch(arch):
@@ -341,9 +472,23 @@ def _torch_load(path):
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EdgeAlexError(path, f"cannot load the checkpoint with weights_only=True ({first[:200]})",
+        text = str(exc).strip()
+        reason = _first_sentence(text) or type(exc).__name__
+        if "central directory" in text or "zip archive" in text or isinstance(exc, EOFError):
+            raise EdgeAlexError(path, f"the checkpoint is truncated or not a PyTorch file ({reason})",
+                                "copy or save it again; compare its size with the original")
+        raise EdgeAlexError(path, f"cannot load the checkpoint with weights_only=True ({reason})",
                             "pass a PyTorch state_dict or an edgealex checkpoint (no pickled code)")
+
+
+def _first_sentence(text, limit=240):
+    """The first sentence of an exception text, whole (never cut mid-sentence), at most ``limit`` chars."""
+    line = text.splitlines()[0].strip() if text else ""
+    end = line.find(". ")
+    sentence = line[:end + 1] if end >= 0 else line
+    if len(sentence) > limit:
+        sentence = sentence[:limit].rsplit(" ", 1)[0] + " ..."
+    return sentence.rstrip(".")
 
 
 def load_checkpoint(path):

@@ -13,6 +13,7 @@ from typing import List
 import numpy as np
 
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.preprocess import preprocess
 
 DEFAULT_THRESHOLD = 0.5
@@ -84,9 +85,7 @@ class Classifier:
         if self.model_info is None:
             raise EdgeAlexError("classifier", "no model metadata (labels, preprocessing)",
                                 "pass model_info, or load the engine with edgealex.load()")
-        threshold = float(threshold)
-        if not 0.0 <= threshold <= 1.0:
-            raise EdgeAlexError("--threshold", f"must be between 0 and 1, got {threshold}", "e.g. --threshold 0.5")
+        threshold = check_float("--threshold", threshold, low=0.0, high=1.0, example="0.5")
         self.threshold = threshold
         self.labels = list(self.model_info.labels)
         if defect_classes is None:

@@ -35,7 +35,9 @@ import numpy as np
 
 from edgealex.camera.sink import JsonlSink, SinkItem, StopRequested
 from edgealex.camera.source import EndOfStream
+from edgealex.engine import check_batch
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 from edgealex.log import logger
 from edgealex.pipeline.classify import DEFAULT_THRESHOLD, Classifier
 
@@ -64,6 +66,7 @@ class FrameResult:
         height (int): frame height.
         latency_ms (dict): per-stage latency: capture, preprocess, queue, infer, postprocess, sink.
             In the JSONL line, ``sink`` covers the sinks that ran before the JSONL write.
+            ``verdict`` is cumulative: from the start of the capture to the verdict (ms).
         batch (int): frames in the inference batch this frame was part of.
     """
 
@@ -93,6 +96,15 @@ class FrameResult:
         return data
 
 
+def _thread_cpu_s():
+    """CPU seconds of the calling thread: ``time.thread_time()`` (3.7+) is this clock on Linux; read it
+    directly so the loop runs on Python 3.6. Falls back to process time where there is no thread clock."""
+    clock = getattr(time, "CLOCK_THREAD_CPUTIME_ID", None)
+    if clock is not None:
+        return time.clock_gettime(clock)
+    return time.process_time()
+
+
 def _stats(values):
     if not len(values):
         return {"mean": None, "p50": None, "p99": None}
@@ -109,7 +121,10 @@ class LoopSummary:
     frame's capture to the end of its sinks. ``cpu_ms_per_frame`` is the CPU time of each of the
     three threads (capture, inference, sinks) per processed frame: on a CPU backend they share
     the cores with the engine. ``accuracy`` is None unless the source provides ground
-    truth (synthetic, class folders).
+    truth (synthetic, class folders). With station sinks (:mod:`edgealex.station`),
+    ``delivery_ms`` maps "verdict" (capture start -> verdict) and each such sink ("http", "mqtt",
+    "gpio": capture start -> delivered) to mean/p50/p99/count in ms, and ``outputs`` maps each such
+    sink's URI to its counters (e.g. MQTT sent/dropped); both are empty otherwise.
     """
 
     frames: int = 0
@@ -135,6 +150,10 @@ class LoopSummary:
     engine: dict = field(default_factory=dict)
     events: list = field(default_factory=list)
     cpu_ms_per_frame: Dict[str, float] = field(default_factory=dict)
+    # station sinks (edgealex.station, issue 14): capture -> verdict and capture -> each sink's
+    # delivery (mean/p50/p99/count, ms), and each such sink's own counters (sent, dropped, ...)
+    delivery_ms: Dict[str, dict] = field(default_factory=dict)
+    outputs: Dict[str, dict] = field(default_factory=dict)
 
     @property
     def interrupted(self):
@@ -151,6 +170,7 @@ class LoopSummary:
             "class_counts": self.class_counts, "threshold": self.threshold, "defect_classes": self.defect_classes,
             "stopped_by": self.stopped_by, "interrupted": self.interrupted, "source": self.source,
             "engine": self.engine, "events": self.events, "cpu_ms_per_frame": self.cpu_ms_per_frame,
+            "delivery_ms": self.delivery_ms, "outputs": self.outputs,
         }
 
     def format(self):
@@ -179,7 +199,21 @@ class LoopSummary:
                 parts.append("defect decision {:.1%} (recall {}, precision {})".format(
                     det["accuracy"], _pct(det.get("recall")), _pct(det.get("precision"))))
             lines.append("  vs ground truth: " + "; ".join(parts))
+        lines.extend(_format_station(self.delivery_ms, self.outputs))
         return "\n".join(lines)
+
+
+def _format_station(delivery_ms, outputs):
+    """Summary lines of the station sinks (issue 14): delivery latencies, then their counters."""
+    if len(delivery_ms) <= 1 and not outputs:
+        return []
+    lines = ["  delivery ms       p50      p99   (from the start of capture)"]
+    for name, row in delivery_ms.items():
+        lines.append("    {:<12} {:>8} {:>8}   {} frames".format(name, _num(row.get("p50"), 2), _num(row.get("p99"), 2),
+                                                              row.get("count", 0)))
+    for uri, counts in outputs.items():
+        lines.append("  {}: {}".format(uri, ", ".join(f"{k} {v}" for k, v in counts.items())))
+    return lines
 
 
 def _round(value, digits=2):
@@ -282,6 +316,7 @@ class _Tally:
         self.errors = 0
         self.stage = {name: array("d") for name in STAGES}
         self.e2e = array("d")
+        self.verdict_ms = array("d")  # capture start -> verdict (station latency, issue 14)
         self.class_counts = collections.Counter()
         self.top1_frames = 0
         self.top1_correct = 0
@@ -297,6 +332,7 @@ class _Tally:
         for name in STAGES:
             self.stage[name].append(result.latency_ms.get(name, 0.0))
         self.e2e.append(e2e_ms)
+        self.verdict_ms.append(result.latency_ms.get("verdict", 0.0))
         self.class_counts[result.top_class] += 1
         if result.truth is not None:
             if result.truth in self.classifier.labels:
@@ -370,9 +406,9 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
         raise EdgeAlexError("--queue-size", f"must be >= 1, got {queue_size}", "e.g. --queue-size 4")
     queue_size = max(queue_size, batch)
     if drop_policy is not None and drop_policy not in DROP_POLICIES:
-        raise EdgeAlexError("drop_policy", f"unknown value {drop_policy!r}", "use 'oldest' or 'none'")
-    if duration_s is not None and float(duration_s) <= 0:
-        raise EdgeAlexError("--duration", f"must be > 0, got {duration_s}", "omit it to run until the source ends")
+        raise EdgeAlexError("--drop", f"unknown value {drop_policy!r}", "use --drop oldest or --drop none")
+    duration_s = check_float("--duration", duration_s, low=0, low_open=True, allow_none=True)
+    check_batch(getattr(runner, "record", None), batch)
     if max_frames is not None and int(max_frames) <= 0:
         raise EdgeAlexError("--max-frames", f"must be > 0, got {max_frames}", "omit it to run until the source ends")
 
@@ -401,11 +437,16 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
         _warm_up(classifier, warmup)
         cv2_threads = _cv2_single_threaded()
         try:
-            summary = _Loop(runner, source, ordered, classifier, policy, batch, queue_size, duration_s,
-                            max_frames, on_frame).run()
+            loop = _Loop(runner, source, ordered, classifier, policy, batch, queue_size, duration_s, max_frames,
+                         on_frame)
+            for sink in ordered:  # station sinks show the loop's live counters (issue 14)
+                if hasattr(sink, "bind_status"):
+                    sink.bind_status(loop.live_status)
+            summary = loop.run()
         finally:
             _cv2_restore_threads(cv2_threads)
         summary.engine = run_context["engine"]
+        _station_figures(summary, ordered, loop.tally)
     except BaseException:
         _close_all(opened_sinks, None)
         _release(runner if activated else None, source if opened else None)
@@ -415,6 +456,25 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
     if problems:
         raise problems[0]
     return summary
+
+
+def _station_figures(summary, sinks, tally):
+    """Delivery latencies and counters of the station sinks into ``summary`` (issue 14).
+
+    Each station sink's ``finish()`` waits (bounded) for deliveries still in flight, e.g. MQTT
+    acknowledgements, and returns its counters."""
+    stations = [sink for sink in sinks if hasattr(sink, "deliveries_ms")]
+    if not stations:
+        return
+    delivery = {"verdict": dict(_stats(tally.verdict_ms), count=len(tally.verdict_ms))}
+    for sink in stations:
+        counts = sink.finish()
+        name = sink.delivery_name
+        if name in delivery:  # two sinks of one kind
+            name = sink.uri
+        delivery[name] = dict(_stats(sink.deliveries_ms), count=len(sink.deliveries_ms))
+        summary.outputs[sink.uri] = counts
+    summary.delivery_ms = delivery
 
 
 def _describe(runner):
@@ -479,10 +539,21 @@ class _Loop:
         self.engine_s = 0.0
         self.inferred = 0
         self.thread_cpu_s = {}
+        self.started_at = None
+
+    def live_status(self):
+        """The loop's counters now (read from any thread; for the station's live page, issue 14)."""
+        stats = self.source.stats
+        elapsed = time.perf_counter() - self.started_at if self.started_at else 0.0
+        return {"frames": self.tally.frames, "defects": self.tally.defects, "dropped": self.frames_q.dropped,
+                "errors": stats.errors + self.frame_errors, "reconnects": stats.reconnects,
+                "stalls": getattr(stats, "stalls", None), "pipeline_fps": _round(self.tally.live_fps()),
+                "engine_fps": _round(self.inferred / self.engine_s) if self.engine_s > 0 else None,
+                "elapsed_s": round(elapsed, 1), "events": len(stats.events)}
 
     # capture thread
     def _produce(self):
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         try:
             while not self.stop.is_set():
                 try:
@@ -504,15 +575,15 @@ class _Loop:
         except BaseException as exc:  # hand it to the calling thread, which raises it
             self.frames_q.put_final(_Failure(exc))
         finally:
-            self.thread_cpu_s["capture"] = time.thread_time() - cpu_start
+            self.thread_cpu_s["capture"] = _thread_cpu_s() - cpu_start
 
     # sink thread
     def _sink_worker(self):
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         while True:
             job = self.sink_q.get()
             if job is None:
-                self.thread_cpu_s["sinks"] = time.thread_time() - cpu_start
+                self.thread_cpu_s["sinks"] = _thread_cpu_s() - cpu_start
                 return
             if self.sink_error is not None:
                 continue  # drain without writing after a failure
@@ -550,12 +621,12 @@ class _Loop:
     def run(self):
         producer = threading.Thread(target=self._produce, name="edgealex-capture", daemon=True)
         sinker = threading.Thread(target=self._sink_worker, name="edgealex-sinks", daemon=True)
-        started = time.perf_counter()
+        started = self.started_at = time.perf_counter()
         sinker.start()
         producer.start()
         failure = None
         processed = 0
-        cpu_start = time.thread_time()
+        cpu_start = _thread_cpu_s()
         try:
             while True:
                 if self.stop.is_set():
@@ -580,7 +651,7 @@ class _Loop:
         except KeyboardInterrupt:
             self.stop_reason = "interrupted"
         finally:
-            self.thread_cpu_s["inference"] = time.thread_time() - cpu_start
+            self.thread_cpu_s["inference"] = _thread_cpu_s() - cpu_start
             previous = _ignore_sigint()
             try:
                 self.stop.set()
@@ -605,7 +676,8 @@ class _Loop:
         infer_ms = self.runner.last_inference_ms
         start = time.perf_counter()
         verdicts = self.classifier.postprocess(logits, n)
-        post_ms = (time.perf_counter() - start) * 1e3
+        verdict_at = time.perf_counter()
+        post_ms = (verdict_at - start) * 1e3
         self.engine_s += infer_ms / 1e3
         self.inferred += n
         for item, verdict in zip(items, verdicts):
@@ -617,7 +689,8 @@ class _Loop:
                 defect_class=verdict.defect_class, truth=frame.truth, width=width, height=height, batch=n,
                 latency_ms={"capture": frame.capture_ms, "preprocess": item.preprocess_ms,
                             "queue": (dequeued - item.enqueued_at) * 1e3, "infer": infer_ms,
-                            "postprocess": post_ms})
+                            "postprocess": post_ms,
+                            "verdict": (verdict_at - frame.captured_at) * 1e3 + frame.capture_ms})
             self._to_sinks((frame, result))
         return n
 

@@ -39,6 +39,12 @@ _ORT_DTYPES = {"tensor(float)": "float32", "tensor(float16)": "float16", "tensor
                "tensor(int64)": "int64"}
 
 
+# The CLI flags of the runner options, for messages (run/bench spell intra_op_num_threads --threads).
+_OPTION_NAMES = {"intra_op_num_threads": "--threads", "inter_op_num_threads": "inter_op_num_threads"}
+# Inputs a preprocessed (normalised, float32) image can be given to; float16 is cast without loss of meaning.
+_FLOAT_INPUTS = ("tensor(float)", "tensor(float16)", "tensor(double)")
+
+
 def provider_name(name):
     """Full ONNX Runtime provider name from an alias ("cpu", "cuda", "tensorrt") or a full name."""
     return PROVIDER_ALIASES.get(str(name).lower(), str(name))
@@ -160,6 +166,10 @@ class OrtRunner(Runner):
         if len(inputs) != 1:
             raise EdgeAlexError(self.model_path, f"the model has {len(inputs)} inputs; edgealex runs single-input classifiers", "export the classifier with one image input")
         self._input = inputs[0]
+        if self._input.type not in _FLOAT_INPUTS:
+            raise EdgeAlexError(self.model_path, f"the model's input {self._input.name!r} is {_ORT_DTYPES.get(self._input.type, self._input.type)}, but edgealex feeds it normalised "
+                                "pixels (float, mean/std applied), which would be cast to integers",
+                                "export the classifier with a float32 image input (edgealex export does)")
         self._spec = None
         outputs = [o.name for o in self._session.get_outputs()]
         info = self.model_info
@@ -173,7 +183,7 @@ class OrtRunner(Runner):
             value = self.options.get(key)
             if value is not None:
                 if int(value) < 0:
-                    raise EdgeAlexError("--" + key.replace("_", "-"), f"must be >= 0, got {value}",
+                    raise EdgeAlexError(_OPTION_NAMES.get(key, key), f"must be >= 0, got {value}",
                                         "use 0 for ONNX Runtime's default")
                 setattr(opts, key, int(value))
         level = self.options.get("graph_optimization_level")

@@ -16,7 +16,7 @@ Backends are imported only when a runner of that kind is requested.
 import inspect
 import os
 
-from edgealex.artifacts import read_json, sidecar_path
+from edgealex.artifacts import read_json, sidecar_path, validate_sidecar
 from edgealex.errors import EdgeAlexError
 
 TRT_SUFFIXES = (".engine", ".plan", ".trt")
@@ -64,8 +64,9 @@ def load_runner(path, verify_hash=True, **options):
         record = None
         side = sidecar_path(path)
         if os.path.isfile(side):
-            data = read_json(side, "sidecar")
-            if isinstance(data, dict) and data.get("artifact") == "engine":
+            data = validate_sidecar(read_json(side, "sidecar"), side, require_sha256=False,
+                                    fix="rebuild the engine with `edgealex build` (or remove the stray sidecar)")
+            if data.get("artifact") == "engine":
                 record = EngineRecord.from_dict(data, source=side)
                 if record.backend != "ort":
                     raise EdgeAlexError(path, f"its sidecar describes a {record.backend} engine, not an ONNX Runtime one", "pass the engine file the sidecar belongs to, or rebuild with `edgealex build`")

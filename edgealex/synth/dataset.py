@@ -39,7 +39,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.artifacts import environment_summary, read_json, write_json_atomic, write_text_atomic
+from edgealex.artifacts import ensure_dir, environment_summary, read_json, write_json_atomic, write_text_atomic
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.synth.render import GENERATOR_VERSION, LABELS, SURFACES, check_difficulty, render_sample
@@ -280,9 +280,12 @@ def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float]
             raise EdgeAlexError(out_dir, "is not empty and does not hold this exact dataset",
                                 "pass --force to replace it, or choose another -o/--out")
 
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-synth-", dir=parent)
+    parent = ensure_dir(os.path.dirname(out_dir), "folder for the dataset")
+    try:
+        tmp = tempfile.mkdtemp(prefix=".tmp-synth-", dir=parent)
+    except OSError as exc:
+        raise EdgeAlexError(out_dir, f"cannot write the dataset there ({exc.strerror or exc})",
+                            "choose a writable location with -o/--out")
     try:
         jobs = _plan(per_class, splits)
         workers = workers if workers is not None else min(2, os.cpu_count() or 1)
@@ -316,8 +319,11 @@ def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float]
         write_text_atomic(os.path.join(tmp, LABELS_NAME), "\n".join(LABELS) + "\n")
         write_json_atomic(os.path.join(tmp, MANIFEST_NAME), manifest)
         _move_into_place(tmp, out_dir)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        if isinstance(exc, OSError):  # a full disk or a folder that turned read-only while writing
+            raise EdgeAlexError(out_dir, f"writing the dataset failed ({exc.strerror or exc}); nothing was left "
+                                "behind", "free some space or choose another -o/--out")
         raise
     seconds = time.perf_counter() - start
     logger.info(f"wrote {len(entries)} images to {out_dir} in {seconds:.1f} s")

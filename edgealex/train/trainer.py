@@ -30,7 +30,9 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.artifacts import environment_summary, read_json, sha256_bytes, sha256_file, sidecar_path, write_json_atomic
+from edgealex.artifacts import (ensure_dir, environment_summary, read_sidecar, sha256_bytes, sha256_file,
+                                sidecar_path, write_json_atomic)
+from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.models.alexnet import (build_model, check_arch, load_checkpoint, load_weights, model_from_checkpoint,
@@ -42,7 +44,7 @@ TRAIN_FORMAT = "edgealex-train"
 OPTIMIZERS = ("sgd", "adam")
 PRECISIONS = ("auto", "fp32", "bf16")
 INITS = ("default", "normal", "he")
-MIN_INPUT_SIZE = 64  # conv1 11x11/4 and three 3x3/2 max-pools leave nothing below ~63 pixels
+from edgealex.models.alexnet import MIN_INPUT_SIZE  # noqa: E402  (one rule: the models module owns it)
 
 
 @dataclass
@@ -144,11 +146,13 @@ class TrainSettings:
             problems.append((f"--epochs {self.epochs}", "must be at least 1", "pass --epochs 1 or more"))
         if not (isinstance(self.batch, int) and self.batch >= 1):
             problems.append((f"--batch {self.batch}", "must be at least 1", "pass --batch 1 or more"))
-        if not (self.lr > 0):
-            problems.append((f"--lr {self.lr}", "must be positive", "e.g. --lr 0.01 (sgd) or 1e-4 (adam)"))
+        try:
+            check_float("--lr", self.lr, low=0, low_open=True, example="0.01")
+        except EdgeAlexError as exc:
+            problems.append((exc.subject, exc.what, "e.g. --lr 0.01 (sgd) or 1e-4 (adam)"))
         if not (isinstance(self.input_size, int) and self.input_size >= MIN_INPUT_SIZE):
             problems.append((f"input_size {self.input_size}", f"AlexNet needs inputs of at least {MIN_INPUT_SIZE} pixels",
-                             "use input_size 224 (the default) or at least 64"))
+                             f"use input_size 224 (the default) or at least {MIN_INPUT_SIZE}"))
         if self.init not in INITS:
             problems.append((f"--init {self.init}", "unknown weight initialisation", "use " + ", ".join(INITS)))
         if not (isinstance(self.accum_steps, int) and self.accum_steps >= 1):
@@ -416,8 +420,8 @@ def _reusable(out_path, data_hash, settings):
     if not (os.path.isfile(side) and os.path.isfile(out_path)):
         return None
     try:
-        record = read_json(side, "training record")
-    except EdgeAlexError:
+        record = read_sidecar(side, "training record", require_sha256=False)
+    except EdgeAlexError:  # unreadable or malformed: not reusable, the training runs
         return None
     if (record.get("format") != TRAIN_FORMAT or record.get("data_hash") != data_hash
             or record.get("settings_key") != settings.key() or not record.get("complete")):
@@ -471,6 +475,10 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     start = time.perf_counter()
     out_path = str(out_path)
     width_mult = overrides.pop("width_mult", None)
+    if os.path.isdir(out_path):
+        raise EdgeAlexError(out_path, "the checkpoint path is a folder", "pass -o path/to/model.pt")
+    # before the first epoch, not after it: the checkpoint, its sidecar and the resume state go there
+    ensure_dir(os.path.dirname(os.path.abspath(out_path)), "folder for the checkpoint")
     explicit = dict(overrides, arch=arch, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr)
     aux = _auxiliary_models(init_weights, teacher, explicit)
     resume_state = load_checkpoint(resume) if resume is not None else None

@@ -13,8 +13,10 @@ difference (meter clock + offset = this machine's clock).
 """
 
 import csv
+import math
 import datetime
 import os
+import re
 import time
 
 import numpy as np
@@ -27,19 +29,39 @@ MILLIWATT_COLUMNS = ("milliwatts", "power_mw", "mw")
 MARGIN_S = 10.0  # samples kept around the run, so plots show the context
 
 
+_ISO = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,6})\d*)?)?)?"
+                  r"\s*(Z|[+-]\d{2}(?::?\d{2})?)?$")
+
+
 def parse_time(text):
-    """Unix seconds from a number or an ISO 8601 string."""
+    """Unix seconds from a number or an ISO 8601 string (``YYYY-MM-DD[THH:MM[:SS[.ffffff]]][Z|±HH[:MM]]``;
+    parsed here because ``datetime.fromisoformat`` needs Python 3.7 and the device side runs on 3.6).
+
+    Raises:
+        ValueError: neither a number nor such a timestamp.
+    """
     text = text.strip()
     try:
         return float(text)
     except ValueError:
         pass
-    if text.endswith("Z"):
-        text = text[:-1] + "+00:00"
-    stamp = datetime.datetime.fromisoformat(text)
-    if stamp.tzinfo is None:
+    m = _ISO.match(text)
+    if m is None:
+        raise ValueError(f"not a Unix time or an ISO 8601 timestamp: {text!r}")
+    year, month, day, hour, minute, second, frac, zone = m.groups()
+    micro = int((frac or "0").ljust(6, "0"))
+    stamp = datetime.datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0),
+                              int(second or 0), micro)
+    if zone is None:  # local time
         return time.mktime(stamp.timetuple()) + stamp.microsecond / 1e6
-    return stamp.timestamp()
+    if zone == "Z":
+        offset = datetime.timedelta(0)
+    else:
+        digits = zone[1:].replace(":", "")
+        offset = datetime.timedelta(hours=int(digits[:2]), minutes=int(digits[2:4] or 0))
+        if zone[0] == "-":
+            offset = -offset
+    return stamp.replace(tzinfo=datetime.timezone(offset)).timestamp()
 
 
 def read_meter_csv(path):
@@ -52,30 +74,41 @@ def read_meter_csv(path):
         handle = open(path, newline="", encoding="utf-8")
     except OSError as exc:
         raise MeterUnavailable(f"cannot read the meter log {path} ({exc.strerror or exc})")
-    with handle:
-        reader = csv.reader(handle)
-        header = next(reader, None)
-        if not header:
-            raise MeterUnavailable(f"the meter log {path} is empty")
-        names = [h.strip().lower() for h in header]
-        t_col = next((names.index(c) for c in TIME_COLUMNS if c in names), None)
-        w_col = next((names.index(c) for c in WATT_COLUMNS if c in names), None)
-        scale = 1.0
-        if w_col is None:
-            w_col = next((names.index(c) for c in MILLIWATT_COLUMNS if c in names), None)
-            scale = 1e-3
-        if t_col is None or w_col is None:
-            raise MeterUnavailable("the meter log {} needs a header with a time column ({}) and a power column ({}); "
-                                   "found {}".format(path, "/".join(TIME_COLUMNS[:4]), "/".join(WATT_COLUMNS[:3]), header))
-        t, w = [], []
-        for line_no, row in enumerate(reader, start=2):
-            if not row or all(not c.strip() for c in row):
-                continue
-            try:
-                t.append(parse_time(row[t_col]))
-                w.append(float(row[w_col]) * scale)
-            except (ValueError, IndexError) as exc:
-                raise MeterUnavailable(f"the meter log {path} line {line_no} is not 'time, watts' ({exc})")
+    try:
+        with handle:
+            return _read_rows(path, csv.reader(handle))
+    except UnicodeDecodeError as exc:
+        raise MeterUnavailable(f"the meter log {path} is not UTF-8 text (byte {exc.start}: {exc.reason}); "
+                               "save it as UTF-8 CSV")
+
+
+def _read_rows(path, reader):
+    header = next(reader, None)
+    if not header:
+        raise MeterUnavailable(f"the meter log {path} is empty")
+    names = [h.strip().lower() for h in header]
+    t_col = next((names.index(c) for c in TIME_COLUMNS if c in names), None)
+    w_col = next((names.index(c) for c in WATT_COLUMNS if c in names), None)
+    scale = 1.0
+    if w_col is None:
+        w_col = next((names.index(c) for c in MILLIWATT_COLUMNS if c in names), None)
+        scale = 1e-3
+    if t_col is None or w_col is None:
+        raise MeterUnavailable("the meter log {} needs a header with a time column ({}) and a power column ({}); "
+                               "found {}".format(path, "/".join(TIME_COLUMNS[:4]), "/".join(WATT_COLUMNS[:3]), header))
+    t, w = [], []
+    for line_no, row in enumerate(reader, start=2):
+        if not row or all(not c.strip() for c in row):
+            continue
+        try:
+            stamp, watts = parse_time(row[t_col]), float(row[w_col]) * scale
+        except (ValueError, IndexError) as exc:
+            raise MeterUnavailable(f"the meter log {path} line {line_no} is not 'time, watts' ({exc})")
+        if not (math.isfinite(stamp) and math.isfinite(watts)) or watts < 0:
+            raise MeterUnavailable(f"the meter log {path} line {line_no} has power {row[w_col].strip()!r} at "
+                                   f"time {row[t_col].strip()!r}: power must be a finite number >= 0")
+        t.append(stamp)
+        w.append(watts)
     if not t:
         raise MeterUnavailable(f"the meter log {path} has no samples")
     t_arr, w_arr = np.asarray(t), np.asarray(w)
