@@ -1,6 +1,7 @@
 """Optional heavy dependencies: the only place that maps modules to extras and install hints."""
 
 import importlib
+import os
 import sys
 
 # module name -> (pip extra, what it is for, install hint override)
@@ -54,6 +55,10 @@ def require(module, purpose=None):
         return loaded
     from edgealex.errors import EdgeAlexError
 
+    if module == "cv2":  # OpenCV reads its decoder's pixel limit once, at import
+        from edgealex.limits import ENV_OPENCV_LIMIT, MAX_IMAGE_PIXELS
+
+        os.environ.setdefault(ENV_OPENCV_LIMIT, str(MAX_IMAGE_PIXELS))
     try:
         return importlib.import_module(module)
     except ImportError as exc:

@@ -2,20 +2,27 @@
 
 Every artifact edgealex writes (ONNX, Q/DQ model, calibration cache, engine, benchmark result)
 appears only when complete: data goes to a temporary file in the destination folder and is then
-renamed over the final name, so an interrupted run never leaves a half-written file.
+renamed over the final name, so an interrupted run never leaves a half-written file. Folders of
+artifacts (a calibration, a report) are built in a staging folder beside the target and swapped
+in at the end (:func:`staging_dir`). A full disk (or any other write failure of the OS) while
+writing one is one user error (:func:`disk_error`), the previous outputs stay as they were.
+Outputs a long command writes while it runs (a verdict log, a video) are claimed with an
+advisory lock (:class:`OutputLock`) so that two processes never write one file.
 """
 
 import contextlib
 import datetime
+import errno
 import hashlib
 import json
 import os
 import platform
 import re
+import shutil
 import sys
 import tempfile
 
-from edgealex.errors import EdgeAlexError
+from edgealex.errors import EdgeAlexError, WriteFailed
 
 SIDECAR_SUFFIX = ".json"
 
@@ -47,11 +54,31 @@ def ensure_dir(path, what="output directory"):
     return path
 
 
+# errno values that mean "the storage cannot take this write" (not a bug): disk full, quota,
+# file too large, read-only file system, I/O error, a folder that stopped being writable.
+DISK_ERRNOS = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO, errno.EACCES, errno.EPERM)
+
+
+def is_disk_error(exc):
+    """True for an OSError whose errno says the storage refused the write (:data:`DISK_ERRNOS`)."""
+    return isinstance(exc, OSError) and exc.errno in DISK_ERRNOS
+
+
+def disk_error(path, exc, what="output", kept="the previous version, if any, is unchanged"):
+    """The one user error for a failed write (``exc``: an OSError with a :data:`DISK_ERRNOS` errno)."""
+    reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+    return WriteFailed(path, f"could not write the {what}: {reason} ({errno.errorcode.get(exc.errno, exc.errno)}); "
+                             f"nothing half-written was left, {kept}",
+                       "free space on that disk (df -h) or write to another folder, then run the command again",
+                       os_error=exc)
+
+
 @contextlib.contextmanager
 def atomic_path(final_path, what="output file"):
     """Yield a temporary path next to ``final_path``; rename it over ``final_path`` on success.
 
-    On any exception the temporary file is removed and ``final_path`` is left as it was.
+    On any exception the temporary file is removed and ``final_path`` is left as it was; a write
+    the storage refused (disk full, quota, ...: :data:`DISK_ERRNOS`) becomes :func:`disk_error`.
     """
     final_path = str(final_path)
     folder = os.path.dirname(os.path.abspath(final_path))
@@ -64,10 +91,225 @@ def atomic_path(final_path, what="output file"):
         os.replace(tmp, final_path)
         if os.path.lexists(tmp):  # rename() does nothing when both names are links to one file
             os.remove(tmp)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(OSError):
             os.remove(tmp)
+        if is_disk_error(exc):
+            raise disk_error(final_path, exc, what)
         raise
+
+
+@contextlib.contextmanager
+def staging_dir(final_dir, what="output folder", owned=None):
+    """Yield an empty staging folder; its content replaces the previous output only on success.
+
+    On any exception (Ctrl-C, SIGTERM through the CLI's handler, a full disk, a bug) the staging
+    folder is removed and ``final_dir`` is left exactly as it was. The swap at the end runs with
+    SIGINT/SIGTERM deferred, so an interrupt lands before it or after it, never in the middle.
+
+    Args:
+        final_dir (str): the output folder.
+        what (str): what it holds, for messages. Defaults to "output folder".
+        owned (callable): ``owned(final_dir)`` -> names of the previous output's files in a folder
+            that may hold other things too (a calibration in a user's folder). Then the staging
+            folder is a hidden sub-folder of ``final_dir`` (same file system), and at the end those
+            files are replaced by the staged ones, other files are left alone. Defaults to None:
+            the staging folder is a hidden sibling and the whole folder is swapped.
+
+    Raises:
+        EdgeAlexError: the folder cannot be created, or a write the storage refused.
+    """
+    final_dir = os.path.abspath(str(final_dir))
+    if os.path.exists(final_dir) and not os.path.isdir(final_dir):
+        raise EdgeAlexError(final_dir, f"exists and is not a folder; the {what} must be one",
+                            "remove it or choose another output path")
+    if owned is None:
+        ensure_dir(os.path.dirname(final_dir), "folder for the " + what)
+        home = os.path.dirname(final_dir)
+    else:
+        home = ensure_dir(final_dir, what)
+    try:
+        stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".staging-", dir=home)
+    except OSError as exc:  # e.g. /proc: "writable" for root, yet no folder can be made there
+        raise EdgeAlexError(final_dir, f"cannot write the {what} there ({exc.strerror or exc})",
+                            "choose a writable location with -o/--out")
+    try:
+        yield stage
+        with signals_deferred():
+            os.chmod(stage, 0o777 & ~_umask())
+            if owned is None:
+                _swap_folder(stage, final_dir)
+            else:
+                _swap_files(stage, final_dir, owned(final_dir))
+    except BaseException as exc:
+        shutil.rmtree(stage, ignore_errors=True)
+        if isinstance(exc, WriteFailed) and exc.os_error is not None:  # a file in the stage: name the folder
+            raise disk_error(final_dir, exc.os_error, what)
+        if is_disk_error(exc):
+            raise disk_error(final_dir, exc, what)
+        raise
+
+
+def _swap_folder(stage, final_dir):
+    old = None
+    if os.path.isdir(final_dir):
+        old = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".old-", dir=os.path.dirname(final_dir))
+        os.rmdir(old)
+        os.rename(final_dir, old)
+    os.rename(stage, final_dir)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _swap_files(stage, final_dir, previous):
+    old = tempfile.mkdtemp(prefix=".old-", dir=final_dir)
+    try:
+        for name in previous:
+            os.rename(os.path.join(final_dir, name), os.path.join(old, name))
+        for name in os.listdir(stage):
+            os.replace(os.path.join(stage, name), os.path.join(final_dir, name))
+        os.rmdir(stage)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def signals_deferred():
+    """Hold SIGINT and SIGTERM back for the block (main thread, where supported); they are delivered,
+    and raise, right after it."""
+    import signal
+    import threading
+
+    blocked = None
+    if hasattr(signal, "pthread_sigmask") and threading.current_thread() is threading.main_thread():
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        yield
+    finally:
+        if blocked is not None:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+class OutputLock:
+    """An advisory lock (``fcntl.flock``) on an output for as long as one process writes it.
+
+    The lock is held on ``.<name>.lock`` beside the output (the output itself may be replaced by a
+    rename while it is held), which records the holder's pid. A second process asking for the same
+    output gets a user error at once instead of interleaving lines or clobbering a file. Where
+    ``fcntl`` does not exist (Windows) nothing is locked.
+
+    Args:
+        path (str): the output path.
+        what (str): what it is, for the message. Defaults to "output".
+    """
+
+    def __init__(self, path, what="output"):
+        self.path = os.path.abspath(str(path))
+        self.what = what
+        folder, name = os.path.split(self.path)
+        self.lock_path = os.path.join(folder, "." + name + ".lock")
+        self._fd = None
+
+    def acquire(self):
+        """Take the lock or raise EdgeAlexError naming the process that holds it. Returns self."""
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on the Linux/Jetson targets
+            return self
+        while True:
+            try:
+                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+            except OSError as exc:
+                raise EdgeAlexError(self.path, f"cannot create the lock file {self.lock_path} ({exc.strerror or exc})",
+                                    "choose a writable output folder")
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError as exc:
+                holder = _read_small(fd)
+                os.close(fd)
+                if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                    raise
+                raise EdgeAlexError(self.path, f"another process{(' (pid ' + holder + ')') if holder else ''} is "
+                                               f"writing this {self.what} right now",
+                                    "wait for it to finish, or give this run another output path")
+            # The previous holder may have removed the lock file between our open and flock: then
+            # we hold a lock on a deleted file and must try again on the current one.
+            try:
+                current = os.stat(self.lock_path)
+            except FileNotFoundError:
+                os.close(fd)
+                continue
+            mine = os.fstat(fd)
+            if (mine.st_dev, mine.st_ino) != (current.st_dev, current.st_ino):
+                os.close(fd)
+                continue
+            with contextlib.suppress(OSError):  # the pid is informative only (the disk may be full)
+                os.ftruncate(fd, 0)
+                os.write(fd, str(os.getpid()).encode())
+            self._fd = fd
+            return self
+
+    def release(self):
+        """Remove the lock file and drop the lock (idempotent)."""
+        if self._fd is None:
+            return
+        fd, self._fd = self._fd, None
+        with contextlib.suppress(OSError):
+            os.remove(self.lock_path)  # while still holding it: see acquire()
+        os.close(fd)
+
+    def __enter__(self):
+        return self.acquire()
+
+    def __exit__(self, exc_type, exc, tb):
+        self.release()
+        return False
+
+
+def _read_small(fd):
+    try:
+        return os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return ""
+
+
+def check_output_paths(outputs, inputs=()):
+    """Refuse conflicting output paths before anything runs.
+
+    Args:
+        outputs (sequence): ``(path, what)`` pairs a command will write.
+        inputs (sequence): ``(path, what)`` pairs it reads (a source video, an engine).
+
+    Raises:
+        EdgeAlexError: an output given twice, an output that is one of the inputs, an output
+            whose name is an existing folder, or whose folder does not exist.
+    """
+    seen = {}
+    for path, what in outputs:
+        real = os.path.realpath(str(path))
+        if os.path.isdir(real):
+            raise EdgeAlexError(path, f"the {what} would replace an existing folder", "give a file name, not a folder")
+        folder = os.path.dirname(real)
+        if not os.path.isdir(folder):
+            raise EdgeAlexError(path, f"the folder for the {what} does not exist", "create it or pick another path")
+        if real in seen:
+            raise EdgeAlexError(path, f"given twice (as the {seen[real]} and as the {what})",
+                                "give each output once")
+        seen[real] = what
+        for source, source_what in inputs:
+            if source and _same_file(real, source):
+                raise EdgeAlexError(path, f"the {what} would overwrite the {source_what} it reads",
+                                    "pick another output path")
+
+
+def _same_file(real_path, other):
+    other = str(other)
+    try:
+        if os.path.exists(real_path) and os.path.exists(other):
+            return os.path.samefile(real_path, other)
+    except OSError:
+        pass
+    return real_path == os.path.realpath(other)
 
 
 def _umask():

@@ -35,3 +35,12 @@ class EdgeAlexError(Exception):
 
 class GateFailed(EdgeAlexError):
     """A measured quality gate (e.g. INT8 agreement) was not met; the artifacts are kept for inspection."""
+
+
+class WriteFailed(EdgeAlexError):
+    """The storage refused a write (disk full, quota, read-only, I/O error); ``os_error`` is the
+    OSError. Made by :func:`edgealex.artifacts.disk_error`, the one place that words it."""
+
+    def __init__(self, subject, what, note="", os_error=None):
+        self.os_error = os_error
+        super().__init__(subject, what, note)

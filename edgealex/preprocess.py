@@ -16,6 +16,7 @@ from typing import Tuple
 
 from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
+from edgealex.limits import check_image_header, check_pixels
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -73,6 +74,8 @@ class Preprocess:
         if problems:
             raise EdgeAlexError("preprocessing", "; ".join(problems),
                                 "fix the preprocessing settings (or the model's metadata) and export again")
+        check_pixels(self.input_size, self.input_size, "preprocessing", "model input")
+        check_pixels(self.resize, self.resize, "preprocessing", "resized frame (resize x resize at least)")
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
 
@@ -310,6 +313,7 @@ def read_image(path):
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:
         raise EdgeAlexError(path, f"cannot read the image ({exc.strerror or exc})", "check the file")
+    check_image_header(data, path)  # a decompression bomb is refused before decoding
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise EdgeAlexError(path, "not a decodable image (corrupt, truncated or unsupported format)",

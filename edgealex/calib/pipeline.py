@@ -18,20 +18,22 @@ import contextlib
 import io
 import math
 import os
-import tempfile
+import shutil
 import time
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Dict, Optional
 
 from edgealex._optional import require
 from edgealex.artifacts import (
-    environment_summary, ensure_dir, now_iso, read_json, read_sidecar, sha256_file, sidecar_path, write_json_atomic,
+    environment_summary, ensure_dir, now_iso, read_json, read_sidecar, sha256_file, sidecar_path, staging_dir,
+    write_json_atomic,
 )
 from edgealex.calib import ort as calib_ort
 from edgealex.calib.cache import DEFAULT_ALGORITHM, INT8_MAX, resolve_cache_versions, write_cache
 from edgealex.calib.gate import GateResult, evaluate, stack_batch
 from edgealex.calib.images import ReadStats, iter_preprocessed, quiet_opencv
-from edgealex.calib.progress import Progress
+from edgealex.progress import ProgressBar
 from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError, GateFailed
 from edgealex.imagefolder import load_image_set, manifest, sample_evenly, write_manifest
@@ -214,15 +216,16 @@ def _check_out_dir(out_dir, force):
     ensure_dir(out_dir, "calibration output folder")
 
 
-def _clear_previous(out_dir):
-    """Remove a previous calibration's files, once the new ranges exist (a run that fails on its
-    input leaves the old calibration untouched). calibration.json goes first, so a run that stops
-    half-way never leaves a manifest pointing at a mix of old and new files."""
-    previous = _calibration_files(out_dir)
-    for name in sorted(previous, key=lambda n: n != MANIFEST_NAME):
-        os.remove(os.path.join(out_dir, name))
-    if previous:
-        logger.info("--force: removed the previous calibration in %s (%d files)", out_dir, len(previous))
+def _relocated(result, stage, final_dir):
+    """``result`` with its paths moved from the staging folder to the output folder."""
+    def move(path):
+        return None if path is None else os.path.join(os.path.abspath(final_dir), os.path.relpath(path, stage))
+
+    return dataclasses.replace(
+        result, out_dir=os.path.abspath(final_dir), manifest_path=move(result.manifest_path),
+        qdq_onnx=move(result.qdq_onnx), ort_int8_onnx=move(result.ort_int8_onnx),
+        caches={n: move(p) for n, p in result.caches.items()}, ranges_json=move(result.ranges_json),
+        report_json=move(result.report_json), report_md=move(result.report_md))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -244,7 +247,7 @@ def _collect(calibrator, image_set, spec, input_name, batch, progress):
     stats = ReadStats()
     per_call = max(1, CHUNK_IMAGES // batch)
     stream = iter_preprocessed(image_set.items, spec, stats)
-    with Progress(len(image_set), "calibrating", enabled=progress) as bar, quiet_opencv():
+    with ProgressBar(len(image_set), "calibrating", enabled=progress) as bar, quiet_opencv():
         while True:
             batches = []
             for _ in range(per_call):
@@ -398,15 +401,21 @@ def calibrate(model_path, images, out_dir, count=None, method="entropy", holdout
     logger.info("calibrating %s with %d image(s) (%s), checking on %d held-out image(s)",
                 model_path, len(calib_set), method, len(held))
 
-    paths = {"qdq": os.path.join(out_dir, stem + QDQ_SUFFIX), "ranges": os.path.join(out_dir, RANGES_NAME),
-             "ort": os.path.join(out_dir, stem + ORT_SUFFIX) if ort_native else None}
-    provenance = {
-        "source_model": os.path.basename(model_path), "source_model_sha256": model_sha256,
-        "images_manifest_sha256": images_manifest["manifest_sha256"], "method": method,
-        "method_settings": calib_ort.method_settings(method), "count": None,
-        "onnxruntime_version": onnxruntime.__version__, "created_at": now_iso(),
-    }
-    with tempfile.TemporaryDirectory(prefix="edgealex-calib-") as scratch:
+    final_dir = out_dir
+    # Everything is built in a staging folder inside the output folder and swapped in at the end:
+    # an interrupted or failed run (Ctrl-C, SIGTERM, full disk) leaves the previous calibration
+    # complete, and its scratch files (the augmented model, ~4x the model) go with the stage.
+    with staging_dir(final_dir, "calibration", owned=_calibration_files) as stage:
+        paths = {"qdq": os.path.join(stage, stem + QDQ_SUFFIX), "ranges": os.path.join(stage, RANGES_NAME),
+                 "ort": os.path.join(stage, stem + ORT_SUFFIX) if ort_native else None}
+        provenance = {
+            "source_model": os.path.basename(model_path), "source_model_sha256": model_sha256,
+            "images_manifest_sha256": images_manifest["manifest_sha256"], "method": method,
+            "method_settings": calib_ort.method_settings(method), "count": None,
+            "onnxruntime_version": onnxruntime.__version__, "created_at": now_iso(),
+        }
+        scratch = os.path.join(stage, ".scratch")
+        os.mkdir(scratch)
         step = time.perf_counter()
         with _ort_prints():
             calibrator = calib_ort.create_range_calibrator(model_path, method, os.path.join(scratch, "augmented.onnx"))
@@ -421,9 +430,8 @@ def calibrate(model_path, images, out_dir, count=None, method="entropy", holdout
             tensors_data = calibrator.compute_data()
         del calibrator
         ranges = calib_ort.ranges_table(tensors_data)
-        _clear_previous(out_dir)
-        write_manifest(os.path.join(out_dir, IMAGES_MANIFEST), images_manifest)
-        write_manifest(os.path.join(out_dir, HOLDOUT_MANIFEST), holdout_manifest)
+        write_manifest(os.path.join(stage, IMAGES_MANIFEST), images_manifest)
+        write_manifest(os.path.join(stage, HOLDOUT_MANIFEST), holdout_manifest)
         calib_ort.save_ranges(tensors_data, paths["ranges"])
         timings["compute_ranges"] = time.perf_counter() - step
         provenance["count"] = stats.used
@@ -449,49 +457,51 @@ def calibrate(model_path, images, out_dir, count=None, method="entropy", holdout
             _, ort_check = _finish_int8(tmp_ort, paths["ort"], info, provenance, "int8-ort-cpu",
                                         dict(extra, for_backends=["onnxruntime"]))
             timings["quantize_ort"] = time.perf_counter() - step
+        shutil.rmtree(scratch)
 
-    step = time.perf_counter()
-    scales, left_out = _cache_scales(ranges, qdq_scales, order)
-    if left_out:
-        logger.warning("%d tensor(s) have a zero range and are left out of the TensorRT cache: %s",
-                       len(left_out), ", ".join(left_out[:5]))
-    caches = {}
-    for number in versions:
-        path = os.path.join(out_dir, cache_name(number))
-        write_cache(path, {name: s for name, (s, _) in scales.items()}, number, DEFAULT_ALGORITHM)
-        write_json_atomic(sidecar_path(path), {
-            "artifact": "trt-calibration-cache", "path": os.path.basename(path), "version_number": number,
-            "algorithm": DEFAULT_ALGORITHM, "tensors": len(scales), "left_out": list(left_out),
-            "sha256": sha256_file(path),
-            "calibration": provenance, "environment": environment_summary()})
-        caches[number] = path
-    timings["caches"] = time.perf_counter() - step
+        step = time.perf_counter()
+        scales, left_out = _cache_scales(ranges, qdq_scales, order)
+        if left_out:
+            logger.warning("%d tensor(s) have a zero range and are left out of the TensorRT cache: %s",
+                           len(left_out), ", ".join(left_out[:5]))
+        caches = {}
+        for number in versions:
+            path = os.path.join(stage, cache_name(number))
+            write_cache(path, {name: s for name, (s, _) in scales.items()}, number, DEFAULT_ALGORITHM)
+            write_json_atomic(sidecar_path(path), {
+                "artifact": "trt-calibration-cache", "path": os.path.basename(path), "version_number": number,
+                "algorithm": DEFAULT_ALGORITHM, "tensors": len(scales), "left_out": list(left_out),
+                "sha256": sha256_file(path),
+                "calibration": provenance, "environment": environment_summary()})
+            caches[number] = path
+        timings["caches"] = time.perf_counter() - step
 
-    step = time.perf_counter()
-    models = {"fp32": model_path, "int8_qdq": paths["qdq"]}
-    if ort_native:
-        models["int8_ort"] = paths["ort"]
-    gate = evaluate(models, held, info.preprocess, info.labels, input_name, batch=batch,
-                    min_agreement=float(min_agreement), progress=progress)
-    timings["gate"] = time.perf_counter() - step
+        step = time.perf_counter()
+        models = {"fp32": model_path, "int8_qdq": paths["qdq"]}
+        if ort_native:
+            models["int8_ort"] = paths["ort"]
+        gate = evaluate(models, held, info.preprocess, info.labels, input_name, batch=batch,
+                        min_agreement=float(min_agreement), progress=progress)
+        timings["gate"] = time.perf_counter() - step
 
-    result = CalibrationResult(
-        out_dir=os.path.abspath(out_dir), manifest_path=os.path.abspath(os.path.join(out_dir, MANIFEST_NAME)),
-        qdq_onnx=os.path.abspath(paths["qdq"]), ort_int8_onnx=os.path.abspath(paths["ort"]) if ort_native else None,
-        caches={n: os.path.abspath(p) for n, p in caches.items()}, ranges_json=os.path.abspath(paths["ranges"]),
-        report_json=os.path.abspath(os.path.join(out_dir, REPORT_JSON)),
-        report_md=os.path.abspath(os.path.join(out_dir, REPORT_MD)), method=method, count=stats.used,
-        gate=gate, stats=stats, seconds=0.0, timings_s={},
-        images_manifest_sha256=images_manifest["manifest_sha256"])
-    result.seconds = time.perf_counter() - started
-    result.timings_s = {k: round(v, 3) for k, v in timings.items()}
+        result = CalibrationResult(
+            out_dir=os.path.abspath(stage), manifest_path=os.path.abspath(os.path.join(stage, MANIFEST_NAME)),
+            qdq_onnx=os.path.abspath(paths["qdq"]), ort_int8_onnx=os.path.abspath(paths["ort"]) if ort_native else None,
+            caches={n: os.path.abspath(p) for n, p in caches.items()}, ranges_json=os.path.abspath(paths["ranges"]),
+            report_json=os.path.abspath(os.path.join(stage, REPORT_JSON)),
+            report_md=os.path.abspath(os.path.join(stage, REPORT_MD)), method=method, count=stats.used,
+            gate=gate, stats=stats, seconds=0.0, timings_s={},
+            images_manifest_sha256=images_manifest["manifest_sha256"])
+        result.seconds = time.perf_counter() - started
+        result.timings_s = {k: round(v, 3) for k, v in timings.items()}
 
-    from edgealex.calib.report import write_reports
+        from edgealex.calib.report import write_reports
 
-    write_reports(result, info=info, model_path=model_path, model_sha256=model_sha256, calib_set=calib_set,
-                  held=held, ranges=ranges, scales=scales, left_out=left_out, qdq_check=qdq_check,
-                  ort_check=ort_check, provenance=provenance, holdout_manifest=holdout_manifest)
-    _write_manifest(result, info, model_path, model_sha256, provenance, holdout_manifest, calib_set, held)
+        write_reports(result, info=info, model_path=model_path, model_sha256=model_sha256, calib_set=calib_set,
+                      held=held, ranges=ranges, scales=scales, left_out=left_out, qdq_check=qdq_check,
+                      ort_check=ort_check, provenance=provenance, holdout_manifest=holdout_manifest)
+        _write_manifest(result, info, model_path, model_sha256, provenance, holdout_manifest, calib_set, held)
+    result = _relocated(result, stage, final_dir)
     if not gate.passed:
         raise _gate_failure(result)
     return result

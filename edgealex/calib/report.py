@@ -30,9 +30,11 @@ def build_report(result, info, model_path, model_sha256, calib_set, held, ranges
             entry.update(scale=scale, scale_hex=encode_scale(scale), scale_source=source,
                          amax_used=scale * 127.0)
         tensors.append(entry)
-    files = {"qdq_onnx": result.qdq_onnx, "ort_int8_onnx": result.ort_int8_onnx,
-             "caches": {str(k): v for k, v in sorted(result.caches.items())}, "ranges_json": result.ranges_json,
-             "manifest": result.manifest_path}
+    name = os.path.basename  # relative to the calibration folder (it is built in a staging folder)
+    files = {"qdq_onnx": name(result.qdq_onnx), "ort_int8_onnx": name(result.ort_int8_onnx) if result.ort_int8_onnx
+             else None, "caches": {str(k): name(v) for k, v in sorted(result.caches.items())},
+             "ranges_json": name(result.ranges_json), "manifest": name(result.manifest_path),
+             "paths_relative_to": "the folder of this file"}
     sizes = {"fp32_bytes": os.path.getsize(model_path), "qdq_bytes": os.path.getsize(result.qdq_onnx)}
     if result.ort_int8_onnx:
         sizes["ort_int8_bytes"] = os.path.getsize(result.ort_int8_onnx)

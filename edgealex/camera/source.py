@@ -36,12 +36,16 @@ from typing import Dict, Optional
 from urllib.parse import parse_qsl, unquote
 
 from edgealex.errors import EdgeAlexError
+from edgealex.limits import check_pixels
 from edgealex.validate import check_float
 from edgealex.log import logger
 from edgealex.preprocess import is_image_file
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mkv", ".mov", ".m4v", ".webm", ".mpg", ".mpeg", ".h264", ".h265", ".ts")
 COMMON_OPTIONS = ("width", "height", "fps", "loop")
+RTSP_OPTIONS = ("latency", "api", "backoff", "max_backoff", "open_timeout")  # ours; other keys stay in the URL
+DEFAULT_STALL_TIMEOUT_S = 10.0  # a live source without a new frame this long is disconnected and reopened
+MAX_GAPS_KEPT = 1000
 _QUERY = re.compile(r"\?([A-Za-z_][A-Za-z0-9_]*=[^&=?]*(?:&[A-Za-z_][A-Za-z0-9_]*=[^&=?]*)*)$")
 
 
@@ -79,17 +83,32 @@ class Frame:
 
 @dataclass
 class SourceStats:
-    """What happened while capturing: frames delivered, bad frames skipped, reconnects."""
+    """What happened while capturing: frames delivered, bad frames skipped, reconnects.
+
+    ``events`` holds every event of the run in order (the loop copies new ones into the JSONL
+    log as they happen); ``gaps`` every span without frames of a live source: ``start`` (seconds
+    since the epoch, the last frame before the gap), ``length_s`` and ``reason``.
+    """
 
     frames: int = 0
     errors: int = 0
     reconnects: int = 0
     reconnect_gap_s: float = 0.0
     events: list = field(default_factory=list)
+    gaps: list = field(default_factory=list)
+    events_total: int = 0
+    stalls: Optional[int] = None  # live sources: disconnects for want of a new frame (None: not counted)
+
+    def events_since(self, seen):
+        """(events recorded after the first ``seen``, the new total); the oldest may have been trimmed."""
+        total = self.events_total
+        missing = total - int(seen)
+        return (list(self.events[-missing:]) if missing > 0 else []), total
 
     def to_dict(self):
         return {"frames": self.frames, "errors": self.errors, "reconnects": self.reconnects,
-                "reconnect_gap_s": round(self.reconnect_gap_s, 3), "events": list(self.events[-20:])}
+                "reconnect_gap_s": round(self.reconnect_gap_s, 3), "events": list(self.events[-20:]),
+                "gaps": list(self.gaps[-MAX_GAPS_KEPT:])}
 
 
 @dataclass
@@ -125,7 +144,7 @@ def parse_uri(uri):
         base, query = text.split("?", 1) if "?" in text else (text, "")
         ours, theirs = {}, []
         for key, value in parse_qsl(query, keep_blank_values=True):
-            (ours.__setitem__(key, value) if key in COMMON_OPTIONS + ("latency",) else theirs.append(f"{key}={value}"))
+            (ours.__setitem__(key, value) if key in COMMON_OPTIONS + RTSP_OPTIONS else theirs.append(f"{key}={value}"))
         return SourceURI("rtsp", base + ("?" + "&".join(theirs) if theirs else ""), ours, text)
     rest, options = split_query(text)
     scheme, sep, target = rest.partition("://")
@@ -199,10 +218,13 @@ class FrameSource:
         self.uri = str(uri)
         self.width = int(width) if width else None
         self.height = int(height) if height else None
+        check_pixels(self.width, self.height, self.uri, "frame size")
         fps = check_float(f"{self.uri} fps", fps, low=0, allow_none=True, example="0")
         self.fps = float(fps) if fps else 0.0
         self.loop = bool(loop)
         self.stats = SourceStats()
+        self.stall_timeout_s = DEFAULT_STALL_TIMEOUT_S
+        self.deadline = None  # time.perf_counter() by which open() and capture() must return
         self.is_open = False
         self._next_due = None
         self._index = 0
@@ -215,6 +237,23 @@ class FrameSource:
     def __exit__(self, exc_type, exc, tb):
         self.close()
         return False
+
+    def set_limits(self, stall_timeout_s=None, deadline=None):
+        """Liveness limits (used by live sources).
+
+        Args:
+            stall_timeout_s (float): seconds without a new frame after which a live source counts
+                as disconnected and is reopened. Defaults to None (keep the current value, 10 s).
+            deadline (float): ``time.perf_counter()`` value by which opening must have finished
+                (a run's ``--duration``). Defaults to None (no deadline).
+
+        Raises:
+            EdgeAlexError: a stall timeout that is not > 0.
+        """
+        if stall_timeout_s is not None:
+            self.stall_timeout_s = check_float("--stall-timeout", stall_timeout_s, low=0, low_open=True,
+                                               example=f"{DEFAULT_STALL_TIMEOUT_S:g}")
+        self.deadline = deadline
 
     def open(self):
         """Open the device/file. Idempotent."""
@@ -286,10 +325,31 @@ class FrameSource:
         return {"kind": self.kind, "uri": self.uri, "live": self.live, "width": self.width,
                 "height": self.height, "fps": self.fps, "loop": self.loop}
 
-    def note_event(self, text):
-        """Record a reconnect/skip event (kept in the stats, logged as a warning)."""
-        self.stats.events.append({"time": round(time.time(), 3), "event": text})
+    def note_event(self, text, kind="note", **fields):
+        """Record an event (kept in the stats, copied into the JSONL log, logged as a warning).
+
+        Args:
+            text (str): what happened, for people.
+            kind (str): "note", "disconnect" or "reconnect". Defaults to "note".
+            **fields: structured details (e.g. ``gap_start`` in seconds since the epoch, ``gap_s``).
+        """
+        record = {"time": round(time.time(), 3), "event": text, "kind": kind}
+        record.update(fields)
+        stats = self.stats
+        stats.events.append(record)
+        stats.events_total += 1
+        if len(stats.events) > 2 * MAX_GAPS_KEPT:
+            del stats.events[:MAX_GAPS_KEPT]
         logger.warning("%s: %s", self.uri, text)
+
+    def finish_gap(self):
+        """Record a gap still open at the end of a run (live sources); nothing for others."""
+
+    def note_gap(self, start, length_s, reason):
+        """Record a span without frames (``start`` in seconds since the epoch)."""
+        self.stats.gaps.append({"start": round(start, 3), "length_s": round(length_s, 3), "reason": reason})
+        if len(self.stats.gaps) > 2 * MAX_GAPS_KEPT:
+            del self.stats.gaps[:MAX_GAPS_KEPT]
 
     # -- implemented by sources -------------------------------------------------------------------
     def open_impl(self):

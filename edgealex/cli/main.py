@@ -11,6 +11,7 @@ import typer
 from edgealex import __version__
 from edgealex._sides import WORKSTATION_COMMANDS
 from edgealex.cli._common import workstation_only
+from edgealex.interrupts import sigterm_as_interrupt
 from edgealex.log import configure
 
 # (name, module, attribute, kind): kind "command" is a function, "group" a typer.Typer sub-app.
@@ -74,6 +75,7 @@ _register()
 
 def main():
     configure()
+    sigterm_as_interrupt()  # every long command treats SIGTERM as Ctrl-C
     app(prog_name="edgealex")
 
 

@@ -5,6 +5,7 @@ from typing import List, Optional
 
 import typer
 
+from edgealex.camera.source import DEFAULT_STALL_TIMEOUT_S
 from edgealex.cli._common import echo, emit_json, user_errors
 
 from typing_extensions import Annotated  # typing.Annotated needs Python 3.9; JetPack 5 has 3.8
@@ -24,7 +25,8 @@ def run(
     sink: Annotated[Optional[List[str]], typer.Option("--sink", help=SINK_HELP)] = None,
     threshold: Annotated[float, typer.Option(help="Minimum confidence for a defect verdict (0..1).")] = 0.5,
     defect_classes: Annotated[Optional[str], typer.Option(help="Comma-separated defect classes. Default: every label except ok/good/pass/normal.")] = None,
-    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds.")] = None,
+    duration: Annotated[Optional[float], typer.Option(help="Stop after this many seconds (opening the source included).")] = None,
+    stall_timeout: Annotated[float, typer.Option("--stall-timeout", help="Seconds without a new frame from a camera or stream before it counts as disconnected: logged as a gap (JSONL event + summary) and reopened with backoff.")] = DEFAULT_STALL_TIMEOUT_S,
     max_frames: Annotated[Optional[int], typer.Option(help="Stop after this many frames.")] = None,
     batch: Annotated[int, typer.Option(help="Frames per inference (throughput mode; needs a dynamic or matching batch).")] = 1,
     queue_size: Annotated[int, typer.Option(help="Frames buffered between capture and inference.")] = 4,
@@ -47,8 +49,13 @@ def run(
     summary = run_inspection(
         str(engine), source=source, sinks=list(sink or []), threshold=threshold, defect_classes=defect_classes,
         duration_s=duration, max_frames=max_frames, batch=batch, queue_size=queue_size, drop_policy=drop,
-        runner_options=runner_options,
+        runner_options=runner_options, stall_timeout_s=stall_timeout,
     )
+    if not sink:  # after the run, so a bad input's error line is always the first line
+        from edgealex.log import logger
+        from edgealex.pipeline.loop import NO_SINK_WARNING
+
+        logger.warning(NO_SINK_WARNING)
     if json_out:
         emit_json(summary.to_dict())
         return

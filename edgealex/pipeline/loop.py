@@ -21,8 +21,10 @@ sinks, the JSONL log is flushed, sinks and the source are closed, and the summar
 """
 
 import collections
+import hashlib
 import os
 import queue
+import random
 import signal
 import sys
 import threading
@@ -34,7 +36,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from edgealex.camera.sink import JsonlSink, SinkItem, StopRequested
-from edgealex.camera.source import EndOfStream
+from edgealex.camera.source import MAX_GAPS_KEPT, EndOfStream
 from edgealex.engine import check_batch
 from edgealex.errors import EdgeAlexError
 from edgealex.validate import check_float
@@ -46,6 +48,8 @@ DROP_POLICIES = ("oldest", "none")
 DEFAULT_QUEUE_SIZE = 4
 CAPTURE_TIMEOUT_MS = 100
 JOIN_TIMEOUT_S = 10.0
+LATENCY_SAMPLES = 100000  # per-frame latencies kept for the percentiles (then a uniform sample)
+EVENT_POLL_S = 0.2  # the sink thread copies source events to the sinks at least this often
 
 
 @dataclass
@@ -113,6 +117,11 @@ def _stats(values):
             "p99": round(float(np.percentile(data, 99)), 3)}
 
 
+NO_SINK_WARNING = ("no --sink given: verdicts are counted but not written anywhere (add --sink verdicts.jsonl, "
+                   "--sink annotated.mp4 or --sink display://)")
+RUN_SUMMARY_ARTIFACT = "edgealex-run-summary"  # marks a saved summary for `edgealex report`
+
+
 @dataclass
 class LoopSummary:
     """What a run did. :meth:`to_dict` for JSON, :meth:`format` for people.
@@ -150,6 +159,7 @@ class LoopSummary:
     engine: dict = field(default_factory=dict)
     events: list = field(default_factory=list)
     cpu_ms_per_frame: Dict[str, float] = field(default_factory=dict)
+    gaps: list = field(default_factory=list)
     # station sinks (edgealex.station, issue 14): capture -> verdict and capture -> each sink's
     # delivery (mean/p50/p99/count, ms), and each such sink's own counters (sent, dropped, ...)
     delivery_ms: Dict[str, dict] = field(default_factory=dict)
@@ -161,6 +171,7 @@ class LoopSummary:
 
     def to_dict(self):
         return {
+            "artifact": RUN_SUMMARY_ARTIFACT,
             "frames": self.frames, "defects": self.defects, "dropped": self.dropped, "errors": self.errors,
             "reconnects": self.reconnects, "reconnect_gap_s": round(self.reconnect_gap_s, 3),
             "duration_s": round(self.duration_s, 3),
@@ -170,6 +181,7 @@ class LoopSummary:
             "class_counts": self.class_counts, "threshold": self.threshold, "defect_classes": self.defect_classes,
             "stopped_by": self.stopped_by, "interrupted": self.interrupted, "source": self.source,
             "engine": self.engine, "events": self.events, "cpu_ms_per_frame": self.cpu_ms_per_frame,
+            "gaps": self.gaps,
             "delivery_ms": self.delivery_ms, "outputs": self.outputs,
         }
 
@@ -184,6 +196,9 @@ class LoopSummary:
             self.defects, share, self.threshold, ", ".join(self.defect_classes) or "-"))
         lines.append(f"  dropped {self.dropped} (policy {self.drop_policy}), errors {self.errors}, "
                      f"reconnects {self.reconnects} (gap {self.reconnect_gap_s:.1f} s)")
+        for gap in self.gaps[-5:]:
+            lines.append("  gap at {} for {:.1f} s: {}".format(
+                time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(gap["start"])), gap["length_s"], gap["reason"]))
         lines.append("  latency ms        mean      p50      p99")
         for stage in STAGES + ("end_to_end",):
             row = self.end_to_end_ms if stage == "end_to_end" else self.latency_ms.get(stage, {})
@@ -198,6 +213,9 @@ class LoopSummary:
             if det.get("accuracy") is not None:
                 parts.append("defect decision {:.1%} (recall {}, precision {})".format(
                     det["accuracy"], _pct(det.get("recall")), _pct(det.get("precision"))))
+            distinct = acc.get("distinct_images")
+            if distinct is not None:
+                parts.append("{} distinct images among {} frames".format(distinct, acc.get("frames_with_truth")))
             lines.append("  vs ground truth: " + "; ".join(parts))
         lines.extend(_format_station(self.delivery_ms, self.outputs))
         return "\n".join(lines)
@@ -307,10 +325,18 @@ class FrameQueue:
 
 
 class _Tally:
-    """Statistics gathered by the sink thread (its only writer)."""
+    """Statistics gathered by the sink thread (its only writer).
 
-    def __init__(self, classifier):
+    Per-frame latencies (for the percentiles) are kept for the first ``max_samples`` frames, then
+    as a uniform random sample of that size (reservoir sampling, Vitter's algorithm R), so a
+    station that runs for weeks holds a bounded amount of memory (56 bytes a frame would be
+    ~145 MB a day at 30 fps).
+    """
+
+    def __init__(self, classifier, max_samples=LATENCY_SAMPLES):
         self.classifier = classifier
+        self.max_samples = int(max_samples)
+        self._rng = random.Random(0)
         self.frames = 0
         self.defects = 0
         self.errors = 0
@@ -321,24 +347,33 @@ class _Tally:
         self.top1_frames = 0
         self.top1_correct = 0
         self.confusion = collections.Counter()  # (truth defect, verdict defect)
+        self.distinct = set()  # content fingerprints of the frames judged against ground truth
         self.engine_ms = 0.0
         self.first_done = None
         self.last_done = None
         self.recent = collections.deque(maxlen=30)
 
-    def add(self, result, e2e_ms, done_at):
+    def add(self, result, e2e_ms, done_at, image=None):
         self.frames += 1
         self.defects += int(result.defect)
-        for name in STAGES:
-            self.stage[name].append(result.latency_ms.get(name, 0.0))
-        self.e2e.append(e2e_ms)
-        self.verdict_ms.append(result.latency_ms.get("verdict", 0.0))
+        row = [(self.stage[name], result.latency_ms.get(name, 0.0)) for name in STAGES]
+        row += [(self.e2e, e2e_ms), (self.verdict_ms, result.latency_ms.get("verdict", 0.0))]
+        if len(self.e2e) < self.max_samples:
+            for values, value in row:
+                values.append(value)
+        else:
+            slot = self._rng.randrange(self.frames)
+            if slot < self.max_samples:
+                for values, value in row:
+                    values[slot] = value
         self.class_counts[result.top_class] += 1
         if result.truth is not None:
             if result.truth in self.classifier.labels:
                 self.top1_frames += 1
                 self.top1_correct += int(result.truth == result.top_class)
             self.confusion[(self.classifier.truth_is_defect(result.truth), result.defect)] += 1
+            if image is not None:
+                self.distinct.add(image_fingerprint(image))
         self.first_done = self.first_done or done_at
         self.last_done = done_at
         self.recent.append(done_at)
@@ -356,6 +391,7 @@ class _Tally:
         fp, tn = self.confusion[(False, True)], self.confusion[(False, False)]
         return {
             "frames_with_truth": judged,
+            "distinct_images": len(self.distinct) if self.distinct else None,
             "top1": (self.top1_correct / self.top1_frames) if self.top1_frames else None,
             "top1_frames": self.top1_frames,
             "defect_detection": {
@@ -366,10 +402,26 @@ class _Tally:
         }
 
 
+def image_fingerprint(image):
+    """A 64-bit content fingerprint of a frame (blake2b of every 4th pixel of every 4th row).
+
+    Counts distinct images behind an accuracy figure: a source that repeats frames (a looped
+    clip, a small pool) judges fewer distinct images than frames. Costs ~0.1 ms for 1280x720.
+
+    Args:
+        image (np.ndarray): HxWxC uint8.
+
+    Returns:
+        bytes: 8-byte digest.
+    """
+    sample = np.ascontiguousarray(np.asarray(image)[::4, ::4])
+    return hashlib.blake2b(sample.tobytes(), digest_size=8).digest()
+
+
 # -- the loop ------------------------------------------------------------------------------------
 def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESHOLD, defect_classes=None,
              duration_s=None, max_frames=None, batch=1, queue_size=DEFAULT_QUEUE_SIZE, drop_policy=None,
-             on_frame=None, warmup=1, context=None):
+             on_frame=None, warmup=1, context=None, stall_timeout_s=None):
     """Classify frames from ``source`` until it ends, a limit is reached or Ctrl-C.
 
     The runner and source are activated/opened here when they are not already (and then released
@@ -392,6 +444,10 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
             thread; returning False stops the loop. Defaults to None.
         warmup (int): untimed inferences before the loop starts. Defaults to 1.
         context (dict): extra provenance for the sinks' sidecars. Defaults to None.
+        stall_timeout_s (float): a live source without a new frame for this long is disconnected
+            and reopened. Defaults to None (the source's default, 10 s).
+
+    ``duration_s`` bounds the whole call from its start, opening the source included.
 
     Returns:
         LoopSummary: the run's figures.
@@ -412,6 +468,8 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
     if max_frames is not None and int(max_frames) <= 0:
         raise EdgeAlexError("--max-frames", f"must be > 0, got {max_frames}", "omit it to run until the source ends")
 
+    deadline = None if duration_s is None else time.perf_counter() + float(duration_s)
+    source.set_limits(stall_timeout_s=stall_timeout_s, deadline=deadline)
     activated = opened = False
     opened_sinks = []
     try:
@@ -430,14 +488,17 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
                        "threshold": classifier.threshold, "defect_classes": classifier.defect_classes,
                        "batch": batch, "drop_policy": policy}
         run_context.update(context or {})
-        ordered = sorted(sinks, key=lambda s: isinstance(s, JsonlSink))  # the JSONL log last
+        _warm_up(classifier, warmup)
+        # Sinks open only now that the engine and the source work: a run that fails before its
+        # first frame leaves existing outputs alone. The JSONL log goes last (closed last too, so
+        # it still gets its final lines when another sink's failure freed the disk).
+        ordered = sorted(sinks, key=lambda s: isinstance(s, JsonlSink))
         for sink in ordered:
             sink.open(run_context)
             opened_sinks.append(sink)
-        _warm_up(classifier, warmup)
         cv2_threads = _cv2_single_threaded()
         try:
-            loop = _Loop(runner, source, ordered, classifier, policy, batch, queue_size, duration_s, max_frames,
+            loop = _Loop(runner, source, ordered, classifier, policy, batch, queue_size, deadline, max_frames,
                          on_frame)
             for sink in ordered:  # station sinks show the loop's live counters (issue 14)
                 if hasattr(sink, "bind_status"):
@@ -466,7 +527,7 @@ def _station_figures(summary, sinks, tally):
     stations = [sink for sink in sinks if hasattr(sink, "deliveries_ms")]
     if not stations:
         return
-    delivery = {"verdict": dict(_stats(tally.verdict_ms), count=len(tally.verdict_ms))}
+    delivery = {"verdict": dict(_stats(tally.verdict_ms), count=tally.frames)}
     for sink in stations:
         counts = sink.finish()
         name = sink.delivery_name
@@ -517,7 +578,7 @@ def _release(runner, source):
 class _Loop:
     """One run of the pipelined loop (see the module docstring)."""
 
-    def __init__(self, runner, source, sinks, classifier, policy, batch, queue_size, duration_s, max_frames,
+    def __init__(self, runner, source, sinks, classifier, policy, batch, queue_size, deadline, max_frames,
                  on_frame):
         self.runner = runner
         self.source = source
@@ -526,7 +587,7 @@ class _Loop:
         self.policy = policy
         self.batch = batch
         self.queue_size = queue_size
-        self.duration_s = float(duration_s) if duration_s else None
+        self.deadline = deadline
         self.max_frames = int(max_frames) if max_frames else None
         self.on_frame = on_frame
         self.frames_q = FrameQueue(queue_size, drop_oldest=policy == "oldest")
@@ -539,6 +600,7 @@ class _Loop:
         self.engine_s = 0.0
         self.inferred = 0
         self.thread_cpu_s = {}
+        self.events_seen = 0
         self.started_at = None
 
     def live_status(self):
@@ -581,11 +643,16 @@ class _Loop:
     def _sink_worker(self):
         cpu_start = _thread_cpu_s()
         while True:
-            job = self.sink_q.get()
+            try:
+                job = self.sink_q.get(timeout=EVENT_POLL_S)
+            except queue.Empty:
+                job = False  # no frame (a stalled source): its events still reach the log now
+            if self.sink_error is None:
+                self._events_to_sinks()
             if job is None:
                 self.thread_cpu_s["sinks"] = _thread_cpu_s() - cpu_start
                 return
-            if self.sink_error is not None:
+            if self.sink_error is not None or job is False:
                 continue  # drain without writing after a failure
             frame, result = job
             try:
@@ -597,7 +664,7 @@ class _Loop:
                     sink.write(item)
                 done = time.perf_counter()
                 result.latency_ms["sink"] = (done - start) * 1e3
-                self.tally.add(result, (done - frame.captured_at) * 1e3 + frame.capture_ms, done)
+                self.tally.add(result, (done - frame.captured_at) * 1e3 + frame.capture_ms, done, frame.image)
                 if self.on_frame is not None and self.on_frame(result) is False:
                     self.stop_reason = self.stop_reason or "on_frame"
                     self.stop.set()
@@ -607,6 +674,18 @@ class _Loop:
             except BaseException as exc:
                 self.sink_error = exc
                 self.stop.set()
+
+    def _events_to_sinks(self):
+        """Copy the source's new events (disconnects, reconnects, skips) to the sinks, in order."""
+        events, self.events_seen = self.source.stats.events_since(self.events_seen)
+        for event in events:
+            for sink in self.sinks:
+                try:
+                    sink.event(event)
+                except BaseException as exc:
+                    self.sink_error = exc
+                    self.stop.set()
+                    return
 
     def _to_sinks(self, job):
         while True:
@@ -631,7 +710,7 @@ class _Loop:
             while True:
                 if self.stop.is_set():
                     break
-                if self.duration_s is not None and time.perf_counter() - started >= self.duration_s:
+                if self.deadline is not None and time.perf_counter() >= self.deadline:
                     self.stop_reason = "duration"
                     break
                 if self.max_frames is not None and processed >= self.max_frames:
@@ -659,6 +738,8 @@ class _Loop:
                 if producer.is_alive():
                     logger.warning("the capture thread is still blocked in %s after %.0f s; releasing the source "
                                    "anyway", self.source.uri, JOIN_TIMEOUT_S)
+                if not producer.is_alive():
+                    self.source.finish_gap()  # a gap still open at the end is logged too
                 self.sink_q.put(None)
                 sinker.join(JOIN_TIMEOUT_S * 3)
             finally:
@@ -709,7 +790,7 @@ class _Loop:
             end_to_end_ms=_stats(tally.e2e), accuracy=tally.accuracy(),
             class_counts=dict(sorted(tally.class_counts.items())), threshold=self.classifier.threshold,
             defect_classes=list(self.classifier.defect_classes), stopped_by=self.stop_reason or "stopped",
-            source=self.source.describe(), events=list(stats.events[-20:]),
+            source=self.source.describe(), events=list(stats.events[-20:]), gaps=list(stats.gaps[-MAX_GAPS_KEPT:]),
             cpu_ms_per_frame={name: round(1e3 * sec / tally.frames, 3) for name, sec in self.thread_cpu_s.items()}
             if tally.frames else {})
         return summary
@@ -735,26 +816,27 @@ def _cv2_restore_threads(previous):
 
 
 def _ignore_sigint():
-    """Ignore Ctrl-C while the loop shuts down (main thread only); returns the old handler."""
+    """Ignore Ctrl-C and SIGTERM while the loop shuts down (main thread only); returns the old handlers."""
     if threading.current_thread() is not threading.main_thread():
         return None
     try:
-        return signal.signal(signal.SIGINT, signal.SIG_IGN)
+        return [(sig, signal.signal(sig, signal.SIG_IGN)) for sig in (signal.SIGINT, signal.SIGTERM)]
     except (ValueError, OSError):
         return None
 
 
 def _restore_sigint(previous):
-    if previous is not None:
-        signal.signal(signal.SIGINT, previous)
+    for sig, handler in previous or ():
+        if handler is not None:
+            signal.signal(sig, handler)
 
 
 def run_inspection(engine, source="synthetic://", sinks=(), threshold=DEFAULT_THRESHOLD, defect_classes=None,
                    duration_s=None, max_frames=None, batch=1, queue_size=DEFAULT_QUEUE_SIZE, drop_policy=None,
-                   runner_options=None, source_options=None):
+                   runner_options=None, source_options=None, stall_timeout_s=None):
     """``edgealex run``: load the engine, open the source and sinks, run the loop.
 
-    SIGTERM is handled like Ctrl-C while it runs (a service stop also ends cleanly).
+    Through the CLI, SIGTERM is handled like Ctrl-C (:func:`edgealex.interrupts.sigterm_as_interrupt`).
 
     Args:
         engine (str): engine or ONNX path (see :func:`edgealex.runtime.registry.load_runner`).
@@ -762,41 +844,29 @@ def run_inspection(engine, source="synthetic://", sinks=(), threshold=DEFAULT_TH
         sinks (sequence): sink URIs. Defaults to none.
         runner_options (dict): options for the runner (e.g. ``intra_op_num_threads``).
         source_options (dict): options for :func:`open_source` (e.g. ``width``, ``loop``).
+        stall_timeout_s (float): seconds without a new frame before a live source is reopened.
         Other arguments: see :func:`run_loop`.
 
     Returns:
         LoopSummary: the run's figures.
     """
+    from edgealex.artifacts import check_output_paths
     from edgealex.camera.sink import open_sink
     from edgealex.camera.source import open_source
     from edgealex.runtime.registry import load_runner
 
-    runner = load_runner(engine, **(runner_options or {}))
-    frames = open_source(source, **(source_options or {}))
+    duration_s = check_float("--duration", duration_s, low=0, low_open=True, allow_none=True)
+    started = time.perf_counter()
     outputs = [open_sink(uri) for uri in sinks]
-    for sink in outputs:  # fail before the engine loads, not after
-        path = getattr(sink, "path", None)
-        if path and os.path.abspath(path) == os.path.abspath(str(engine)):
-            raise EdgeAlexError(path, "a sink would overwrite the engine", "pick another output path")
-    previous = _sigterm_as_interrupt()
-    try:
-        return run_loop(runner, frames, outputs, threshold=threshold, defect_classes=defect_classes,
-                        duration_s=duration_s, max_frames=max_frames, batch=batch, queue_size=queue_size,
-                        drop_policy=drop_policy, context={"engine_path": os.path.abspath(str(engine))})
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _sigterm_as_interrupt():
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum, frame):
-        raise KeyboardInterrupt()
-
-    try:
-        return signal.signal(signal.SIGTERM, handler)
-    except (ValueError, OSError):
-        return None
+    frames = open_source(source, **(source_options or {}))
+    # Conflicting outputs are refused before anything loads (a second lock check runs at open).
+    check_output_paths([(s.path, "sink") for s in outputs if getattr(s, "path", None)],
+                       inputs=[(str(engine), "engine"), (getattr(frames, "path", None), "source")])
+    runner = load_runner(engine, **(runner_options or {}))
+    if duration_s is not None:  # --duration counts from the start of the command's work
+        duration_s = max(0.001, float(duration_s) - (time.perf_counter() - started))
+    return run_loop(runner, frames, outputs, threshold=threshold, defect_classes=defect_classes,
+                    duration_s=duration_s, max_frames=max_frames, batch=batch, queue_size=queue_size,
+                    drop_policy=drop_policy, context={"engine_path": os.path.abspath(str(engine))},
+                    stall_timeout_s=stall_timeout_s)
 

@@ -25,6 +25,12 @@ class TensorSpec:
     shape: Tuple[Optional[int], ...]
     dtype: str = "float32"
 
+    def __post_init__(self):
+        if len(self.shape) == 4:  # NCHW: refuse a model input too large to allocate
+            from edgealex.limits import check_pixels
+
+            check_pixels(self.shape[3], self.shape[2], self.name, "model input")
+
     def check(self, array, subject="input"):
         """Raise a user error when ``array`` does not fit this spec."""
         if str(array.dtype) != self.dtype:

@@ -26,12 +26,9 @@ unless ``force=True``, which regenerates it. Generation happens in a temporary f
 ``out`` that is renamed into place at the end, so an interrupted run never leaves a half dataset.
 """
 
-import contextlib
 import hashlib
 import json
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence
@@ -39,7 +36,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.artifacts import ensure_dir, environment_summary, read_json, write_json_atomic, write_text_atomic
+from edgealex.artifacts import environment_summary, read_json, staging_dir, write_json_atomic, write_text_atomic
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.synth.render import GENERATOR_VERSION, LABELS, SURFACES, check_difficulty, render_sample
@@ -280,13 +277,9 @@ def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float]
             raise EdgeAlexError(out_dir, "is not empty and does not hold this exact dataset",
                                 "pass --force to replace it, or choose another -o/--out")
 
-    parent = ensure_dir(os.path.dirname(out_dir), "folder for the dataset")
-    try:
-        tmp = tempfile.mkdtemp(prefix=".tmp-synth-", dir=parent)
-    except OSError as exc:
-        raise EdgeAlexError(out_dir, f"cannot write the dataset there ({exc.strerror or exc})",
-                            "choose a writable location with -o/--out")
-    try:
+    # Rendered into a staging folder beside out_dir, swapped in at the end (an old out_dir goes
+    # only after that); removed on any failure, a full disk included.
+    with staging_dir(out_dir, "dataset folder") as tmp:
         jobs = _plan(per_class, splits)
         workers = workers if workers is not None else min(2, os.cpu_count() or 1)
         entries = []
@@ -318,33 +311,6 @@ def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float]
         }
         write_text_atomic(os.path.join(tmp, LABELS_NAME), "\n".join(LABELS) + "\n")
         write_json_atomic(os.path.join(tmp, MANIFEST_NAME), manifest)
-        _move_into_place(tmp, out_dir)
-    except BaseException as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if isinstance(exc, OSError):  # a full disk or a folder that turned read-only while writing
-            raise EdgeAlexError(out_dir, f"writing the dataset failed ({exc.strerror or exc}); nothing was left "
-                                "behind", "free some space or choose another -o/--out")
-        raise
     seconds = time.perf_counter() - start
     logger.info(f"wrote {len(entries)} images to {out_dir} in {seconds:.1f} s")
     return _result_from_manifest(out_dir, manifest, seconds, False)
-
-
-def _move_into_place(tmp, out_dir):
-    """Rename the finished temp folder to ``out_dir``; an old ``out_dir`` goes only after that."""
-    if os.path.isdir(out_dir) and not os.listdir(out_dir):
-        os.rmdir(out_dir)
-    old = None
-    if os.path.exists(out_dir):
-        old = tempfile.mkdtemp(prefix=".old-synth-", dir=os.path.dirname(out_dir))
-        os.rmdir(old)
-        os.rename(out_dir, old)
-    try:
-        os.rename(tmp, out_dir)
-    except OSError:
-        if old is not None:
-            with contextlib.suppress(OSError):
-                os.rename(old, out_dir)
-        raise
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)

@@ -433,7 +433,7 @@ def _reusable(out_path, data_hash, settings):
 
 def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None, lr=None, preset="demo",
           resume=None, reuse=False, keep_last=True, save_every=1, threads=None, device=None, progress=None,
-          init_weights=None, teacher=None, **overrides):
+          memory_format="channels_last", init_weights=None, teacher=None, **overrides):
     """Train an AlexNet on an ImageFolder dataset and keep the best checkpoint by val accuracy.
 
     Args:
@@ -460,6 +460,9 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
             joins the cache key. Defaults to None.
         **overrides: any other :class:`TrainSettings` field (momentum, warmup_epochs, ...), or
             ``width_mult`` (float in (0, 1]): the arch with every conv/hidden FC width scaled by it.
+        memory_format (str): "channels_last" or "contiguous" layout of weights and activations;
+            both are exact, which is faster depends on the CPU (see :mod:`edgealex.train.sizing`).
+            Not part of the cache key. Defaults to "channels_last".
 
     Returns:
         TrainResult: the outcome.
@@ -523,7 +526,7 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     torch.set_num_threads(int(threads or os.cpu_count() or 1))
     try:
         return _run(torch, settings, data, spec, num_classes, out_path, resume, resume_state, keep_last,
-                    max(1, int(save_every)), device, progress, start, aux)
+                    max(1, int(save_every)), device, progress, start, memory_format, aux)
     finally:
         torch.set_num_threads(old_threads)
         progress.close()
@@ -583,18 +586,18 @@ def _check_auxiliary(aux, settings, data, resume):
         raise EdgeAlexError(str(resume), "was a distillation run", "pass the same --teacher to resume it")
 
 
-def _teacher_model(torch, aux, num_classes, dev):
+def _teacher_model(torch, aux, num_classes, dev, layout):
     if aux.get("teacher") is None:
         return None
     teacher = model_from_checkpoint(aux["teacher"], source=aux["teacher_path"], num_classes=num_classes)
-    teacher = teacher.to(dev).to(memory_format=torch.channels_last).eval()
+    teacher = teacher.to(dev).to(memory_format=layout).eval()
     for p in teacher.parameters():
         p.requires_grad_(False)
     return teacher
 
 
 def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_state, keep_last, save_every, device,
-         progress, start, aux=None):
+         progress, start, memory_format="channels_last", aux=None):
     aux = aux or {}
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bf16 = _use_bf16(torch, dev, settings.precision)
@@ -613,8 +616,11 @@ def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_stat
         _init_he(torch, model)
     if aux.get("init") is not None:
         load_weights(model, aux["init"]["state_dict"], source=aux["init_path"])
-    teacher = _teacher_model(torch, aux, num_classes, dev)
-    model = model.to(dev).to(memory_format=torch.channels_last)
+    if memory_format not in ("channels_last", "contiguous"):
+        raise EdgeAlexError(f"memory_format {memory_format}", "unknown layout", "use channels_last or contiguous")
+    layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    teacher = _teacher_model(torch, aux, num_classes, dev, layout)
+    model = model.to(dev).to(memory_format=layout)
     optimizer = _make_optimizer(torch, model, settings)
     first_epoch, best_acc, best_epoch, history = 1, -1.0, 0, []
     if resume_state is not None:
