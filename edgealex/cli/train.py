@@ -34,7 +34,7 @@ def train(
     width_mult: Annotated[Optional[float], typer.Option(help="Slim model: every conv and hidden FC width times this (0-1].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
-    """Train an AlexNet classifier (e.g. on `edgealex data synth` output) and keep the best checkpoint."""
+    """Train an AlexNet classifier on an image folder (such as `edgealex data synth` output) and keep the best checkpoint."""
     from edgealex.train.progress import BarProgress
     from edgealex.train.trainer import train as run_training
 

@@ -176,13 +176,13 @@ def _loop_lines(loop):
     if e2e:
         lines.append("end-to-end latency per frame (capture start to sinks done): p50 {} ms, p99 {} ms".format(
             _fmt("p", e2e.get("p50")), _fmt("p", e2e.get("p99"))))
-    for name, row in (loop.get("delivery_ms") or {}).items():
+    for name, figures in (loop.get("delivery_ms") or {}).items():
         what = "delivery to {} (capture start to {})".format(name, DELIVERY_EVENTS.get(name, "delivered"))
-        if not row.get("count"):
+        if not figures.get("count"):
             lines.append(what + ": nothing was delivered (e.g. no viewer connected)")
             continue
         lines.append("{}: p50 {} ms, p99 {} ms over {} frames".format(
-            what, _fmt("p", row.get("p50")), _fmt("p", row.get("p99")), row["count"]))
+            what, _fmt("p", figures.get("p50")), _fmt("p", figures.get("p99")), figures["count"]))
     if acc.get("top1") is not None:
         distinct = acc.get("distinct_images")
         lines.append("top-1 accuracy against the source's ground truth: {:.1%} of {} frames, {} distinct images".format(
