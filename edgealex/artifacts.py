@@ -83,7 +83,12 @@ def atomic_path(final_path, what="output file"):
     final_path = str(final_path)
     folder = os.path.dirname(os.path.abspath(final_path))
     ensure_dir(folder, "folder for the " + what)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(final_path), dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(final_path), dir=folder)
+    except OSError as exc:  # no inode left (a tmpfs's nr_inodes, a quota) fails here, before any byte
+        if is_disk_error(exc):
+            raise disk_error(final_path, exc, what)
+        raise
     os.close(fd)
     try:
         yield tmp
