@@ -487,6 +487,17 @@ def test_export_batch_conflicts_and_sizes_are_one_line(tmp_path, args, needle):
     assert not (tmp_path / "m.onnx").exists()
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--width-mult", "nan"], "--width-mult | nan is not a finite number"),   # it blamed --keep
+    (["--width-mult", "-0"], "--width-mult | must be between 0 and 1"),
+    (["--threads", "-1"], "--threads | must be a whole number >= 0"),         # was a RuntimeError traceback
+])
+def test_train_options_are_refused_by_their_own_names(tmp_path, args, needle):
+    r = invoke("train", "-d", tmp_path / "no-data-needed", "-o", tmp_path / "m.pt", "--epochs", "1", *args)
+    one_line_error(r, needle)
+    assert not (tmp_path / "m.pt").exists()
+
+
 def test_input_size_below_63_is_one_line(tmp_path):
     r = invoke("export", "--input-size", "16", "-o", tmp_path / "m.onnx")
     one_line_error(r, "--input-size 16", "at least 63")
