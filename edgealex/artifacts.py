@@ -368,7 +368,7 @@ _TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", bool: "tru
 
 
 def validate_sidecar(data, source, artifact=None, schema_max=None, fields=None, require_sha256=True,
-                     fix="regenerate it with the edgealex command that wrote it"):
+                     fix="regenerate it with the edgealex command that wrote it", optional_fields=None):
     """The one check every provenance sidecar passes before anything reads a field of it.
 
     Args:
@@ -383,6 +383,8 @@ def validate_sidecar(data, source, artifact=None, schema_max=None, fields=None, 
         require_sha256 (bool): ``"sha256"`` must be 64 lowercase hex digits (an empty or missing
             hash would silently skip the file check). Defaults to True.
         fix (str): how to fix a broken sidecar. Defaults to regenerating it.
+        optional_fields (dict or None): like ``fields``, for keys a sidecar may leave out (checked
+            only when present). Defaults to None.
 
     Returns:
         dict: ``data`` itself.
@@ -410,9 +412,13 @@ def validate_sidecar(data, source, artifact=None, schema_max=None, fields=None, 
         if not isinstance(digest, str) or not _SHA256.match(digest):
             raise EdgeAlexError(source, f"the sidecar's sha256 is {digest!r}, not 64 hex digits, so the file "
                                 "it describes cannot be checked", fix)
-    for key, kinds in (fields or {}).items():
+    checks = [(key, kinds, True) for key, kinds in (fields or {}).items()]
+    checks += [(key, kinds, False) for key, kinds in (optional_fields or {}).items()]
+    for key, kinds, required in checks:
         kinds = kinds if isinstance(kinds, tuple) else (kinds,)
         if key not in data:
+            if not required:
+                continue
             raise EdgeAlexError(source, f"the sidecar has no {key!r}", fix)
         value = data[key]
         wrong = isinstance(value, bool) and bool not in kinds

@@ -106,12 +106,24 @@ def attach(model_proto, info):
     return model_proto
 
 
+def check_onnx_path(path, what="ONNX model"):
+    """Refuse a path that is a folder or does not exist, before anything reads it (no onnx needed).
+
+    Raises:
+        EdgeAlexError: the path is a folder, or no file is there.
+    """
+    path = str(path)
+    if os.path.isdir(path):
+        raise EdgeAlexError(path, f"is a folder, not an {what} file", "pass the .onnx file itself")
+    if not os.path.isfile(path):
+        raise EdgeAlexError(path, f"the {what} does not exist", "check the path or run `edgealex export`")
+    return path
+
+
 def load_onnx(path, what="ONNX model"):
     """``onnx.load`` with user-facing errors for a missing or corrupt file."""
     onnx = require("onnx", "reading ONNX models")
-    path = str(path)
-    if not os.path.isfile(path):
-        raise EdgeAlexError(path, f"the {what} does not exist", "check the path or run `edgealex export`")
+    path = check_onnx_path(path, what)
     if os.path.getsize(path) == 0:
         raise EdgeAlexError(path, f"the {what} is an empty file (0 bytes)",
                             "export it again; the copy or the export was interrupted")
@@ -185,12 +197,13 @@ def from_model_proto(model, path="model", allow_default=True):
         raise EdgeAlexError(path, f"input shape {dims} is not [N, 3, S, S]",
                             "export an NCHW classifier with a square input")
     classes = out_dims[-1] if out_dims and out_dims[-1] else 0
-    logger.warning("%s has no edgealex metadata: using ImageNet preprocessing (resize 256, crop %d, RGB) "
-                   "and labels class_0..class_%d", path, dims[2], max(classes - 1, 0))
+    spec = Preprocess(input_size=int(dims[2]), resize=max(int(dims[2]) * 256 // 224, int(dims[2])))
+    logger.warning("%s has no edgealex metadata: using ImageNet preprocessing (resize %d, crop %d, RGB) "
+                   "and labels class_0..class_%d", path, spec.resize, spec.input_size, max(classes - 1, 0))
     return ModelInfo(
         arch="unknown",
         labels=[f"class_{i}" for i in range(classes)],
-        preprocess=Preprocess(input_size=int(dims[2]), resize=max(int(dims[2]) * 256 // 224, int(dims[2]))),
+        preprocess=spec,
         input_name=inputs[0].name,
         output_name=graph.output[0].name,
         batch=dims[0],

@@ -10,6 +10,8 @@ coordinates followed by one resize, which gives the same field of view at a frac
 of resizing the whole frame first.
 """
 
+import math
+import numbers
 import os
 from dataclasses import asdict, dataclass, field
 from typing import Tuple
@@ -23,11 +25,19 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_INPUT_SIZE = 224
 DEFAULT_RESIZE = 256
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
-_INTERPOLATIONS = ("linear", "area", "nearest", "cubic", "pil-bilinear")
+INTERPOLATIONS = ("linear", "area", "nearest", "cubic", "pil-bilinear")
 # "pil-bilinear" reproduces torchvision's ``Resize(resize) + CenterCrop(input_size)`` on a PIL image:
 # the whole frame is scaled (short side = resize) with Pillow's antialiased bilinear filter, then the
 # centre is cropped. This is what torchvision-trained weights (ImageNet checkpoints) saw.
 TORCHVISION_INTERPOLATION = "pil-bilinear"
+
+
+def _finite_numbers(values):
+    """True when every value is a real number (not bool, not a string) and finite (no NaN/inf)."""
+    for value in values:
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -67,10 +77,12 @@ class Preprocess:
             problems.append(f"channel_order must be RGB or BGR, got {self.channel_order!r}")
         if self.layout != "NCHW":
             problems.append(f"layout must be NCHW, got {self.layout!r}")
-        if len(self.mean) != 3 or len(self.std) != 3 or any(s <= 0 for s in self.std):
-            problems.append("mean and std need 3 values each, std > 0")
-        if self.interpolation not in _INTERPOLATIONS:
-            problems.append("interpolation must be one of {}".format(", ".join(_INTERPOLATIONS)))
+        if (len(self.mean) != 3 or len(self.std) != 3 or not _finite_numbers(tuple(self.mean) + tuple(self.std))
+                or any(float(s) <= 0 for s in self.std)):
+            problems.append(f"mean and std need 3 finite numbers each, std > 0, got {list(self.mean)} and "
+                            f"{list(self.std)}")
+        if self.interpolation not in INTERPOLATIONS:
+            problems.append("interpolation must be one of {}".format(", ".join(INTERPOLATIONS)))
         if problems:
             raise EdgeAlexError("preprocessing", "; ".join(problems),
                                 "fix the preprocessing settings (or the model's metadata) and export again")
@@ -314,20 +326,58 @@ def read_image(path):
     except OSError as exc:
         raise EdgeAlexError(path, f"cannot read the image ({exc.strerror or exc})", "check the file")
     check_image_header(data, path)  # a decompression bomb is refused before decoding
+    if _png_cut_short(data):
+        # refused before libpng sees it: its default error handler prints "libpng error: ..." on
+        # stderr (not through OpenCV's logging, so quiet_opencv cannot silence it)
+        raise EdgeAlexError(path, "a truncated PNG (it ends before its IEND chunk)",
+                            "remove or replace the file")
     image = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
     if image is None:
         raise EdgeAlexError(path, "not a decodable image (corrupt, truncated or unsupported format)",
                             "remove or replace the file")
+    if bytes(data[:4]) in _TIFF_MAGIC:
+        # OpenCV's TIFF decoder already turns the pixels upright from tag 274, for every depth and
+        # even with IMREAD_UNCHANGED (imgcodecs/src/grfmt_tiff.cpp, fixOrientation): applying the
+        # tag again would rotate twice.
+        return image
     return apply_orientation(image, exif_orientation(data))
+
+
+def _png_cut_short(data):
+    """True for PNG bytes whose chunk list ends (or runs past the end of the data) before IEND.
+
+    Args:
+        data (np.ndarray of uint8 or bytes): the file's bytes.
+
+    Returns:
+        bool: a PNG signature and no IEND chunk, or a chunk whose declared length (+ 12 bytes of
+        length, type and CRC) passes the end of the data; False for anything else, including a
+        complete PNG (bytes after IEND are ignored, as libpng does).
+    """
+    import struct
+
+    full = data if isinstance(data, bytes) else memoryview(data).cast("B")
+    if bytes(full[:8]) != b"\x89PNG\r\n\x1a\n":
+        return False
+    i = 8
+    while i + 8 <= len(full):
+        length, kind = struct.unpack(">I4s", full[i:i + 8])
+        if i + 12 + length > len(full):
+            return True
+        if kind == b"IEND":
+            return False
+        i += 12 + length
+    return True  # no IEND: OpenCV's decoder fails on it too, after libpng's message
 
 
 # EXIF Orientation (tag 0x0112) -> how the stored pixels become the upright image, as OpenCV's own
 # ExifTransform does it for IMREAD_COLOR (imgcodecs/src/loadsave.cpp): T = transpose, then a flip
 # about the vertical (h), horizontal (v) or both axes. IMREAD_UNCHANGED (needed to keep 16-bit
-# depth and alpha) skips this, so read_image applies it itself.
+# depth and alpha) skips this, so read_image applies it itself (except to TIFF, whose decoder does).
 _ORIENTATIONS = {1: (False, None), 2: (False, "h"), 3: (False, "hv"), 4: (False, "v"),
                  5: (True, None), 6: (True, "h"), 7: (True, "hv"), 8: (True, "v")}
 _EXIF_ORIENTATION_TAG = 0x0112
+_TIFF_MAGIC = (b"II*\x00", b"MM\x00*")
 
 
 def apply_orientation(image, orientation):
@@ -405,7 +455,7 @@ def exif_orientation(data):
                         tiff = tiff[6:]
                     break
                 i += 8 + length + (length & 1)
-        elif buf[:4] in (b"II*\x00", b"MM\x00*"):
+        elif buf[:4] in _TIFF_MAGIC:
             tiff = buf
         if not tiff or tiff[:2] not in (b"II", b"MM"):
             return 1

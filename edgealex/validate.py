@@ -54,7 +54,7 @@ def check_float(option, value, low=None, high=None, low_open=False, high_open=Fa
             example = f"{high - 1 if high_open else high:g}"
         else:
             example = "1"
-    fix = f"pass {option} {example} (a finite number {wanted})"
+    fix = f"pass {option} {example} ({wanted if low is None and high is None else 'a finite number ' + wanted})"
     if number is None:
         raise EdgeAlexError(option, f"{value!r} is not a number", fix)
     if not math.isfinite(number):

@@ -39,6 +39,24 @@ def test_nonpositive_or_nonfinite_scale_refused():
             encode_scale(bad)
 
 
+@pytest.mark.parametrize("line, match", [
+    ("input: 7fc00000", "not a finite number >= 0"),   # NaN
+    ("input: 7f800000", "not a finite number >= 0"),   # +inf
+    ("input: bf800000", "not a finite number >= 0"),   # -1.0
+    ("input: 80000000", "not a finite number >= 0"),   # -0.0
+    ("out: 3f800000", "appears twice"),
+    ("out: zz", "line 3 .*not an 8-digit hex scale"),
+])
+def test_cache_lines_without_a_usable_range_are_refused_with_the_line(tmp_path, line, match):
+    # a scale is a range of +-127*scale: NaN, inf or a negative one used to be accepted and handed to
+    # trtexec --calib / the builder; a duplicated tensor silently kept the last of two ranges
+    path = tmp_path / "c.cache"
+    path.write_text("TRT-8502-EntropyCalibration2\nout: 3c00f9f4\n" + line + "\n")
+    with pytest.raises(EdgeAlexError, match=match) as info:
+        read_cache(path)
+    assert info.value.subject == str(path)
+
+
 def test_write_read_roundtrip_exact_text(tmp_path):
     scales = {"input": 0.0185, "/features/features.0/Conv_output_0": 0.0119643, "logits": 8.42e-05,
               "name:with:colons": 0.25}

@@ -5,6 +5,7 @@ torchvision resize, input sizes, and user errors instead of tracebacks.
 """
 
 import json
+import re
 import os
 import shlex
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from build_helpers import LABELS, SIZE, tiny_classifier
+from build_helpers import SIZE, tiny_classifier
 from edgealex.cli.main import app
 from edgealex.errors import EdgeAlexError
 
@@ -69,6 +70,22 @@ def test_batch_profile_rules():
     assert make_plan("8.2.1", "fp16", batch_profile=profile).batch_profile == profile
     with pytest.raises(EdgeAlexError, match="DLA does not support dynamic shapes"):
         make_plan("8.5.2", "fp16", dla_core=0, batch_profile=profile)
+
+
+def test_a_max_batch_past_the_tensor_limit_is_refused(tmp_path):
+    # --max-batch 99999999999999999999 used to go straight into --maxShapes (past TensorRT's int32 extents)
+    from edgealex.build.plan import MAX_TENSOR_ELEMENTS, batch_profile
+
+    per_image = 3 * 224 * 224
+    most = MAX_TENSOR_ELEMENTS // per_image
+    assert batch_profile([None, 3, 224, 224], most)["max"] == most
+    with pytest.raises(EdgeAlexError, match=f"largest batch of a 3x224x224 input is {most}"):
+        batch_profile([None, 3, 224, 224], most + 1)
+    model = tiny_classifier(tmp_path / "dyn.onnx", batch=None)
+    for option in ("--max-batch", "--opt-batch"):
+        r = invoke("build", model, "--target", "agx-orin", "--print-trtexec", option, "99999999999999999999",
+                   "-o", tmp_path / "e")
+        one_line_error(r, f"{option} | 99999999999999999999 images of 3x{SIZE}x{SIZE}")
 
 
 def test_dla_build_of_a_dynamic_onnx_is_refused_with_the_fix(tmp_path):
@@ -159,6 +176,24 @@ def test_own_cache_still_builds(calibrated, tmp_path):
                "--print-trtexec", "-o", tmp_path / "e")
     assert r.exit_code == 0, r.output
     assert "--calib=" + cache in r.stdout
+
+
+def test_cache_sidecar_left_out_must_be_a_list(calibrated, tmp_path):
+    # "left_out": "abc" was read as "nothing left out" without a word
+    import shutil
+
+    from edgealex.artifacts import sidecar_path
+
+    model, cache = calibrated
+    copy = tmp_path / "own.cache"
+    shutil.copy(cache, copy)
+    side = json.loads(open(sidecar_path(cache)).read())
+    side["left_out"] = "abc"
+    with open(sidecar_path(str(copy)), "w") as handle:
+        json.dump(side, handle)
+    r = invoke("build", model, "--target", "nano", "--precision", "int8", "--force-int8", "--calib", copy,
+               "--print-trtexec", "-o", tmp_path / "e")
+    one_line_error(r, "'left_out' is 'abc', not a list")
 
 
 # -- 3. opset against the target's ONNX parser ----------------------------------------------------
@@ -273,6 +308,30 @@ def test_orientation_keeps_alpha_in_png_and_webp(tmp_path):
     assert np.array_equal(got, _pil_upright(webp, "RGBA")[:, :, [2, 1, 0, 3]])
 
 
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_tiff_orientation_is_applied_once(tmp_path, orientation):
+    # OpenCV's TIFF decoder turns the pixels upright itself, even with IMREAD_UNCHANGED
+    # (grfmt_tiff.cpp fixOrientation); read_image used to apply tag 274 a second time.
+    from edgealex.preprocess import read_image
+
+    rgb = _asymmetric()
+    path = _save_with_orientation(tmp_path / f"o{orientation}.tiff", rgb, orientation, compression="raw")
+    got = read_image(path)
+    expected = _pil_upright(path, "RGB")[:, :, ::-1]
+    assert got.shape == expected.shape == ((320, 240, 3) if orientation >= 5 else (240, 320, 3))
+    assert np.array_equal(got, expected)
+
+
+def test_tiff_orientation_keeps_16_bit_depth(tmp_path):
+    from edgealex.preprocess import read_image
+
+    gray16 = (np.arange(240 * 320, dtype=np.uint32).reshape(240, 320) * 7 % 65536).astype(np.uint16)
+    path = _save_with_orientation(tmp_path / "g16.tiff", gray16, 6)
+    got = read_image(path)
+    assert got.dtype == np.uint16 and got.shape == (320, 240)
+    assert np.array_equal(got, np.rot90(gray16, -1))  # orientation 6: rotate 90 degrees clockwise
+
+
 # -- 5. torchvision's resize ----------------------------------------------------------------------
 
 def _photo():
@@ -371,7 +430,6 @@ def test_export_at_other_input_sizes(tmp_path, size, ops, interpolation):
 
 def test_torchvision_weights_export_with_pil_bilinear_at_the_smallest_size(tmp_path):
     torch = pytest.importorskip("torch")
-    from edgealex.export.onnx import export_onnx
     from edgealex.models.alexnet import build_model
     from edgealex.modelinfo import read_model_info
 
@@ -382,6 +440,62 @@ def test_torchvision_weights_export_with_pil_bilinear_at_the_smallest_size(tmp_p
     info = read_model_info(str(tmp_path / "tv.onnx"))
     assert info.preprocess.interpolation == "pil-bilinear" and info.input_shape == [1, 3, 63, 63]
     assert json.loads(r.stdout)["max_abs_diff"] < 1e-4
+
+
+@pytest.mark.parametrize("value", ["bogus", "LINEAR", ""])
+def test_unknown_interpolation_names_the_option_and_every_choice(tmp_path, value):
+    # it used to blame "preprocessing" and "the model's metadata", and left out auto
+    r = invoke("export", "--interpolation", value, "--input-size", "63", "-o", tmp_path / "m.onnx")
+    one_line_error(r, f"--interpolation | unknown value {value!r}", "auto, pil-bilinear, linear, area")
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_default_preprocessing_warning_names_the_resize_it_uses(tmp_path, caplog):
+    # an ONNX without edgealex metadata at 63x63 is read with resize 72, but the warning said 256
+    import logging
+
+    onnx = pytest.importorskip("onnx")
+    from edgealex.modelinfo import read_model_info
+
+    model = tiny_classifier(tmp_path / "plain.onnx")
+    proto = onnx.load(model)
+    del proto.metadata_props[:]
+    onnx.save(proto, model)
+    with caplog.at_level(logging.WARNING):
+        info = read_model_info(model, allow_default=True)
+    assert info.from_defaults and info.preprocess.input_size == SIZE
+    expected = f"resize {info.preprocess.resize}, crop {SIZE}"
+    assert any(expected in record.getMessage() for record in caplog.records), caplog.text
+
+
+def test_a_folder_named_like_an_onnx_is_not_called_missing(tmp_path):
+    folder = tmp_path / "model.onnx"
+    folder.mkdir()
+    one_line_error(invoke("dla-check", folder, "--target", "agx-orin"), "is a folder, not an ONNX model file")
+    one_line_error(invoke("build", folder, "--target", "cpu", "-o", tmp_path / "e"),
+                   "is a folder, not an ONNX model file")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--batch", "99999999999"], "--batch | 99999999999 images of 3x63x63 are more than"),  # was a torch OOM traceback
+    (["--batch", "4", "--dynamic-batch"], "--batch 4 | a static batch and --dynamic-batch were both given"),
+    (["--num-classes", "-1"], "--num-classes -1 | a classifier needs at least 2 classes"),  # it said 0
+])
+def test_export_batch_conflicts_and_sizes_are_one_line(tmp_path, args, needle):
+    r = invoke("export", "--input-size", "63", "--num-classes", "3", "-o", tmp_path / "m.onnx", *args)
+    one_line_error(r, needle)
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--width-mult", "nan"], "--width-mult | nan is not a finite number"),   # it blamed --keep
+    (["--width-mult", "-0"], "--width-mult | must be between 0 and 1"),
+    (["--threads", "-1"], "--threads | must be a whole number >= 0"),         # was a RuntimeError traceback
+])
+def test_train_options_are_refused_by_their_own_names(tmp_path, args, needle):
+    r = invoke("train", "-d", tmp_path / "no-data-needed", "-o", tmp_path / "m.pt", "--epochs", "1", *args)
+    one_line_error(r, needle)
+    assert not (tmp_path / "m.pt").exists()
 
 
 def test_input_size_below_63_is_one_line(tmp_path):
@@ -530,6 +644,41 @@ def test_check_float_rule():
     assert check_float("--x", None, allow_none=True) is None
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--power-interval-ms", "0"], "--power-interval-ms | must be > 0, got 0"),    # 0 was read as "unset"
+    (["--power-interval-ms", "-0"], "--power-interval-ms | must be > 0, got -0"),
+    (["--power-interval-ms", "-5"], "--power-interval-ms | must be > 0, got -5"),  # in ms, not -0.005
+    (["--iterations", "2", "--duration", "nan"], "--duration | nan is not a finite number"),  # skipped before
+    (["--iterations", "2", "--duration", "-1"], "--duration | must be > 0"),
+])
+def test_bench_float_options_are_checked_whatever_else_is_given(cpu_engine, tmp_path, args, needle):
+    r = invoke("bench", cpu_engine, "--warmup-iters", "1", "--power", "none", "-o", tmp_path / "b", *args)
+    one_line_error(r, needle)
+    assert not (tmp_path / "b").exists() or not os.listdir(tmp_path / "b")
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-1"])
+def test_trtexec_warmup_must_be_a_finite_number(tmp_path, value):
+    # nan/inf/-1 kept every query (the warm-up included) and wrote "warmup_s": NaN into the result
+    times = tmp_path / "times.json"
+    times.write_text(json.dumps([{"startH2dMs": 0.0, "startComputeMs": 0.1, "endComputeMs": 0.9,
+                                  "endD2hMs": 1.0, "latencyMs": 1.0}] * 3))
+    r = invoke("bench", "--import-trtexec", times, "--trtexec-warmup-ms", value, "-o", tmp_path / "res")
+    one_line_error(r, "--trtexec-warmup-ms |")
+    assert not (tmp_path / "res").exists() or not os.listdir(tmp_path / "res")
+
+
+def test_check_float_fix_reads_right_without_bounds():
+    from edgealex.validate import check_float
+
+    with pytest.raises(EdgeAlexError) as info:
+        check_float("--meter-offset", "nan", example="0")
+    assert info.value.note == "pass --meter-offset 0 (any finite number)"
+    with pytest.raises(EdgeAlexError) as info:
+        check_float("--idle", -1, low=0, example="10")
+    assert info.value.note == "pass --idle 10 (a finite number >= 0)"
+
+
 def test_folder_of_only_undecodable_images_is_an_error(cpu_engine, tmp_path):
     folder = tmp_path / "broken"
     folder.mkdir()
@@ -540,6 +689,46 @@ def test_folder_of_only_undecodable_images_is_an_error(cpu_engine, tmp_path):
 
 
 # -- small things a user sees ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("key, values", [("std", [float("nan")] * 3), ("mean", [0.5, float("inf"), 0.5]),
+                                          ("std", [0.2, "0.2", 0.2]), ("mean", [True, 0.4, 0.4])])
+def test_preprocessing_with_non_finite_mean_or_std_is_refused(cpu_engine, key, values):
+    # a sidecar or ONNX metadata with std NaN ran and turned every frame into NaN inputs
+    from edgealex.artifacts import sidecar_path
+    from edgealex.preprocess import Preprocess
+
+    with pytest.raises(EdgeAlexError, match="mean and std need 3 finite numbers each"):
+        Preprocess(**{key: tuple(values)})
+    side = sidecar_path(cpu_engine)
+    data = json.loads(open(side).read())
+    data["model"]["preprocess"][key] = values
+    with open(side, "w") as handle:
+        json.dump(data, handle)
+    r = invoke("run", cpu_engine, "--source", "synthetic://", "--max-frames", "2")
+    one_line_error(r, "mean and std need 3 finite numbers each")
+
+
+def test_truncated_png_is_refused_without_libpng_noise(tmp_path, capfd):
+    # libpng's own error handler printed "libpng error: PNG input buffer is incomplete" on stderr
+    # (fd 2, past OpenCV's logging) before the skip line of the folder source or calibrate
+    import cv2
+
+    from edgealex.preprocess import read_image
+
+    whole = tmp_path / "whole.png"
+    assert cv2.imwrite(str(whole), np.full((64, 80, 4), 40000, dtype=np.uint16))
+    data = whole.read_bytes()
+    assert read_image(whole).shape == (64, 80, 4)
+    (tmp_path / "trailing.png").write_bytes(data + b"junk after IEND")
+    assert read_image(tmp_path / "trailing.png").shape == (64, 80, 4)
+    for cut in (len(data) // 2, len(data) - 12, len(data) - 5, 20):
+        part = tmp_path / f"cut{cut}.png"
+        part.write_bytes(data[:cut])
+        capfd.readouterr()
+        with pytest.raises(EdgeAlexError, match="truncated PNG|not a decodable image"):
+            read_image(part)
+        assert "libpng" not in capfd.readouterr().err
+
 
 def test_no_opencv_or_ffmpeg_noise_before_the_error_line(tmp_path):
     import subprocess
@@ -596,6 +785,25 @@ def test_truncated_checkpoint_message_is_whole(tmp_path):
     out = one_line_error(r, "the checkpoint is truncated or not a PyTorch file")
     first = out.strip().splitlines()[0]
     assert first.endswith(").") and "your checkpoint file is" not in first
+
+
+@pytest.mark.parametrize("key, value, needle", [
+    ("qdq_onnx", 5, "'qdq_onnx' is 5, not a string or null"),          # was a TypeError traceback
+    ("gate_passed", "no", "'gate_passed' is 'no', not true/false"),     # a failed gate read as passed
+    ("schema", "1", "schema is '1', not an integer"),
+    ("schema", 99, "written by a newer edgealex"),
+])
+def test_calibration_manifest_fields_of_the_wrong_type_are_refused(tmp_path, key, value, needle):
+    from edgealex.calib.pipeline import read_calibration
+
+    record = {"artifact": "calibration", "schema": 1, "model_sha256": "ab", "qdq_onnx": "m.int8-qdq-trt.onnx",
+              "ort_int8_onnx": None, "caches": {}, "gate_passed": True}
+    (tmp_path / "calibration.json").write_text(json.dumps(record))
+    assert read_calibration(str(tmp_path))["qdq_onnx"] == str(tmp_path / "m.int8-qdq-trt.onnx")
+    record[key] = value
+    (tmp_path / "calibration.json").write_text(json.dumps(record))
+    with pytest.raises(EdgeAlexError, match=re.escape(needle)):
+        read_calibration(str(tmp_path))
 
 
 def test_malformed_calibration_manifest_and_training_record(tmp_path):

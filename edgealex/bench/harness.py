@@ -98,15 +98,17 @@ class BenchOptions:
             raise EdgeAlexError("--mode " + str(self.mode), "unknown mode", "use one of " + ", ".join(MODES))
         if self.iterations is not None and self.iterations < 1:
             raise EdgeAlexError("--iterations", "must be at least 1", "pass --iterations N with N >= 1")
-        if self.iterations is None:
-            self.duration_s = check_float("--duration", self.duration_s, low=0, low_open=True, example="10")
+        # checked even when --iterations replaces it: a nan/inf option is refused wherever it is given
+        self.duration_s = check_float("--duration", self.duration_s, low=0, low_open=True, example="10")
         if self.warmup_iters is not None and self.warmup_iters < 0:
             raise EdgeAlexError("--warmup-iters", "must not be negative", "pass 0 to skip the warm-up")
         self.warmup_s = check_float("--warmup", self.warmup_s, low=0, example="2")
         self.idle_s = check_float("--idle", self.idle_s, low=0, example="10")
         self.meter_offset_s = check_float("--meter-offset", self.meter_offset_s, example="0")
-        self.power_interval_s = check_float("--power-interval-ms", self.power_interval_s, low=0, low_open=True,
-                                            allow_none=True, example="0.1")
+        if self.power_interval_s is not None:  # checked (and named) in the unit the user typed: ms
+            seconds = check_float("--power-interval-ms", self.power_interval_s, example="100")
+            self.power_interval_s = check_float("--power-interval-ms", seconds * 1e3, low=0, low_open=True,
+                                                example="100") / 1e3
         for b in self.batches:
             if b < 1:
                 raise EdgeAlexError("--batch", f"batch sizes must be >= 1, got {b}", "e.g. --batch 1,2,4,8")

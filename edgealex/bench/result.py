@@ -27,6 +27,7 @@ import numpy as np
 from edgealex.artifacts import now_iso, read_json, read_sidecar, write_json_atomic, write_text_atomic
 from edgealex.bench.energy import counter_to_power
 from edgealex.errors import EdgeAlexError
+from edgealex.validate import check_float
 
 SCHEMA_VERSION = 1
 ARTIFACT = "bench-result"
@@ -287,10 +288,14 @@ def import_trtexec_times(times_json, out_dir, engine=None, warmup_ms=200.0, batc
 
     Returns:
         str: path of the result JSON.
+
+    Raises:
+        EdgeAlexError: ``warmup_ms`` is not a finite number >= 0, or the trace is unreadable.
     """
     from edgealex.bench.environment import collect
     from edgealex.bench.stats import summarize
 
+    warmup_ms = check_float("--trtexec-warmup-ms", warmup_ms, low=0, example="200")
     rows = trtexec_rows(times_json)
     kept = [r for r in rows if r["startComputeMs"] >= warmup_ms] or rows
     start_key = "startH2dMs" if "startH2dMs" in kept[0] else "startComputeMs"

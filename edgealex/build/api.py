@@ -192,9 +192,9 @@ def build_engine(onnx_path, target=None, precision=None, dla_core=None, gpu_fall
             refuses, calibration that does not fit, parser/build failures) - with the reason and fix.
     """
     started = time.time()
-    onnx_path = str(onnx_path)
-    if not os.path.isfile(onnx_path):
-        raise EdgeAlexError(onnx_path, "the ONNX model does not exist", "check the path or run `edgealex export`")
+    from edgealex.modelinfo import check_onnx_path
+
+    onnx_path = check_onnx_path(onnx_path)
     from edgealex.target import resolve_target
 
     tgt = resolve_target(target)
@@ -273,9 +273,8 @@ def _left_out(cache_path):
     if not os.path.isfile(side):
         return ()
     data = read_sidecar(side, "calibration cache sidecar", artifact="trt-calibration-cache",
-                        fix="re-run `edgealex calibrate`")
-    left = data.get("left_out") or []
-    return tuple(str(name) for name in left) if isinstance(left, list) else ()
+                        optional_fields={"left_out": list}, fix="re-run `edgealex calibrate`")
+    return tuple(str(name) for name in data.get("left_out", []))
 
 
 def _model_info(onnx_path):

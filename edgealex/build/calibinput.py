@@ -122,7 +122,8 @@ def read_calib_arg(calib, onnx_sha256):
         record = {}
         if os.path.isfile(side):
             record = read_sidecar(side, "calibration cache sidecar", artifact="trt-calibration-cache",
-                                  fields={"calibration": dict}, fix="re-run `edgealex calibrate`")
+                                  fields={"calibration": dict}, optional_fields={"left_out": list},
+                                  fix="re-run `edgealex calibrate`")
             if record["sha256"] != sha256_file(calib):
                 raise EdgeAlexError(calib, f"does not match its sidecar {os.path.basename(side)} (sha256 differs)",
                                     "the cache was edited or replaced; re-run `edgealex calibrate`")

@@ -349,6 +349,10 @@ def make_plan(trt_version, precision, dla_core=None, gpu_fallback=True, workspac
 
 
 DEFAULT_MAX_BATCH = 8  # the README's `bench --batch 1,2,4,8` sweep fits the default profile
+# Largest element count of one tensor: TensorRT 8.x extents are int32 (nvinfer1::Dims32) and tensors
+# of 2^31 or more elements were unsupported before 10.0 (NVIDIA/TensorRT issue #3815); the input of
+# a profile's max batch must fit it (2^31 - 1 float32 values are 8 GiB, past every Jetson's memory).
+MAX_TENSOR_ELEMENTS = 2 ** 31 - 1
 
 
 def batch_profile(input_shape, max_batch=None, opt_batch=None):
@@ -367,7 +371,8 @@ def batch_profile(input_shape, max_batch=None, opt_batch=None):
         dict or None: ``{"min": 1, "opt": o, "max": m}``, or None for a static batch.
 
     Raises:
-        EdgeAlexError: a batch below 1, opt above max, a dynamic non-batch axis, or --max-batch /
+        EdgeAlexError: a batch below 1, opt above max, a batch whose input passes MAX_TENSOR_ELEMENTS,
+            a dynamic non-batch axis, or --max-batch /
             --opt-batch on a static-batch ONNX that does not match it.
     """
     for option, value in (("--max-batch", max_batch), ("--opt-batch", opt_batch)):
@@ -385,11 +390,36 @@ def batch_profile(input_shape, max_batch=None, opt_batch=None):
                 raise EdgeAlexError(option, f"{value} but the ONNX has a static batch of {static}",
                                     "export it with `edgealex export --dynamic-batch` to build a batch range")
         return None
+    for option, value in (("--max-batch", max_batch), ("--opt-batch", opt_batch)):
+        if value is not None:
+            check_batch_fits(option, value, dims[1:])
     most = max_batch if max_batch is not None else max(DEFAULT_MAX_BATCH, opt_batch or 1)
     opt = opt_batch if opt_batch is not None else most
     if opt > most:
         raise EdgeAlexError("--opt-batch", f"{opt} is above --max-batch {most}", f"pass --opt-batch <= {most}")
     return {"min": 1, "opt": int(opt), "max": int(most)}
+
+
+def check_batch_fits(option, batch, image_dims):
+    """Refuse a batch whose input tensor would pass :data:`MAX_TENSOR_ELEMENTS`.
+
+    Args:
+        option (str): the option named in the error, e.g. "--max-batch".
+        batch (int): the batch size.
+        image_dims (list of int): the input's dimensions after the batch axis, e.g. [3, 224, 224].
+
+    Raises:
+        EdgeAlexError: ``batch`` x the image's element count passes 2^31 - 1.
+    """
+    per_image = 1
+    for d in image_dims:
+        per_image *= int(d)
+    largest = max(1, MAX_TENSOR_ELEMENTS // max(per_image, 1))
+    if batch > largest:
+        shape = "x".join(str(d) for d in image_dims)
+        raise EdgeAlexError(option, f"{batch} images of {shape} are more than the {MAX_TENSOR_ELEMENTS} elements "
+                            f"a TensorRT tensor may hold (the largest batch of a {shape} input is {largest})",
+                            f"pass {option} {min(largest, DEFAULT_MAX_BATCH)} (or up to {largest})")
 
 
 def profile_shapes(profile, input_shape):

@@ -143,7 +143,18 @@ def parse_cache(text, source="calibration cache"):
         if not sep or not name:
             raise EdgeAlexError(source, f"line {number} {line!r} is not 'tensor_name: hex'",
                                 "regenerate the cache with `edgealex calibrate`")
-        scales[name] = decode_scale(value)
+        try:
+            scale = decode_scale(value)
+        except EdgeAlexError:
+            raise EdgeAlexError(source, f"line {number} {line!r}: {value.strip()!r} is not an 8-digit hex scale",
+                                "regenerate the cache with `edgealex calibrate`")
+        if not math.isfinite(scale) or scale < 0.0 or math.copysign(1.0, scale) < 0:
+            # TensorRT turns a scale into the range +-127*scale: a NaN, infinite or negative one is no range
+            raise EdgeAlexError(source, f"line {number} {line!r}: the scale {scale!r} is not a finite number >= 0",
+                                "regenerate the cache with `edgealex calibrate`")
+        if name in scales:
+            raise EdgeAlexError(source, f"line {number}: tensor {name!r} appears twice, with two ranges", "regenerate the cache with `edgealex calibrate`")
+        scales[name] = scale
     return CalibrationCache(version_number=int(parts[1]), algorithm=parts[2], scales=scales)
 
 

@@ -573,13 +573,19 @@ def read_calibration(path):
         (``caches`` as ``{int version number: path}``).
 
     Raises:
-        EdgeAlexError: missing or not a calibration manifest.
+        EdgeAlexError: missing or not a calibration manifest, a newer or non-integer schema, or a
+            file field that is not a name (or null), or a gate_passed that is not true/false.
     """
     path = str(path)
     if os.path.isdir(path):
         path = os.path.join(path, MANIFEST_NAME)
+    maybe_file = (str, type(None))
     data = read_sidecar(path, "calibration manifest", artifact="calibration", require_sha256=False,
-                        fields={"model_sha256": str},
+                        schema_max=SCHEMA_VERSION, fields={"model_sha256": str},
+                        optional_fields={"qdq_onnx": maybe_file, "ort_int8_onnx": maybe_file,
+                                         "ranges_json": maybe_file, "report_json": maybe_file,
+                                         "report_md": maybe_file, "images_manifest": maybe_file,
+                                         "holdout_manifest": maybe_file, "gate_passed": (bool, type(None))},
                         fix="point at the folder `edgealex calibrate -o` wrote, or re-run `edgealex calibrate`")
     caches = data.get("caches") or {}
     if not isinstance(caches, dict) or not all(str(k).isdigit() and isinstance(v, str) for k, v in caches.items()):

@@ -76,7 +76,7 @@ def bench(
     runner_options = {"intra_op_num_threads": threads} if threads else {}
     options = BenchOptions(
         mode=mode, batches=_batches(batch), warmup_s=warmup, warmup_iters=warmup_iters, duration_s=duration,
-        iterations=iterations, power=power, power_interval_s=power_interval_ms / 1e3 if power_interval_ms else None,
+        iterations=iterations, power=power, power_interval_s=None if power_interval_ms is None else power_interval_ms / 1e3,
         meter_offset_s=meter_offset, idle_s=idle, target=target, source=source,
         baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
         torch_weights=str(torch_weights) if torch_weights else None, onnx=str(onnx) if onnx else None,

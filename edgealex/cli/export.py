@@ -32,7 +32,7 @@ def export(
     seed: Annotated[int, typer.Option(help="Seed for random init and parity inputs.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
-    """Export an AlexNet to ONNX (224x224, opset 13), check it and compare with PyTorch."""
+    """Export an AlexNet to ONNX (default 224x224, opset 13), check it and compare with PyTorch."""
     from edgealex.export.onnx import export_onnx, read_labels
 
     result = export_onnx(

@@ -257,9 +257,10 @@ def predict_model(model, target, precision, trt_version, model_name="model"):
         if dynamic and dynamic != [0]:
             dynamic_nonbatch.append(f"{name} {shape}")
         elif dynamic == [0]:
-            warnings.append(f"input {name} has a dynamic batch dimension {shape}: DLA needs fixed shapes, so the "
-                            "engine must be built with one optimization profile where min = opt = max (or export "
-                            "with a static batch: edgealex export --batch N)")
+            warnings.append(f"input {name} has a dynamic batch dimension {shape}: DLA needs fixed shapes, so "
+                            "`edgealex build --dla-core N` refuses this ONNX (TensorRT itself would need one "
+                            "optimization profile where min = opt = max); export with a static batch: "
+                            "edgealex export --batch N")
     if dynamic_nonbatch:
         warnings.append("dynamic non-batch dimensions (" + "; ".join(dynamic_nonbatch) + "): DLA does not support "
                         "dynamic shapes, every layer stays on the GPU")

@@ -15,9 +15,9 @@ from edgealex.artifacts import atomic_path, environment_summary, sha256_file, si
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.modelinfo import ModelInfo, attach
-from edgealex.models.alexnet import (build_model, check_arch, check_input_size, export_module, head_classes,
-                                     load_checkpoint, load_weights, parameter_count)
-from edgealex.preprocess import TORCHVISION_INTERPOLATION, Preprocess
+from edgealex.models.alexnet import (build_model, check_arch, check_input_size, check_num_classes, export_module,
+                                     head_classes, load_checkpoint, load_weights, parameter_count)
+from edgealex.preprocess import INTERPOLATIONS, TORCHVISION_INTERPOLATION, Preprocess
 
 DEFAULT_OPSET = 13
 IR_VERSION = 7
@@ -77,6 +77,7 @@ def _resolve_labels(labels, num_classes, checkpoint):
     if num_classes is None:
         head = head_classes(checkpoint["state_dict"]) if checkpoint else None
         num_classes = head or 1000
+    check_num_classes(num_classes)  # before range() turns -1 into 0 labels
     return [f"class_{i}" for i in range(num_classes)]
 
 
@@ -126,6 +127,10 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
         check_input_size(input_size)
     if batch < 1:
         raise EdgeAlexError(f"--batch {batch}", "batch must be >= 1", "pass --batch 1 (DLA needs static shapes)")
+    if dynamic_batch and batch != 1:
+        raise EdgeAlexError(f"--batch {batch}", "a static batch and --dynamic-batch were both given",
+                            "pass --batch N for a static batch (DLA) or --dynamic-batch alone (the batch range "
+                            "is chosen at build: edgealex build --max-batch N)")
     if not 7 <= opset <= 21:
         raise EdgeAlexError(f"--opset {opset}", "opset out of the supported range 7-21",
                             "use 13 for TensorRT 8.2 (Jetson Nano) and newer, 17 for TensorRT 8.6+")
@@ -146,8 +151,15 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
         # torchvision-layout weights saw torchvision's Resize + CenterCrop on PIL images
         interpolation = TORCHVISION_INTERPOLATION
     if interpolation is not None:
+        if interpolation not in INTERPOLATIONS:
+            raise EdgeAlexError("--interpolation", f"unknown value {interpolation!r}",
+                                "use auto, {}".format(", ".join(
+                                    sorted(INTERPOLATIONS, key=lambda name: name != TORCHVISION_INTERPOLATION))))
         spec = dataclasses.replace(spec, interpolation=interpolation, _cache={})
     check_input_size(spec.input_size)
+    from edgealex.build.plan import check_batch_fits
+
+    check_batch_fits("--batch", batch, spec.input_shape)
     labels = _resolve_labels(labels, num_classes, checkpoint)
     if model is None:
         # a pruned checkpoint carries its own widths (edgealex prune)

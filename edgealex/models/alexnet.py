@@ -336,6 +336,17 @@ def check_arch(arch):
     return arch
 
 
+def check_num_classes(num_classes):
+    """Refuse a class count below 2 (or not an integer), naming the value given.
+
+    Raises:
+        EdgeAlexError: ``num_classes`` is not an integer >= 2.
+    """
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
+        raise EdgeAlexError(f"--num-classes {num_classes}", "a classifier needs at least 2 classes",
+                            "pass --num-classes N with N >= 2 (or a labels file)")
+
+
 def check_widths(arch, widths):
     """``widths`` normalised to ``{"conv": [5 ints], "fc": [2 ints]}`` (None -> the arch's default).
 
@@ -397,9 +408,7 @@ def build_model(arch="alexnet", num_classes=1000, dropout=0.5, lrn=True, init=No
     """
     torch = require("torch", "AlexNet models")
     check_arch(arch)
-    if not isinstance(num_classes, int) or num_classes < 2:
-        raise EdgeAlexError(f"--num-classes {num_classes}", "a classifier needs at least 2 classes",
-                            "pass --num-classes N with N >= 2 (or a labels file)")
+    check_num_classes(num_classes)
     if not 0.0 <= float(dropout) < 1.0:
         raise EdgeAlexError(f"--dropout {dropout}", "dropout must be in [0, 1)", "e.g. --dropout 0.5")
     widths = check_widths(arch, widths)

@@ -477,7 +477,12 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     torch = require("torch", "edgealex train")
     start = time.perf_counter()
     out_path = str(out_path)
-    width_mult = overrides.pop("width_mult", None)
+    # named as the user typed them (scaled_widths would blame --keep; torch a RuntimeError traceback)
+    width_mult = check_float("--width-mult", overrides.pop("width_mult", None), low=0, low_open=True, high=1,
+                             allow_none=True, example="0.5")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+        raise EdgeAlexError("--threads", f"must be a whole number >= 0 (0 = every CPU), got {threads!r}",
+                            "pass --threads 4, or leave it out to use every CPU")
     if os.path.isdir(out_path):
         raise EdgeAlexError(out_path, "the checkpoint path is a folder", "pass -o path/to/model.pt")
     # before the first epoch, not after it: the checkpoint, its sidecar and the resume state go there
