@@ -156,21 +156,46 @@ def _swap_folder(stage, final_dir):
         old = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".old-", dir=os.path.dirname(final_dir))
         os.rmdir(old)
         os.rename(final_dir, old)
-    os.rename(stage, final_dir)
+    try:
+        os.rename(stage, final_dir)
+    except BaseException:
+        if old is not None:  # put the previous folder back before the error goes on
+            os.rename(old, final_dir)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
 def _swap_files(stage, final_dir, previous):
+    """Move the previous files aside, the staged ones in, then delete the previous ones. A rename that
+    fails half-way (an immutable file, a busy mount point) undoes the ones done: the previous files
+    go back where they were and the error goes on, so nothing of the previous output is lost."""
     old = tempfile.mkdtemp(prefix=".old-", dir=final_dir)
+    moved, placed = [], []
     try:
         for name in previous:
             os.rename(os.path.join(final_dir, name), os.path.join(old, name))
+            moved.append(name)
         for name in os.listdir(stage):
             os.replace(os.path.join(stage, name), os.path.join(final_dir, name))
+            placed.append(name)
         os.rmdir(stage)
+    except BaseException:
+        for name in placed:
+            _remove_path(os.path.join(final_dir, name))
+        for name in moved:
+            os.rename(os.path.join(old, name), os.path.join(final_dir, name))
+        raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_path(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 @contextlib.contextmanager
