@@ -438,6 +438,16 @@ def test_unsupported_source_is_refused(tmp_path, tiny):
     assert not os.path.exists(tmp_path / "ds")
 
 
+@pytest.mark.parametrize("uri, why", [("rtsp://", "has no host"), ("rtsp:///stream", "has no host"),
+                                      ("http://:8080/x.mp4", "has no host"), ("rtsp://[::1/x", "is not a valid URI"),
+                                      ("file://", "has no file path"), ("file://clip.mp4", "has no file path")])
+def test_uris_without_host_or_path_are_refused(tmp_path, tiny, uri, why):
+    # Before, these went into deepstream_app.txt as they were and failed only on the device.
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "-s", uri)
+    assert r.exit_code == 1 and why in r.output, r.output
+    assert not os.path.exists(tmp_path / "ds")
+
+
 @pytest.mark.slow
 def test_real_alexnet_conv1_fold_keeps_parity(tmp_path, alexnet_onnx):
     """torchvision's conv1 (11x11, stride 4, padding 2): the fold is exact at the padded borders too."""

@@ -97,6 +97,9 @@ def parse_source(uri, width=1280, height=720, fps=30):
         if not number.isdigit():
             raise EdgeAlexError(text, "is not a /dev/videoN device", "use v4l2:///dev/video0 or /dev/video0")
         return Source(text, SOURCE_V4L2, True, [("camera-v4l2-dev-node", int(number))] + camera)
+    network = text.startswith(("rtsp://", "rtsps://", "http://", "https://"))
+    if network or text.startswith("file://"):
+        _check_uri(text, network)
     if text.startswith("rtsp://") or text.startswith("rtsps://"):
         return Source(text, SOURCE_RTSP, True, [("uri", text)])
     if text.startswith("file://") or text.startswith("http://") or text.startswith("https://"):
@@ -105,6 +108,21 @@ def parse_source(uri, width=1280, height=720, fps=30):
         raise EdgeAlexError(text or "--sources", "is not a source deepstream-app can open",
                             "use csi://N, /dev/videoN, rtsp://..., file:///path.mp4 or a video file path")
     return Source(text, SOURCE_URI, False, [("uri", "file://" + os.path.abspath(text))])
+
+
+def _check_uri(text, network):
+    """A network URI needs a host, a file URI a path (deepstream-app would fail on the device, after the copy)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise EdgeAlexError(text, f"is not a valid URI ({exc})", "use e.g. rtsp://HOST:8554/stream or file:///path.mp4")
+    if network and not host:
+        raise EdgeAlexError(text, "has no host", "use e.g. rtsp://HOST:8554/stream (user:password@HOST if needed)")
+    if not network and parts.path in ("", "/"):
+        raise EdgeAlexError(text, "has no file path", "use file:///absolute/path/video.mp4")
 
 
 def ds_engine_name(onnx_name, batch, precision, dla_core=None, gpu_id=0):
