@@ -105,7 +105,9 @@ def staging_dir(final_dir, what="output folder", owned=None):
 
     On any exception (Ctrl-C, SIGTERM through the CLI's handler, a full disk, a bug) the staging
     folder is removed and ``final_dir`` is left exactly as it was. The swap at the end runs with
-    SIGINT/SIGTERM deferred, so an interrupt lands before it or after it, never in the middle.
+    SIGINT/SIGTERM deferred, so an interrupt lands before it or after it, never in the middle. The
+    output is locked (:class:`OutputLock`) for the whole block: a second process writing the same
+    folder meanwhile gets a user error at once.
 
     Args:
         final_dir (str): the output folder.
@@ -117,7 +119,8 @@ def staging_dir(final_dir, what="output folder", owned=None):
             the staging folder is a hidden sibling and the whole folder is swapped.
 
     Raises:
-        EdgeAlexError: the folder cannot be created, or a write the storage refused.
+        EdgeAlexError: the folder cannot be created, another process is writing it, or a write the
+            storage refused.
     """
     final_dir = os.path.abspath(str(final_dir))
     if os.path.exists(final_dir) and not os.path.isdir(final_dir):
@@ -126,11 +129,17 @@ def staging_dir(final_dir, what="output folder", owned=None):
     if owned is None:
         ensure_dir(os.path.dirname(final_dir), "folder for the " + what)
         home = os.path.dirname(final_dir)
+        lock = OutputLock(final_dir, what)
     else:
         home = ensure_dir(final_dir, what)
+        lock = OutputLock(final_dir, what, lock_path=os.path.join(final_dir, ".edgealex-output.lock"))
+    # Two commands writing one folder at once: the second is refused at once (before, both built a
+    # stage and their swaps could interleave).
+    lock.acquire()
     try:
         stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".staging-", dir=home)
     except OSError as exc:  # e.g. /proc: "writable" for root, yet no folder can be made there
+        lock.release()
         raise EdgeAlexError(final_dir, f"cannot write the {what} there ({exc.strerror or exc})",
                             "choose a writable location with -o/--out")
     try:
@@ -148,6 +157,8 @@ def staging_dir(final_dir, what="output folder", owned=None):
         if is_disk_error(exc):
             raise disk_error(final_dir, exc, what)
         raise
+    finally:
+        lock.release()
 
 
 def _swap_folder(stage, final_dir):
@@ -226,13 +237,16 @@ class OutputLock:
     Args:
         path (str): the output path.
         what (str): what it is, for the message. Defaults to "output".
+        lock_path (str or None): where the lock file goes. Defaults to None: ``.<name>.lock``
+            beside the output (a folder of outputs that may sit in a folder the user cannot write,
+            see :func:`staging_dir`, keeps its lock file inside).
     """
 
-    def __init__(self, path, what="output"):
+    def __init__(self, path, what="output", lock_path=None):
         self.path = os.path.abspath(str(path))
         self.what = what
         folder, name = os.path.split(self.path)
-        self.lock_path = os.path.join(folder, "." + name + ".lock")
+        self.lock_path = str(lock_path) if lock_path else os.path.join(folder, "." + name + ".lock")
         self._fd = None
 
     def acquire(self):

@@ -5,6 +5,7 @@ the engine nvinfer built from a previous, different ONNX does not survive to run
 import contextlib
 import os
 import subprocess
+import sys
 
 import pytest
 
@@ -126,3 +127,48 @@ def test_triton_redeploy_keeps_other_files_of_the_version_folder(tmp_path):
     assert (repo / "tiny" / "2" / "model.onnx").read_bytes() == b"the user's version 2"
     assert "max_batch_size: 16" in (repo / "tiny" / "config.pbtxt").read_text()
     assert sorted(os.listdir(repo / "tiny")) == ["1", "2", "README.md", "config.pbtxt", "edgealex.json", "labels.txt"]
+
+
+_HOLD = """
+import fcntl, os, sys
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o666)
+fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.write(fd, str(os.getpid()).encode())
+print("held", flush=True)
+sys.stdin.read()
+os.remove(sys.argv[1])
+"""
+
+
+@contextlib.contextmanager
+def held_lock(lock_path):
+    """Another process holding ``lock_path`` with ``flock`` (as edgealex's OutputLock does) until the block ends."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(lock_path)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, universal_newlines=True)
+    try:
+        assert proc.stdout.readline().strip() == "held"
+        yield proc.pid
+    finally:
+        proc.stdin.close()
+        proc.wait(30)
+
+
+def test_a_folder_another_command_is_writing_is_refused_at_once(tmp_path):
+    # Two deployments (or calibrations, reports, datasets) into one folder at once: the second is
+    # refused naming the first, instead of both staging and swapping over each other.
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    out = tmp_path / "ds"
+    assert _cli("deploy", "deepstream", model, "-o", out).returncode == 0
+    before = _tree(str(out))
+    with held_lock(out / ".edgealex-output.lock") as pid:
+        result = _cli("deploy", "deepstream", model, "-o", out, "--batch-mode", "static")
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"another process (pid {pid}) is writing this DeepStream deployment" in result.stderr
+    assert _tree(str(out)) == before
+    with held_lock(tmp_path / ".data.lock") as pid:  # a whole folder swapped: its lock sits beside it
+        result = _cli("data", "synth", "-o", tmp_path / "data", "--per-class", "4", "--size", "64", "--workers", "1")
+        assert result.returncode == 1 and f"(pid {pid}) is writing this dataset folder" in result.stderr, result.stderr
+    assert not (tmp_path / "data").exists()
+    # Once the other process is done, the same command goes through and leaves no lock file behind.
+    assert _cli("deploy", "deepstream", model, "-o", out, "--batch-mode", "static").returncode == 0
+    assert not (out / ".edgealex-output.lock").exists()
