@@ -1,16 +1,18 @@
 """``edgealex demo``: the whole pipeline, end to end, on the machine it runs on.
 
 1. synthesize the defect dataset (cached: identical parameters reuse the folder),
-2. train an AlexNet on it (cached by data hash and settings),
+2. train an AlexNet on it (cached by data hash and settings), sized to this machine: a few steps
+   are timed first and the epochs fitted to a time budget (:mod:`edgealex.train.sizing`),
 3. export it to ONNX (cached by the checkpoint's sha256),
 4. calibrate INT8 on the calib split with the accuracy gate on the holdout split (cached by the
    ONNX's sha256 and the calibration settings),
 5. build engines for the detected target, every precision and device it offers (ONNX Runtime
    FP32 + both INT8 layouts on a CPU; TensorRT FP16/INT8 and DLA on a GPU or Jetson); existing
    engines for the same ONNX are reused,
-6. run the inspection loop on a synthetic conveyor, writing an annotated video and JSONL verdicts,
-7. benchmark the engines side by side (with the PyTorch and bare ONNX Runtime baselines) and
-   render the HTML report,
+6. run the inspection loop on a synthetic conveyor (every frame a distinct rendered part), writing
+   an annotated video, JSONL verdicts and ``run/summary.json``,
+7. benchmark the engines side by side (with the PyTorch and bare ONNX Runtime baselines; accuracy
+   and agreement on the holdout images) and render the HTML report (with the live loop's section),
 8. write ``demo.json`` and print where everything is, with accuracy, agreement, fps and energy.
 
 Everything lives under one folder (``--out``). ``fast=True`` is a small configuration for tests:
@@ -22,7 +24,7 @@ import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
-from typing import List
+from typing import List, Optional
 
 from edgealex.artifacts import ensure_dir, read_json, sha256_file, sidecar_path, write_json_atomic
 from edgealex.errors import EdgeAlexError
@@ -45,6 +47,11 @@ class DemoProfile:
         warmup_s (float): warm-up seconds per benchmark subject.
         source (str): conveyor URI for the inspection loop.
         baselines (tuple): benchmark baselines (see ``edgealex bench --baseline``).
+        train_budget_s (float or None): seconds the training should take on this machine: a few
+            steps are timed first and the epochs sized to fit (see :mod:`edgealex.train.sizing`);
+            None trains the preset as is.
+        min_epochs (int): fewest epochs when sizing (the recipe's accuracy floor).
+        max_epochs (int): most epochs when sizing.
     """
 
     per_class: int
@@ -55,11 +62,16 @@ class DemoProfile:
     warmup_s: float
     source: str = "synthetic://?width=1280&height=720&fps=30&defect_rate=0.4&seed=7"
     baselines: tuple = ("auto",)
+    train_budget_s: Optional[float] = None
+    min_epochs: int = 6
+    max_epochs: int = 8
 
 
 PROFILES = {
+    # Training is sized to ~3 min on the machine it runs on, between 6 epochs (96.5% holdout
+    # accuracy measured; 5 gave 95.0%, too close to the 95% target) and 8.
     "full": DemoProfile(per_class=400, train_preset="demo", min_agreement=0.99, run_s=8.0, bench_s=3.0,
-                        warmup_s=0.5),
+                        warmup_s=0.5, train_budget_s=180.0),
     # A model trained for seconds has nearly flat logits, so INT8 may flip some top-1 decisions:
     # the gate is relaxed here and the figure is still reported.
     "fast": DemoProfile(per_class=20, train_preset="fast", min_agreement=0.5, run_s=2.0, bench_s=0.5,
@@ -99,15 +111,19 @@ class DemoResult:
                 lines.append("  ({} ranges missed the gate: agreement {})".format(attempt["method"],
                                                                                   _pct(attempt["agreement"])))
         lines.append("  inspection loop ({}): pipeline {} fps, engine {} fps, {} frames, {} defects, "
-                     "accuracy vs conveyor truth {}".format(
+                     "accuracy vs conveyor truth {} ({} distinct images)".format(
                          os.path.basename(a.get("run_engine", "")), _num(f.get("pipeline_fps")),
-                         _num(f.get("engine_fps")), f.get("frames"), f.get("defects"), _pct(f.get("loop_accuracy"))))
+                         _num(f.get("engine_fps")), f.get("frames"), f.get("defects"), _pct(f.get("loop_accuracy")),
+                         f.get("loop_distinct_images") if f.get("loop_distinct_images") is not None else "n/a"))
         unmeasured = sorted({row["energy"] for row in f.get("bench", []) if row["energy"].startswith("n/a")})
         for row in f.get("bench", []):
-            lines.append("  bench {:<44} {:>7} img/s  p50 {:>7} ms  p99 {:>7} ms  x{:<5} {}".format(
+            lines.append("  bench {:<44} {:>7} img/s  p50 {:>7} ms  p99 {:>7} ms  x{:<5} acc {} agree {}  {}".format(
                 row["label"][:44], _num(row.get("throughput")), _num(row.get("p50_ms"), 2),
-                _num(row.get("p99_ms"), 2), _num(row.get("ratio"), 2),
-                "n/a" if row["energy"] in unmeasured else row["energy"]))
+                _num(row.get("p99_ms"), 2), _num(row.get("ratio"), 2), _pct(row.get("accuracy")),
+                _pct(row.get("agreement")), "n/a" if row["energy"] in unmeasured else row["energy"]))
+        if f.get("bench") and f["bench"][0].get("eval_images"):
+            lines.append("  (bench accuracy and agreement with the first engine on the {} holdout images)".format(
+                f["bench"][0]["eval_images"]))
         for reason in unmeasured:
             lines.append("  energy per frame: " + reason)
         for name, reason in self.skipped:
@@ -144,7 +160,7 @@ class _Steps:
         self.result.cached[self.name] = bool(cached)
 
 
-def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=True):
+def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=True, keep_resume=False):
     """Run the whole pipeline under ``out_dir``; reuse what earlier runs left there.
 
     Args:
@@ -153,6 +169,8 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
         target (str): target profile; None detects this machine. Defaults to None.
         seed (int): dataset seed. Defaults to 0.
         progress (bool): progress bars on a terminal. Defaults to True.
+        keep_resume (bool): keep the training's resume state (``model/*.last.pt``, ~0.5 GB) to
+            continue training later. Defaults to False.
 
     Returns:
         DemoResult
@@ -179,10 +197,15 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     result.artifacts["dataset"] = data.out_dir
 
     steps.start("train", "train {} on it ({} preset)".format("AlexNet", profile.train_preset))
-    trained = _train(paths, profile)
+    trained = _train(paths, profile, progress=progress, keep_resume=keep_resume)
     steps.done(cached=trained.reused)
     result.artifacts["checkpoint"] = trained.path
-    result.figures.update({"val_accuracy": trained.best_val_acc, "train_holdout_accuracy": trained.holdout_acc})
+    result.figures.update({"val_accuracy": trained.best_val_acc, "train_holdout_accuracy": trained.holdout_acc,
+                           "train_epochs": (trained.settings or {}).get("epochs"),
+                           "train_images_per_s": trained.train_images_per_s})
+    sizing_path = os.path.join(os.path.dirname(paths["checkpoint"]), SIZING_FILE)
+    if profile.train_budget_s and os.path.isfile(sizing_path):
+        result.figures["train_sizing"] = read_json(sizing_path, "training sizing")
 
     steps.start("export", "export to ONNX with the parity check")
     onnx_path, cached = _export(paths, trained.path)
@@ -213,7 +236,8 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     result.artifacts.update({"run_engine": run_engine, "video": paths["video"], "verdicts": paths["verdicts"]})
     result.figures.update({"pipeline_fps": loop.get("pipeline_fps"), "engine_fps": loop.get("engine_fps"),
                            "frames": loop.get("frames"), "defects": loop.get("defects"),
-                           "dropped": loop.get("dropped"), "loop_accuracy": _loop_accuracy(loop)})
+                           "dropped": loop.get("dropped"), "loop_accuracy": _loop_accuracy(loop),
+                           "loop_distinct_images": (loop.get("accuracy") or {}).get("distinct_images")})
 
     steps.start("bench", "benchmark the engines and the baselines side by side")
     session = _bench(paths, engines, trained.path, onnx_path, profile, tgt, progress)
@@ -225,7 +249,7 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     steps.start("report", "render the report")
     from edgealex.report.render import render_report
 
-    report = render_report([paths["bench"]], paths["report"], title=f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}")
+    report = render_report([paths["bench"], paths["run_summary"]], paths["report"], title=f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}")
     steps.done()
     result.artifacts["report_html"] = report.html
     result.artifacts["report_md"] = report.markdown
@@ -246,6 +270,7 @@ def _layout(out_dir):
         "engines": os.path.join(out_dir, "engines"),
         "video": os.path.join(out_dir, "run", "annotated.mp4"),
         "verdicts": os.path.join(out_dir, "run", "verdicts.jsonl"),
+        "run_summary": os.path.join(out_dir, "run", "summary.json"),
         "bench": os.path.join(out_dir, "bench"),
         "report": os.path.join(out_dir, "report"),
     }
@@ -257,11 +282,67 @@ def _data(paths, profile, seed):
     return synthesize(paths["data"], per_class=profile.per_class, seed=seed, force=True)
 
 
-def _train(paths, profile):
-    from edgealex.train.trainer import train
+SIZING_FILE = "train-sizing.json"
 
-    ensure_dir(os.path.dirname(paths["checkpoint"]), "model folder")
-    return train(paths["data"], paths["checkpoint"], preset=profile.train_preset, reuse=True)
+
+def _train(paths, profile, progress=True, keep_resume=False):
+    """Train (or reuse) the demo model, sized to this machine when the profile has a time budget.
+
+    The sizing (measured speed, chosen layout and epochs) is kept in ``model/train-sizing.json``
+    next to the checkpoint, so a second run asks for the same settings and reuses the training
+    instead of measuring again. The resume state (~0.5 GB for AlexNet with SGD momentum) is kept
+    only with ``keep_resume``.
+    """
+    from edgealex.train.trainer import settings_for, train
+
+    model_dir = os.path.dirname(paths["checkpoint"])
+    ensure_dir(model_dir, "model folder")
+    overrides, memory_format = {}, "channels_last"
+    if profile.train_budget_s:
+        overrides, memory_format = _sized_training(paths, profile, settings_for(profile.train_preset))
+    bar = None
+    if progress:
+        from edgealex.train.progress import BarProgress
+
+        bar = BarProgress()
+    save_every = 1 if keep_resume else 10 ** 6
+    return train(paths["data"], paths["checkpoint"], preset=profile.train_preset, reuse=True, keep_last=keep_resume,
+                 save_every=save_every, progress=bar, memory_format=memory_format, **overrides)
+
+
+def _sized_training(paths, profile, settings):
+    """({epochs, lr_steps}, memory format) for this machine; measured once, then read back."""
+    from edgealex.train.data import find_train_data
+    from edgealex.train.sizing import decay_steps, epochs_for_budget, probe_training_speed
+
+    sizing_path = os.path.join(os.path.dirname(paths["checkpoint"]), SIZING_FILE)
+    request = {"preset": profile.train_preset, "budget_s": profile.train_budget_s, "min_epochs": profile.min_epochs,
+               "max_epochs": profile.max_epochs}
+    data = find_train_data(paths["data"])
+    if os.path.isfile(sizing_path):
+        try:
+            previous = read_json(sizing_path, "training sizing")
+        except EdgeAlexError:
+            previous = {}
+        if previous.get("request") == request and previous.get("data_hash") == data.data_hash:
+            logger.info("training sized earlier on this machine: %d epochs (%s)", previous["epochs"], sizing_path)
+            return ({"epochs": previous["epochs"], "lr_steps": tuple(previous["lr_steps"])},
+                    previous.get("memory_format", "channels_last"))
+    probe = probe_training_speed(settings, len(data.labels))
+    epochs = epochs_for_budget(profile.train_budget_s, probe.images_per_s, len(data.train), profile.min_epochs,
+                               profile.max_epochs)
+    steps = decay_steps(epochs)
+    estimate_s = epochs * len(data.train) / probe.images_per_s
+    if estimate_s > profile.train_budget_s:
+        logger.warning("training needs ~%.0f s on this CPU (%d epochs, the fewest that reach the accuracy target), "
+                       "more than the %.0f s the demo aims for", estimate_s, epochs, profile.train_budget_s)
+    else:
+        logger.info("training sized to %d epochs of %d images: ~%.0f s on this CPU", epochs, len(data.train),
+                    estimate_s)
+    write_json_atomic(sizing_path, {"request": request, "data_hash": data.data_hash, "probe": probe.to_dict(),
+                                    "epochs": epochs, "lr_steps": list(steps), "memory_format": probe.memory_format,
+                                    "train_images": len(data.train), "estimate_s": round(estimate_s, 1)})
+    return {"epochs": epochs, "lr_steps": steps}, probe.memory_format
 
 
 def _export(paths, checkpoint):
@@ -357,7 +438,9 @@ def _run(paths, engine, profile):
     ensure_dir(os.path.dirname(paths["video"]), "run folder")
     summary = run_inspection(engine, source=profile.source, sinks=(paths["video"], paths["verdicts"]),
                              duration_s=profile.run_s)
-    return summary.to_dict()
+    data = summary.to_dict()
+    write_json_atomic(paths["run_summary"], data)  # the report's "Live inspection loop" section
+    return data
 
 
 def _loop_accuracy(loop):
@@ -379,7 +462,8 @@ def _bench(paths, engines, checkpoint, onnx_path, profile, target, progress):
         shutil.rmtree(paths["bench"])
     options = BenchOptions(mode="compare", duration_s=profile.bench_s, warmup_s=profile.warmup_s,
                            torch_weights=checkpoint, onnx=onnx_path, target=target.name, progress=progress,
-                           label="demo", baselines=profile.baselines)
+                           label="demo", baselines=profile.baselines,
+                           eval_images=os.path.join(paths["data"], "holdout"))
     return run_bench(list(engines), options, paths["bench"])
 
 
@@ -394,5 +478,8 @@ def _bench_rows(session):
             "p50_ms": latency.get("p50_ms"), "p99_ms": latency.get("p99_ms"),
             "ratio": (rec.get("compare") or {}).get("fps_ratio"),
             "energy": power.get("display") or "n/a",
+            "accuracy": (rec.get("accuracy") or {}).get("top1_accuracy"),
+            "agreement": (rec.get("accuracy") or {}).get("agreement_vs_first"),
+            "eval_images": (rec.get("accuracy") or {}).get("images"),
         })
     return rows

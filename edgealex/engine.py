@@ -166,6 +166,11 @@ def check_batch(record, batch, subject="--batch"):
 def engine_name(model_stem, precision, device, backend, backend_version, target):
     """File name encoding every build parameter, so configurations never overwrite each other.
 
+    The one naming rule (README, "Engine names"): ``<model>-<precision>-<device>-<backend><version>-
+    <target>.<ext>``, fields separated by "-"; in ``<model>`` every character other than letters,
+    digits, "_" and "." becomes "_" (a "-" would split a field: ``model-dyn`` -> ``model_dyn``). The
+    caller passes ``<stem>.qdq`` for an ONNX Runtime engine of the Q/DQ INT8 model.
+
     >>> engine_name("alexnet", "int8", "dla0", "tensorrt", "8.5.2.2", "agx-xavier")
     'alexnet-int8-dla0-trt8.5.2.2-agx-xavier.engine'
     """

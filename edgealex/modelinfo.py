@@ -115,6 +115,9 @@ def load_onnx(path, what="ONNX model"):
     if os.path.getsize(path) == 0:
         raise EdgeAlexError(path, f"the {what} is an empty file (0 bytes)",
                             "export it again; the copy or the export was interrupted")
+    if is_pytorch_checkpoint(path):
+        raise EdgeAlexError(path, "is a PyTorch checkpoint, not an ONNX model",
+                            f"export it first: edgealex export --weights {path} -o model.onnx")
     try:
         model = onnx.load(path)
     except Exception as exc:  # protobuf DecodeError and friends
@@ -132,6 +135,22 @@ def model_opset(model):
         if entry.domain in ("", "ai.onnx"):
             return int(entry.version)
     return 0
+
+
+def is_pytorch_checkpoint(path):
+    """True for a file written by ``torch.save``: a zip archive holding ``<name>/data.pkl`` (PyTorch
+    1.6+, https://pytorch.org/docs/stable/notes/serialization.html) or a bare pickle (older
+    PyTorch: first byte 0x80, the pickle PROTO opcode)."""
+    import zipfile
+
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                return any(name.endswith("data.pkl") for name in archive.namelist())
+        with open(path, "rb") as handle:
+            return handle.read(1) == b"\x80"
+    except (OSError, zipfile.BadZipFile):
+        return False
 
 
 def from_model_proto(model, path="model", allow_default=True):

@@ -305,7 +305,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
 
                 options = BenchOptions(mode="engine", warmup_s=min(2.0, bench_seconds), duration_s=bench_seconds,
                                        power=power, idle_s=idle_s, target=tgt.name if target is None else target,
-                                       baselines=("none",), agreement_samples=0, label="selftest")
+                                       baselines=("none",), label="selftest")
                 session = run_bench(list(engines), options, bench_dir)
                 bench_paths.extend(session.paths)
                 power_info = session.power or {}

@@ -124,11 +124,16 @@ def test_csv_meter_log_gives_energy_over_the_window(tmp_path):
 def test_compare_mode_with_bare_ort_baseline(tmp_path):
     model = tiny_onnx(tmp_path / "tiny.onnx")
     out = tmp_path / "res"
+    from test_runtime_models import write_folder
+
+    pytest.importorskip("cv2")
+    write_folder(tmp_path / "eval", 2)
     r = invoke(["bench", model, "--mode", "compare", "--baselines", "ort", "--iterations", "10",
-                "--warmup-iters", "1", "--power", "none", "-o", str(out)])
+                "--warmup-iters", "1", "--power", "none", "--eval-images", str(tmp_path / "eval"), "-o", str(out)])
     assert r.exit_code == 0, r.output
     runs = {d["label"]: d for d in results_in(out)}
     assert set(runs) == {"tiny", "onnxruntime-bare-fp32"}
+    assert runs["tiny"]["accuracy"]["images"] == 10 and runs["tiny"]["accuracy"]["agreement_vs_first"] == 1.0
     assert runs["tiny"]["compare"]["fps_ratio"] == pytest.approx(1.0)
     bare = runs["onnxruntime-bare-fp32"]
     assert bare["compare"]["baseline_run"] == runs["tiny"]["run_id"]
@@ -141,14 +146,17 @@ def test_compare_mode_pytorch_baselines(tmp_path, alexnet_onnx):
     pytest.importorskip("torch")
     out = tmp_path / "res"
     r = invoke(["bench", alexnet_onnx, "--mode", "compare", "--baselines", "torch,torch-int8", "--iterations", "2",
-                "--warmup-iters", "1", "--agreement-samples", "2", "--power", "none", "-o", str(out)])
+                "--warmup-iters", "1", "--power", "none", "-o", str(out)])
     assert r.exit_code == 0, r.output
     runs = {d["label"]: d for d in results_in(out)}
     assert set(runs) == {"alexnet", "pytorch-eager-fp32", "pytorch-int8-dynamic"}
     assert runs["pytorch-int8-dynamic"]["engine"]["precision"] == "int8-dynamic"
     assert "random init" in runs["pytorch-eager-fp32"]["engine"]["note"]
     for d in runs.values():
-        assert d["latency_ms"]["count"] == 2 and 0.0 <= d["accuracy"]["agreement_vs_first"] <= 1.0
+        assert d["latency_ms"]["count"] == 2
+        # no labelled images given: no accuracy or agreement figure at all (issue 17 item 1)
+        assert d["accuracy"]["measured"] is False and "agreement_vs_first" not in d["accuracy"]
+    assert r.output.count("not measured") == 3
 
 
 def test_loop_mode_reports_pipeline_and_stages(tmp_path):
@@ -306,3 +314,67 @@ def test_matrix_on_the_cpu_target_builds_fp32_and_both_int8_layouts(tmp_path):
     assert len(runs) == 4  # the first FP32 run, then FP32 (reused engine) + INT8 native + INT8 Q/DQ
     assert sum(".qdq-int8-" in n for n in names) == 1 and sum("-int8-" in n and ".qdq" not in n for n in names) == 1
     assert len(glob.glob(os.path.join(str(out), "engines", "*fp32*.onnx"))) == 1  # reused, not rebuilt
+
+
+def test_accuracy_and_agreement_come_from_labelled_images_only(tmp_path):
+    """Issue 17 item 1: accuracy on real labelled images with their count; a wrongly filed image
+    lowers it by exactly its share; a folder without classes is refused before anything runs."""
+    import shutil
+
+    pytest.importorskip("cv2")
+    from test_runtime_models import ort_engine, write_folder
+
+    engine = ort_engine(tmp_path)
+    write_folder(tmp_path / "eval", 4)  # 20 solid images the colour classifier gets right
+    shutil.move(str(tmp_path / "eval" / "scratch" / "000.png"), str(tmp_path / "eval" / "stain" / "moved.png"))
+    out = tmp_path / "res"
+    r = invoke(["bench", engine, "--iterations", "3", "--warmup-iters", "1", "--power", "none",
+                "--eval-images", str(tmp_path / "eval"), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    (d,) = results_in(out)
+    assert d["accuracy"]["measured"] is True and d["accuracy"]["images"] == 20
+    assert d["accuracy"]["top1_accuracy"] == pytest.approx(19 / 20)
+    assert "95.0% of 20 img" in r.output
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    shutil.copy(str(tmp_path / "eval" / "ok" / "000.png"), str(flat / "a.png"))
+    r = invoke(["bench", engine, "--iterations", "3", "--power", "none", "--idle", "5", "--eval-images", str(flat),
+                "-o", str(tmp_path / "res2")])
+    assert r.exit_code == 1 and "has no class sub-folders" in r.output
+    assert not glob.glob(str(tmp_path / "res2" / "*.json"))  # refused before the idle window and any run
+
+
+def test_static_batch_mismatch_is_refused_before_the_idle_window(tmp_path):
+    """Issue 17: the static-batch error comes first, not after --idle seconds of waiting."""
+    model = tiny_onnx(tmp_path / "tiny.onnx", batch=1)
+    log = tmp_path / "meter.csv"
+    log.write_text(f"timestamp,watts\n{time.time():.3f},5.0\n")
+    r = invoke(["bench", model, "--batch", "4", "--idle", "5", "--iterations", "2", "--power", "csv:" + str(log),
+                "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "static batch of 1" in r.output
+    assert "idle baseline" not in r.output  # the idle window never started
+    assert not glob.glob(str(tmp_path / "o" / "*.json"))
+
+
+def test_matrix_refuses_an_image_folder_for_ort_int8_up_front(tmp_path):
+    """Issue 17: `bench --matrix --calib IMAGES` on the CPU target used to skip INT8 silently and exit 0."""
+    from test_runtime_models import write_folder
+
+    pytest.importorskip("cv2")
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    write_folder(tmp_path / "imgs", 1)
+    r = invoke(["bench", "--matrix", "--onnx", model, "--target", "cpu", "--calib", str(tmp_path / "imgs"),
+                "--iterations", "2", "--power", "none", "-o", str(tmp_path / "o")])
+    assert r.exit_code == 1 and "is an image folder" in r.output and "edgealex calibrate" in r.output
+    assert not os.path.isdir(str(tmp_path / "o" / "engines")) or not os.listdir(str(tmp_path / "o" / "engines"))
+
+
+def test_matrix_error_states_each_reason_once():
+    from edgealex.bench.matrix import group_reasons
+
+    skipped = [("x fp32 on gpu", "TensorRT is not installed"), ("x fp16 on gpu", "TensorRT is not installed"),
+               ("x int8 on gpu", "INT8 needs --calib"), ("x fp16 on dla0", "TensorRT is not installed")]
+    text = group_reasons(skipped)
+    assert text.count("TensorRT is not installed") == 1
+    assert text == ("x fp32 on gpu, x fp16 on gpu, x fp16 on dla0: TensorRT is not installed; "
+                    "x int8 on gpu: INT8 needs --calib")

@@ -114,3 +114,18 @@ def test_json_output(tmp_path):
         data["trtexec_command"]
     assert data["plan"]["batch_profile"] == {"min": 1, "opt": 8, "max": 8}
     assert data["plan"]["timing_cache"] is True and data["plan"]["generation"] == "8.5"
+
+
+def test_build_of_a_pytorch_checkpoint_points_to_export(tmp_path):
+    """Issue 17: `build model.pt` recognises a PyTorch checkpoint and names the command that fixes it."""
+    torch = pytest.importorskip("torch")
+    weights = tmp_path / "model.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, str(weights))
+    r = invoke("build", str(weights), "-o", str(tmp_path / "engines"))
+    assert r.exit_code == 1 and "Traceback" not in r.output
+    assert "is a PyTorch checkpoint, not an ONNX model" in r.output
+    assert f"edgealex export --weights {weights} -o model.onnx" in r.output
+    garbage = tmp_path / "junk.onnx"
+    garbage.write_bytes(b"not a model at all")
+    r = invoke("build", str(garbage), "-o", str(tmp_path / "engines"))
+    assert r.exit_code == 1 and "not a readable ONNX file" in r.output

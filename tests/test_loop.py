@@ -409,3 +409,33 @@ def test_opencv_runs_single_threaded_during_the_loop_and_is_restored(engine):
         assert cv2.getNumThreads() == 2
     finally:
         cv2.setNumThreads(-1)  # OpenCV's default
+
+
+def test_default_conveyor_judges_as_many_distinct_images_as_frames(engine):
+    """Issue 17 item 7: the default synthetic conveyor renders every frame afresh, and the summary
+    says how many distinct images the accuracy figure rests on; a pool of 1 frame per label judges
+    at most 5 distinct images however many frames pass."""
+    from edgealex.pipeline.loop import run_loop
+
+    fresh = run_loop(_runner(engine), open_source("synthetic://?width=96&height=64&fps=0&seed=3"), max_frames=40)
+    assert fresh.accuracy["frames_with_truth"] == 40
+    assert fresh.accuracy["distinct_images"] == 40
+    assert "40 distinct images among 40 frames" in fresh.format()
+    pooled = run_loop(_runner(engine), open_source("synthetic://?width=96&height=64&fps=0&seed=3&pool=1"),
+                      max_frames=40)
+    assert pooled.accuracy["frames_with_truth"] == 40
+    assert 1 <= pooled.accuracy["distinct_images"] <= 5
+
+
+def test_cli_run_without_a_sink_says_nothing_is_written(tmp_path, engine):
+    """Issue 17: `run` with no --sink writes nothing, and now says so."""
+    from test_bench_harness import invoke
+
+    from edgealex.pipeline.loop import NO_SINK_WARNING
+
+    result = invoke(["run", engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "2"])
+    assert result.exit_code == 0, result.output
+    assert NO_SINK_WARNING in result.output
+    result = invoke(["run", engine, "--source", "synthetic://?width=64&height=64&fps=0&pool=1", "--max-frames", "2",
+                     "--sink", str(tmp_path / "v.jsonl")])
+    assert result.exit_code == 0 and NO_SINK_WARNING not in result.output

@@ -110,28 +110,39 @@ def test_report_markdown_and_png_files(results_dir, tmp_path):
     assert "| run | mode | backend | precision | device | batch | fps |" in md
     for caption in CAPTIONS:
         assert f"![{caption}](plots/" in md
-    lines = [line for line in md.splitlines() if line.startswith("| tiny | engine |")]
+    lines = [line for line in md.splitlines() if line.startswith("| tiny b") and "| engine |" in line]
     assert len(lines) == 3  # the batch sweep 1, 2, 4
-    assert all("n/a" not in line.split("|")[11] for line in lines)  # mJ/frame measured from the meter log
+    assert all("n/a" not in line.split("|")[13] for line in lines)  # mJ/frame measured from the meter log
+    # the compare run at batch 1 and the sweep's batch 1 get distinct names
+    assert "| tiny b1 (engine) |" in md and "| tiny b1 (compare) |" in md
 
 
-def test_report_without_any_power_still_draws_every_plot(tmp_path):
+def test_report_without_power_or_batch_sweep_says_so_in_a_sentence(tmp_path):
+    """Issue 17 items 3-4: no sensor -> no empty power/energy axes, one short sentence naming what to
+    install or attach, the per-run reasons once in a collapsible detail; one batch size -> a table
+    cell, not a one-point plot; accuracy 'not measured' without labelled images."""
     from edgealex.report import render_report
+    from edgealex.report.render import NO_POWER_SENTENCE
 
     model = tiny_onnx(tmp_path / "tiny.onnx")
     res = tmp_path / "res"
-    r = invoke(["bench", model, "--iterations", "10", "--warmup-iters", "1", "--power", "none", "-o", str(res)])
-    assert r.exit_code == 0, r.output
-    r = invoke(["bench", model, "--iterations", "10", "--warmup-iters", "1", "--power", "none", "-o", str(res)])
-    assert r.exit_code == 0, r.output
+    for _ in range(2):
+        r = invoke(["bench", model, "--iterations", "10", "--warmup-iters", "1", "--power", "none", "-o", str(res)])
+        assert r.exit_code == 0, r.output
     result = render_report([str(res)], str(tmp_path / "rep"))
-    assert len(result.images) == 4 and all(os.path.getsize(p) > 1000 for p in result.images)
+    assert [os.path.basename(p) for p in result.images] == ["latency_cdf.png"]
+    html_text = open(result.html).read()
     page = Page()
-    page.feed(open(result.html).read())
-    assert len(page.images) == 4
-    # two runs with the same reason for no power: one line for both, not one per run
-    power_lines = [c for c in page.cells if ": power n/a" in c]
-    assert len(power_lines) == 1 and power_lines[0].startswith("all runs: power n/a (")
+    page.feed(html_text)
+    assert [img["alt"] for img in page.images] == ["Latency CDF"]
+    assert NO_POWER_SENTENCE in page.cells and len(NO_POWER_SENTENCE) < 300
+    assert html_text.count("power measurement disabled") == 1  # the reason once, inside <details>
+    assert html_text.index("<details>") < html_text.index("power measurement disabled")
+    assert "One batch size per engine, so no curve." in page.cells
+    assert any(c.startswith("b1: ") and c.endswith("img/s") for c in page.cells)
+    assert page.cells.count("not measured") == 4  # accuracy and agreement of both runs
+    # the two identical runs keep apart in the table and the legend
+    assert "tiny b1 #1" in page.cells and "tiny b1 #2" in page.cells
 
 
 def test_report_skips_other_json_and_fails_cleanly_without_results(tmp_path):
@@ -153,4 +164,4 @@ def test_report_reads_a_run_that_was_killed_mid_measurement(tmp_path):
     rec.set_status("measuring")
     result = render_report([str(tmp_path)], str(tmp_path / "rep"))
     md = open(result.markdown).read()
-    assert "| crashed | engine | ort | int8 | cpu | 1 | n/a |" in md and "measuring" in md
+    assert "| crashed b1 | engine | ort | int8 | cpu | 1 | n/a |" in md and "measuring" in md

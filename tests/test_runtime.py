@@ -441,3 +441,25 @@ def test_load_runner_refuses_engine_from_other_tensorrt(tmp_path):
     write_record(engine, record)
     with pytest.raises(EdgeAlexError, match="not portable across versions"):
         load_runner(engine)
+
+
+def test_foreign_engine_names_the_target_mismatch_first(tmp_path):
+    """Issue 17: an engine built for agx-xavier run here says so first (from the sidecar), not
+    "install TensorRT"."""
+    from edgealex.engine import EngineRecord, write_record
+    from edgealex.runtime.registry import load_runner
+    from edgealex.target import resolve_target
+
+    here = resolve_target(None).name
+    if here == "agx-xavier":
+        pytest.skip("this machine is an AGX Xavier")
+    engine = tmp_path / "alexnet-int8-dla0-trt8.5.2.2-agx-xavier.engine"
+    engine.write_bytes(b"serialized plan")
+    write_record(str(engine), EngineRecord(backend="tensorrt", precision="int8", device="dla0", target="agx-xavier",
+                                           model={}, onnx_sha256="0", input_shape=[1, 3, 224, 224],
+                                           builder="python", backend_version="8.5.2.2", device_name="Xavier"))
+    with pytest.raises(EdgeAlexError) as err:
+        load_runner(str(engine))
+    text = str(err.value)
+    assert "was built for agx-xavier (TensorRT 8.5.2.2, Xavier)" in text and f"this machine is '{here}'" in text
+    assert "not installed" not in text

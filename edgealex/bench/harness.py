@@ -20,7 +20,6 @@ in ``benchmarks/harness_overhead.py`` against a bare loop.
 """
 
 import os
-import sys
 import threading
 import time
 from dataclasses import asdict, dataclass, field
@@ -35,10 +34,10 @@ from edgealex.bench.stats import latency_stats, summarize
 from edgealex.engine import EngineRecord, check_batch
 from edgealex.errors import EdgeAlexError
 from edgealex.validate import check_float
-from edgealex.log import is_quiet, logger
+from edgealex.log import logger
 
 MODES = ("engine", "loop", "compare")
-AGREEMENT_SAMPLES = 32
+EVAL_BATCH = 32  # --eval-images batch of dynamic-batch subjects
 
 
 @dataclass
@@ -66,8 +65,9 @@ class BenchOptions:
         seed (int): seed of the synthetic inputs.
         sysfs_root (str): filesystem root for sysfs meters and environment (tests).
         label (str): a name prefix for the run ids.
-        agreement_samples (int): compare mode: synthetic images for the top-1 agreement with the
-            first subject (0 = skip).
+        eval_images (str): a labelled image folder (class sub-folders named like the labels):
+            each engine's top-1 accuracy on it and its agreement with the first engine are
+            recorded. None: accuracy "not measured" (random inputs would prove nothing).
         progress (bool): show a progress line on a terminal (off with --quiet).
     """
 
@@ -91,7 +91,7 @@ class BenchOptions:
     sysfs_root: str = "/"
     label: Optional[str] = None
     progress: bool = True
-    agreement_samples: int = AGREEMENT_SAMPLES
+    eval_images: Optional[str] = None
 
     def check(self):
         if self.mode not in MODES:
@@ -171,50 +171,52 @@ class BenchSession:
 
 # -- progress ---------------------------------------------------------------------------------------
 class Progress:
-    """A one-line progress display on stderr, refreshed by its own thread (not by the timed loop)."""
+    """The benchmark's progress: a :class:`edgealex.progress.ProgressBar` refreshed every 0.5 s by
+    its own thread from the iteration counter, so the timed loop itself never draws."""
 
     def __init__(self, label, total_s=None, total_iters=None, enabled=True):
         self.label = label
         self.total_s = total_s
         self.total_iters = total_iters
-        self.enabled = enabled and not is_quiet() and hasattr(sys.stderr, "isatty") and sys.stderr.isatty()
+        self.enabled = enabled
         self.counter = None
         self.phase = "warm-up"
         self._stop = threading.Event()
         self._thread = None
         self._t0 = None
+        self._bar = None
 
     def start(self, counter):
+        from edgealex.progress import ProgressBar
+
         self.counter = counter
         self._t0 = time.perf_counter()
-        if self.enabled:
+        self._bar = ProgressBar(None, f"{self.label[:40]} warm-up", enabled=self.enabled, unit="it")
+        if self._bar.enabled:
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
 
     def measuring(self):
         self.phase = "measuring"
         self._t0 = time.perf_counter()
+        if self._bar is not None and self._bar.enabled:
+            self._bar.describe(f"{self.label[:40]} measuring")
+            self._bar.reset(total=self.total_iters)
 
     def _run(self):
         while not self._stop.wait(0.5):
-            elapsed = time.perf_counter() - self._t0
             n = len(self.counter) if self.counter is not None else 0
-            if self.phase == "measuring" and self.total_iters:
-                frac = min(1.0, n / float(self.total_iters))
-            elif self.phase == "measuring" and self.total_s:
-                frac = min(1.0, elapsed / self.total_s)
-            else:
-                frac = 0.0
-            bar = "#" * int(frac * 20)
-            sys.stderr.write(f"\r[{bar:<20}] {self.label[:40]} {self.phase} {elapsed:5.1f}s {n:6d} it ")
-            sys.stderr.flush()
+            elapsed = time.perf_counter() - self._t0
+            if self.phase == "measuring" and not self.total_iters and self.total_s:
+                self._bar.note(f"{min(elapsed, self.total_s):.1f}/{self.total_s:.0f} s")
+            self._bar.set(n)
 
     def stop(self):
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2.0)
-            sys.stderr.write("\r" + " " * 100 + "\r")
-            sys.stderr.flush()
+        if self._bar is not None:
+            self._bar.close()
 
 
 # -- the timed loop ------------------------------------------------------------------------------
@@ -552,16 +554,29 @@ def _run_id(options, subject, batch, stamp, out_dir):
     return unique_run_id(out_dir, stem)
 
 
+def _check_batches(name, static, requested):
+    if static is not None:
+        bad = [b for b in requested if b != static]
+        if bad:
+            raise EdgeAlexError(name, "the engine has a static batch of {} but --batch asks for {}".format(
+                static, ",".join(map(str, requested))),
+                "export with --dynamic-batch (ONNX Runtime) or build one engine per batch size")
+
+
+def _static_batch_of(info):
+    """The static batch an engine's sidecar (or its ONNX metadata) records; None if dynamic/unknown."""
+    shape = (info.get("sidecar") or {}).get("input_shape")
+    if shape and isinstance(shape[0], int) and shape[0] > 0:
+        return shape[0]
+    model = _model_info_of(info["path"]) if info.get("path") and not info.get("sidecar") else None
+    return model.batch if model is not None else None
+
+
 def _batches_for(runner, requested):
     static = runner.batch_size
     if not requested:
         return [static or 1]
-    if static is not None:
-        bad = [b for b in requested if b != static]
-        if bad:
-            raise EdgeAlexError(runner.name, "the engine has a static batch of {} but --batch asks for {}".format(
-                static, ",".join(map(str, requested))),
-                "export with --dynamic-batch (ONNX Runtime) or build one engine per batch size")
+    _check_batches(runner.name, static, requested)
     return list(requested)
 
 
@@ -607,6 +622,16 @@ def run_bench(engines, options, out_dir, skipped=None):
         session.skipped += skipped
         for name, reason in skipped:
             logger.info("baseline %s skipped: %s", name, reason)
+    if options.batches:  # plain ONNX files (no sidecar for check_batch above): refused before the idle window too
+        for subject in subjects:
+            if not subject.engine.get("sidecar"):
+                _check_batches(subject.engine["path"], _static_batch_of(subject.engine), options.batches)
+    eval_set = None
+    if options.eval_images and options.mode != "loop":  # read up front: a bad folder fails before any measuring
+        from edgealex.bench.evaluation import load_eval_set
+
+        eval_set = load_eval_set(options.eval_images, _model_info_of(engines[0]))
+        logger.info("accuracy and agreement on %d labelled images from %s", eval_set.count, eval_set.source)
     meter = open_meter(options.power, target=target, root=options.sysfs_root, interval_s=options.power_interval_s,
                        offset_s=options.meter_offset_s)
     if not meter.available:
@@ -641,10 +666,8 @@ def run_bench(engines, options, out_dir, skipped=None):
                     try:
                         m = _measure_subject(runner, options, batch, meter, rec, subject)
                         _finish_record(rec, m, meter, idle, session_t0, clock_offset, final=meter.live)
-                        if options.mode == "compare" and options.agreement_samples > 0:
-                            rec.data["accuracy"] = _agreement(runner, records, batch, options.seed,
-                                                              options.agreement_samples)
-                            rec.write()
+                        rec.data["accuracy"] = _accuracy(runner, rec, m, records, batch, eval_set)
+                        rec.write()
                     except BaseException as exc:
                         rec.fail(exc)
                         raise
@@ -767,25 +790,29 @@ def _first_with_batch(records, batch):
     return None
 
 
-def _agreement(runner, records, batch, seed, samples):
-    """Top-1 classes on fixed synthetic inputs, and agreement with the first subject (compare mode)."""
-    n = max(1, samples // batch)
-    outs = []
-    for i in range(n):
-        xi = synthetic_batch(runner.input_spec, batch, seed + 1 + i)
-        outs.append(np.argmax(np.array(runner.infer(xi, check_inputs=False), copy=True), axis=-1).ravel())
-    top1 = np.concatenate(outs)
-    out = {"top1": top1.tolist(), "inputs": f"synthetic N(0,1) inputs, {top1.size} images"}
+def _accuracy(runner, rec, m, records, batch, eval_set):
+    """The ``accuracy`` section: from the labelled ``--eval-images`` (engine and compare modes), from
+    the source's ground truth (loop mode), else "not measured"."""
+    from edgealex.bench.evaluation import accuracy_record, not_measured_record, predict
+
+    if m.loop is not None:
+        acc = m.loop.get("accuracy") or {}
+        if acc.get("top1") is None:
+            return {"measured": False, "reason": "not measured: the frame source has no ground truth"}
+        return {"measured": True, "source": "ground truth of the frame source ({})".format(
+            (m.loop.get("source") or {}).get("uri", "?")), "frames": acc.get("top1_frames"),
+            "images": acc.get("distinct_images"), "top1_accuracy": acc.get("top1")}
+    if eval_set is None:
+        return not_measured_record()
+    # a dynamic-batch subject (the PyTorch baselines) evaluates 32 images per call: same predictions,
+    # a fraction of the time (batch 1 rereads all of AlexNet's weights per image)
+    eval_batch = batch if getattr(runner, "batch_size", None) is not None else max(batch, EVAL_BATCH)
+    predicted = predict(runner, eval_set, eval_batch)
     first = _first_with_batch(records, batch)
-    if first is None:  # this run is the reference of its batch size
-        out["agreement_vs_first"] = 1.0
-        out["reference_run"] = None
-    else:
-        ref = np.asarray((first.data.get("accuracy") or {}).get("top1", []))
-        if ref.size == top1.size:
-            out["agreement_vs_first"] = float((ref == top1).mean())
-            out["reference_run"] = first.run_id
-    return out
+    reference = None
+    if first is not None and (first.data.get("accuracy") or {}).get("predicted") is not None:
+        reference = np.asarray(first.data["accuracy"]["predicted"])
+    return accuracy_record(predicted, eval_set, reference, first.run_id if reference is not None else None)
 
 
 def _add_ratios(recs):
@@ -813,19 +840,40 @@ def _log_run(d):
                 thr.get("fps") or 0.0, lat.get("p50_ms") or float("nan"), lat.get("p99_ms") or float("nan"), shown)
 
 
+def accuracy_text(d):
+    """"97.0% of 200 img" / "98.8% of 240 frames (240 distinct)" / "not measured" for one result."""
+    acc = d.get("accuracy") or {}
+    if not acc.get("measured") or acc.get("top1_accuracy") is None:
+        return "not measured"
+    if acc.get("frames") is not None:
+        distinct = acc.get("images")
+        return "{:.1%} of {} frames ({} distinct)".format(acc["top1_accuracy"], acc["frames"],
+                                                         "?" if distinct is None else distinct)
+    return "{:.1%} of {} img".format(acc["top1_accuracy"], acc.get("images"))
+
+
 def summary_lines(session):
-    """A one-screen summary table of a session."""
+    """A one-screen summary table of a session.
+
+    fps is what the subject delivered (loop rows: frames through the whole pipeline); engine fps is
+    inference alone (the same as fps outside loop mode). Latency is one synchronous inference,
+    except loop rows ("e2e"): capture start to sinks done per frame.
+    """
     from edgealex.bench.stats import format_ms
 
-    lines = ["{:<44} {:>5} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10} {:>7}".format(
-        "run", "batch", "fps", "p50 ms", "p99 ms", "W", "mJ/frame", "net mJ/f", "x first")]
+    head = "{:<40} {:>5} {:>8} {:>8} {:>8} {:>8} {:>4} {:>7} {:>9} {:>9} {:>7}  {}"
+    lines = [head.format("run", "batch", "fps", "eng fps", "p50 ms", "p99 ms", "lat", "W", "mJ/frame", "net mJ/f",
+                         "x first", "accuracy")]
     for d in session.results:
         thr, lat, pw = d.get("throughput") or {}, d.get("latency_ms") or {}, d.get("power") or {}
         ratio = (d.get("compare") or {}).get("fps_ratio")
-        lines.append("{:<44} {:>5} {:>9} {:>8} {:>8} {:>8} {:>10} {:>10} {:>7}".format(
-            d.get("label", "?")[:44], d.get("batch"), format_ms(thr.get("fps"), 1), format_ms(lat.get("p50_ms")),
-            format_ms(lat.get("p99_ms")), format_ms(pw.get("avg_power_w")), format_ms(pw.get("mj_per_frame_gross"), 1),
-            format_ms(pw.get("mj_per_frame_net"), 1), format_ms(ratio)))
+        loop = d.get("mode") == "loop"
+        engine_fps = thr.get("engine_fps") if loop else thr.get("fps")
+        lines.append(head.format(
+            d.get("label", "?")[:40], d.get("batch"), format_ms(thr.get("fps"), 1), format_ms(engine_fps, 1),
+            format_ms(lat.get("p50_ms")), format_ms(lat.get("p99_ms")), "e2e" if loop else "inf",
+            format_ms(pw.get("avg_power_w")), format_ms(pw.get("mj_per_frame_gross"), 1),
+            format_ms(pw.get("mj_per_frame_net"), 1), format_ms(ratio), accuracy_text(d)))
     power = session.power or {}
     if session.results and not (session.results[0].get("power") or {}).get("available"):
         lines.append("power: " + (session.results[0].get("power") or {}).get("display", "n/a"))

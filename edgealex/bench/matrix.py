@@ -81,6 +81,15 @@ def matrix_engines(onnx, target_name, out_dir, calib=None):
     engines_dir = os.path.join(out_dir, "engines")
     stem = os.path.splitext(os.path.basename(onnx))[0]
     onnx_sha256 = sha256_file(onnx)
+    if calib and "int8" in target.precisions:  # a --calib that cannot serve this target: said before any build
+        from edgealex.build.calibinput import read_calib_arg
+
+        offer = read_calib_arg(calib, onnx_sha256)
+        if offer.kind != "output" and target.backend == "ort":
+            what = "an image folder" if offer.kind == "images" else "a TensorRT calibration cache"
+            raise EdgeAlexError("--calib " + str(calib), f"is {what}; ONNX Runtime INT8 (target {target.name}) needs "
+                                "the output folder of `edgealex calibrate`",
+                                f"run `edgealex calibrate {onnx} --images IMAGES -o calib/out` and pass --calib calib/out")
     paths, skipped = [], []
     for precision, dla_core, ort_int8 in matrix_configs(target):
         device = _device(dla_core, target)
@@ -100,11 +109,25 @@ def matrix_engines(onnx, target_name, out_dir, calib=None):
             result = build_engine(onnx, target=target, precision=precision, dla_core=dla_core,
                                   calib=calib if precision == "int8" else None, out_dir=engines_dir, **extra)
         except EdgeAlexError as exc:
+            if exc.what not in {why for _, why in skipped}:  # each reason once
+                logger.warning("matrix: %s not built: %s", label, exc.what)
             skipped.append((label, exc.what))
-            logger.warning("matrix: %s not built: %s", label, exc.what)
             continue
         paths.append(result.engine_path)
     if not paths:
-        raise EdgeAlexError("--matrix", "no configuration of target {} could be built here ({})".format(
-            target.name, "; ".join(f"{a}: {b}" for a, b in skipped)), "check --onnx, --calib and --target")
+        raise EdgeAlexError("--matrix", f"no configuration of target {target.name} could be built here: {group_reasons(skipped)}", "check --onnx, --calib and --target")
     return paths, skipped
+
+
+def group_reasons(skipped):
+    """"fp32 on gpu, fp16 on gpu: TensorRT is not installed; int8 on gpu: ..." - each reason once.
+
+    Args:
+        skipped (list): (configuration label, reason) pairs.
+    """
+    order, by_reason = [], {}
+    for label, why in skipped:
+        if why not in by_reason:
+            order.append(why)
+        by_reason.setdefault(why, []).append(label)
+    return "; ".join("{}: {}".format(", ".join(by_reason[why]), why) for why in order)

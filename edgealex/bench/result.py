@@ -191,6 +191,16 @@ def read_trace_csv(path):
     return np.asarray(out)
 
 
+def read_trace_column(path, name):
+    """One numeric column of a trace CSV (ms), e.g. ``endToEndMs`` of a loop run; empty when absent."""
+    out = []
+    with open(path, newline="", encoding="utf-8") as handle:
+        for row in csv.DictReader(handle):
+            if row.get(name):
+                out.append(float(row[name]))
+    return np.asarray(out)
+
+
 _NUMERIC_SECTIONS = ("throughput", "latency_ms", "compare")
 _NUMERIC_POWER = ("_w", "_mj", "mj_", "_j", "_s", "_hz", "samples", "fraction")
 

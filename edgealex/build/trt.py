@@ -14,7 +14,6 @@ importing this module never imports TensorRT.
 import os
 import sys
 import threading
-import time
 
 from edgealex._optional import require
 from edgealex.artifacts import write_bytes_atomic
@@ -150,15 +149,20 @@ def make_progress_monitor(trt):
 
 
 class Spinner:
-    """A one-line elapsed-time indicator on stderr while a long call runs (TTY only, not --quiet)."""
+    """The elapsed time of a long call on the one progress bar (:class:`edgealex.progress.ProgressBar`,
+    terminal only, not --quiet); a log line otherwise."""
 
     def __init__(self, text):
         self.text = text
         self._stop = threading.Event()
         self._thread = None
+        self._bar = None
 
     def __enter__(self):
-        if sys.stderr.isatty() and not is_quiet():
+        from edgealex.progress import ProgressBar
+
+        self._bar = ProgressBar(None, "[I] " + self.text, elapsed_only=True, leave=True)
+        if self._bar.enabled:
             self._thread = threading.Thread(target=self._run, daemon=True)
             self._thread.start()
         else:
@@ -166,19 +170,14 @@ class Spinner:
         return self
 
     def _run(self):
-        started = time.time()
-        frames = "|/-\\"
-        index = 0
-        while not self._stop.wait(0.25):
-            sys.stderr.write(f"\r[I] {self.text} {frames[index % 4]} {time.time() - started:.0f} s")
-            sys.stderr.flush()
-            index += 1
+        while not self._stop.wait(0.5):
+            self._bar.refresh()
 
     def __exit__(self, *exc):
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-            sys.stderr.write("\n")
+        self._bar.close()
         return False
 
 

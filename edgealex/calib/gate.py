@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 
 from edgealex._optional import require
 from edgealex.calib.images import ReadStats, iter_preprocessed, quiet_opencv
-from edgealex.calib.progress import Progress
+from edgealex.progress import ProgressBar
 from edgealex.log import logger
 
 
@@ -114,7 +114,7 @@ def evaluate(models, image_set, spec, labels, input_name, batch=1, min_agreement
     top1 = {key: [] for key in sessions}
     diffs = {key: [] for key in sessions if key != "fp32"}
     truth = []
-    with Progress(len(image_set), "checking INT8 vs FP32", enabled=progress) as bar, quiet_opencv():
+    with ProgressBar(len(image_set), "checking INT8 vs FP32", enabled=progress) as bar, quiet_opencv():
         stream = iter_preprocessed(image_set.items, spec, result.stats)
         for group in _batches(stream, batch):
             feed = {input_name: stack_batch([a for _, _, a in group], batch)}

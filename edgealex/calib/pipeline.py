@@ -33,7 +33,7 @@ from edgealex.calib import ort as calib_ort
 from edgealex.calib.cache import DEFAULT_ALGORITHM, INT8_MAX, resolve_cache_versions, write_cache
 from edgealex.calib.gate import GateResult, evaluate, stack_batch
 from edgealex.calib.images import ReadStats, iter_preprocessed, quiet_opencv
-from edgealex.calib.progress import Progress
+from edgealex.progress import ProgressBar
 from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError, GateFailed
 from edgealex.imagefolder import load_image_set, manifest, sample_evenly, write_manifest
@@ -247,7 +247,7 @@ def _collect(calibrator, image_set, spec, input_name, batch, progress):
     stats = ReadStats()
     per_call = max(1, CHUNK_IMAGES // batch)
     stream = iter_preprocessed(image_set.items, spec, stats)
-    with Progress(len(image_set), "calibrating", enabled=progress) as bar, quiet_opencv():
+    with ProgressBar(len(image_set), "calibrating", enabled=progress) as bar, quiet_opencv():
         while True:
             batches = []
             for _ in range(per_call):

@@ -45,12 +45,16 @@ def bench(
     threads: Annotated[Optional[int], typer.Option(help="Intra-op threads for ONNX Runtime and PyTorch.")] = None,
     matrix: Annotated[bool, typer.Option(help="Sweep the target's precisions x devices, building missing engines "
                                               "from --onnx.")] = False,
-    calib: Annotated[Optional[Path], typer.Option(help="--matrix: calibration images folder for INT8 builds.")] = None,
+    calib: Annotated[Optional[Path], typer.Option(help="--matrix: calibration for INT8 builds: the output folder "
+                                                       "of `edgealex calibrate` (TensorRT targets also take a "
+                                                       ".cache file or an image folder).")] = None,
     import_trtexec: Annotated[Optional[Path], typer.Option(help="Import a trtexec --exportTimes JSON as a result.")] = None,
     trtexec_warmup_ms: Annotated[float, typer.Option(help="trtexec --warmUp of that trace (ms).")] = 200.0,
     label: Annotated[Optional[str], typer.Option(help="Prefix for the run names.")] = None,
-    agreement_samples: Annotated[int, typer.Option(help="compare mode: synthetic images for top-1 agreement with "
-                                                        "the first engine (0 = skip).")] = 32,
+    eval_images: Annotated[Optional[Path], typer.Option(help="Labelled images (class sub-folders named like the "
+                                                             "labels, e.g. the calibration holdout): top-1 accuracy "
+                                                             "of each engine and agreement with the first. Without "
+                                                             "it accuracy is 'not measured'.")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the synthetic inputs.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the session as JSON.")] = False,
 ):
@@ -76,7 +80,8 @@ def bench(
         meter_offset_s=meter_offset, idle_s=idle, target=target, source=source,
         baselines=tuple(b.strip() for b in baselines.split(",") if b.strip()),
         torch_weights=str(torch_weights) if torch_weights else None, onnx=str(onnx) if onnx else None,
-        runner_options=runner_options, seed=seed, label=label, agreement_samples=agreement_samples)
+        runner_options=runner_options, seed=seed, label=label,
+        eval_images=str(eval_images) if eval_images else None)
     if matrix:
         from edgealex.bench.matrix import matrix_engines
 

@@ -17,13 +17,16 @@ def demo(
                                             "relaxed INT8 gate.")] = False,
     target: Annotated[Optional[str], typer.Option(help="Target profile (default: detected).")] = None,
     seed: Annotated[int, typer.Option(help="Dataset seed.")] = 0,
+    keep_resume: Annotated[bool, typer.Option(help="Keep the training's resume state (model/*.last.pt, ~0.5 GB) "
+                                                   "to continue training later.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ):
     """Synthesize data, train, export, calibrate INT8, build, run the inspection loop, bench and report."""
     from edgealex.demo import run_demo
     from edgealex.log import is_quiet
 
-    result = run_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()))
+    result = run_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()),
+                      keep_resume=keep_resume)
     if json_out:
         emit_json(result.to_dict())
     else:

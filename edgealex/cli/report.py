@@ -12,7 +12,8 @@ from typing_extensions import Annotated  # typing.Annotated needs Python 3.9; Je
 
 @user_errors
 def report(
-    results: Annotated[List[Path], typer.Argument(help="Result JSON files (or folders) from `edgealex bench`.")],
+    results: Annotated[List[Path], typer.Argument(help="Result JSON files (or folders) from `edgealex bench`, and "
+                                                   "saved `edgealex run --json` summaries (live loop section).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Report folder.")] = Path("report"),
     title: Annotated[str, typer.Option(help="Page title.")] = "edgealex benchmark report",
     json_out: Annotated[bool, typer.Option("--json", help="Print what was written as JSON.")] = False,

@@ -51,6 +51,11 @@ def run(
         duration_s=duration, max_frames=max_frames, batch=batch, queue_size=queue_size, drop_policy=drop,
         runner_options=runner_options, stall_timeout_s=stall_timeout,
     )
+    if not sink:  # after the run, so a bad input's error line is always the first line
+        from edgealex.log import logger
+        from edgealex.pipeline.loop import NO_SINK_WARNING
+
+        logger.warning(NO_SINK_WARNING)
     if json_out:
         emit_json(summary.to_dict())
         return

@@ -26,17 +26,34 @@ def expand_paths(paths):
     return out
 
 
-def load_results(paths):
+def load_results(paths, runs=None):
     """Bench results from ``paths``; JSON files that are not bench results are skipped with a note.
+
+    Args:
+        paths (list): result files or folders.
+        runs (list or None): when a list, saved ``edgealex run`` summaries (the live inspection loop)
+            found among ``paths`` are appended to it instead of being skipped.
 
     Returns:
         (list, list): results (dicts with ``_path``) and (path, reason) of skipped files.
     """
+    from edgealex.artifacts import read_json
+    from edgealex.pipeline.loop import RUN_SUMMARY_ARTIFACT
+
     results, skipped = [], []
     for path in expand_paths(paths):
         try:
             results.append(load_result(path))
         except EdgeAlexError as exc:
+            if runs is not None:
+                try:
+                    data = read_json(path, "run summary")
+                except EdgeAlexError:
+                    data = None
+                if isinstance(data, dict) and data.get("artifact") == RUN_SUMMARY_ARTIFACT:
+                    data["_path"] = os.path.abspath(path)
+                    runs.append(data)
+                    continue
             skipped.append((path, exc.what))
     if not results:
         raise EdgeAlexError(", ".join(str(p) for p in paths) or "(none)", "no benchmark results found" + (
@@ -55,9 +72,45 @@ def _file(result, kind):
 
 
 def latencies(result):
-    """Per-iteration latencies (ms) from the trace CSV, or an empty array."""
+    """Per-iteration latencies (ms) from the trace CSV, or an empty array.
+
+    The same quantity as the result's p50/p99: one synchronous inference, except for loop-mode
+    runs, whose headline latency is end to end per frame (capture start to sinks done).
+    """
     path = _file(result, "trace")
-    return read_trace_csv(path) if path else np.zeros(0)
+    if not path:
+        return np.zeros(0)
+    if result.get("mode") == "loop":
+        from edgealex.bench.result import read_trace_column
+
+        column = read_trace_column(path, "endToEndMs")
+        if column.size:
+            return column
+    return read_trace_csv(path)
+
+
+def latency_kind(result):
+    """Short name of what a result's latency measures: "inference" or "end-to-end"."""
+    return "end-to-end" if result.get("mode") == "loop" else "inference"
+
+
+def display_names(results):
+    """A unique legend / table name per result: label and batch, then the mode, then #n."""
+    base = ["{} b{}".format(r.get("label") or r.get("run_id"), r.get("batch")) for r in results]
+    names = []
+    for name, r in zip(base, results):
+        modes = {x.get("mode") for b, x in zip(base, results) if b == name}
+        if len(modes) > 1:  # the mode tells them apart
+            name = "{} ({})".format(name, r.get("mode") or "?")
+        names.append(name)
+    seen = {}
+    out = []
+    for name in names:
+        if names.count(name) > 1:
+            seen[name] = seen.get(name, 0) + 1
+            name = f"{name} #{seen[name]}"
+        out.append(name)
+    return out
 
 
 def power_series(result):
@@ -77,32 +130,63 @@ def _get(d, *keys):
     return d
 
 
-def agreement(result):
-    """Top-1 agreement with the compare reference, else an accuracy figure from the sidecar."""
-    value = _get(result, "accuracy", "agreement_vs_first")
-    if value is not None:
-        return value, "top-1 vs first (synthetic)"
+def accuracy(result):
+    """(accuracy text, agreement text, source) of one result; "not measured" without labelled images.
+
+    Sources, in order: the run's own measurement (``bench --eval-images`` or, in loop mode, the
+    frame source's ground truth) and the calibration holdout recorded in the engine sidecar
+    (INT8 engines built from an ``edgealex calibrate`` folder). A figure always carries its count.
+    """
+    acc = result.get("accuracy") or {}
+    if acc.get("measured") and acc.get("top1_accuracy") is not None:
+        if acc.get("frames") is not None:  # loop mode: frames vs distinct images
+            distinct = acc.get("images")
+            text = "{:.1%} of {} frames ({} distinct images)".format(
+                acc["top1_accuracy"], acc["frames"], "?" if distinct is None else distinct)
+            return text, "n/a (loop)", "frame source ground truth"
+        agree = acc.get("agreement_vs_first")
+        agree_text = "reference" if acc.get("reference_run") is None and agree == 1.0 else (
+            "n/a" if agree is None else "{:.1%} of {} img".format(agree, acc["images"]))
+        return "{:.1%} of {} img".format(acc["top1_accuracy"], acc["images"]), agree_text, "--eval-images"
     cal = _get(result, "engine", "sidecar", "calibration") or {}
-    for key in ("top1_agreement", "agreement", "accuracy"):
-        if isinstance(cal.get(key), (int, float)):
-            return float(cal[key]), "calibration " + key
-    return None, None
+    count = cal.get("calibration_holdout_images")
+    if count and isinstance(cal.get("calibration_agreement"), (int, float)):
+        key = {"qdq": "int8_qdq", "ort-native": "int8_ort"}.get(cal.get("method"))
+        acc_value = (cal.get("calibration_accuracy") or {}).get(key) if key else None
+        acc_text = "not measured" if acc_value is None else f"{acc_value:.1%} of {count} img (holdout)"
+        return acc_text, "{:.1%} of {} img vs FP32 (holdout)".format(cal["calibration_agreement"], count), \
+            "calibration holdout"
+    return "not measured", "not measured", None
 
 
-def row(result):
+def net_energy(pw):
+    """(value, flag) for net mJ/frame: a net below zero (idle drew more than the load) is flagged."""
+    value = pw.get("mj_per_frame_net")
+    if value is not None and value < 0:
+        return None, "below idle"
+    return value, None
+
+
+def row(result, name=None):
     """One line of the comparison table."""
     eng = result.get("engine") or {}
     thr = result.get("throughput") or {}
     lat = result.get("latency_ms") or {}
     pw = result.get("power") or {}
-    agree, agree_src = agreement(result)
+    acc_text, agree_text, acc_src = accuracy(result)
+    loop = result.get("mode") == "loop"
+    net, net_flag = net_energy(pw)
     return {
-        "run": result.get("run_id"), "label": result.get("label"), "mode": result.get("mode"),
+        "run": result.get("run_id"), "label": result.get("label"), "name": name or "{} b{}".format(
+            result.get("label") or result.get("run_id"), result.get("batch")), "mode": result.get("mode"),
         "status": result.get("status"), "backend": eng.get("backend"), "precision": eng.get("precision"),
         "device": eng.get("device"), "batch": result.get("batch"), "fps": thr.get("fps"),
-        "pipeline_fps": thr.get("pipeline_fps"), "p50_ms": lat.get("p50_ms"), "p99_ms": lat.get("p99_ms"),
-        "power_w": pw.get("avg_power_w"), "mj_gross": pw.get("mj_per_frame_gross"), "mj_net": pw.get("mj_per_frame_net"),
-        "fps_ratio": _get(result, "compare", "fps_ratio"), "agreement": agree, "agreement_source": agree_src,
+        "pipeline_fps": thr.get("pipeline_fps"), "engine_fps": thr.get("engine_fps") if loop else thr.get("fps"),
+        "p50_ms": lat.get("p50_ms"), "p99_ms": lat.get("p99_ms"), "latency_kind": latency_kind(result),
+        "power_w": pw.get("avg_power_w"), "mj_gross": pw.get("mj_per_frame_gross"), "mj_net": net,
+        "mj_net_flag": net_flag, "mj_net_raw": pw.get("mj_per_frame_net"),
+        "fps_ratio": _get(result, "compare", "fps_ratio"), "accuracy": acc_text, "agreement": agree_text,
+        "accuracy_source": acc_src,
         "power_display": pw.get("display") or ("n/a ({})".format(pw.get("reason")) if pw.get("reason") else "n/a"),
         "power_available": bool(pw.get("available")),
     }

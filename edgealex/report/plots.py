@@ -1,11 +1,16 @@
-"""The report's figures as PNG bytes (matplotlib, Agg backend, imported here only)."""
+"""The report's figures as PNG bytes (matplotlib, Agg backend, imported here only).
+
+A plot function returns None when it has nothing to draw (no power samples, a single batch size):
+the report then says so in a sentence instead of showing empty axes. Legends sit outside the
+axes so they never cover a curve; log axes are labelled 1, 2, 5, 10, 20, ... rather than 2x10^1.
+"""
 
 import io
 
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.report.data import latencies, power_series, row
+from edgealex.report.data import display_names, latencies, latency_kind, power_series, row
 
 MAX_SERIES = 12
 MAX_POWER_PANELS = 6
@@ -26,78 +31,91 @@ def _png(fig):
     return buf.getvalue()
 
 
-def _note(ax, text):
-    ax.text(0.5, 0.5, text, ha="center", va="center", wrap=True, fontsize=9, transform=ax.transAxes)
-    ax.set_xticks([])
-    ax.set_yticks([])
+def _readable_log_axis(ax, lo, hi, axis="x"):
+    """Ticks printed as plain numbers: 1, 2, 5 x 10^k over up to 2.5 decades (0.5, 1, 2, 5, 10, 20 ms),
+    powers of ten over a wider range."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    decades = np.log10(max(hi, 1e-12) / max(lo, 1e-12))
+    target.set_major_locator(LogLocator(base=10.0, subs=(1.0, 2.0, 5.0) if decades <= 2.5 else (1.0,)))
+    target.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+    target.set_minor_formatter(NullFormatter())
 
 
-def _name(result):
-    return "{} b{}".format(result.get("label") or result.get("run_id"), result.get("batch"))
+def _legend_outside(ax):
+    """Legend to the right of the axes: never over a curve."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0.0, frameon=False)
 
 
 def latency_cdf(results):
-    """Empirical CDF of per-iteration latency, one line per run."""
+    """Empirical CDF of per-iteration latency, one line per run (loop runs: end to end per frame,
+    the quantity of their p50/p99), or None without traces."""
     plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
-    drawn = 0
-    for r in results[:MAX_SERIES]:
+    names = display_names(results)
+    series = []
+    for r, name in list(zip(results, names))[:MAX_SERIES]:
         lat = np.sort(latencies(r))
-        if lat.size == 0:
-            continue
-        ax.step(lat, np.arange(1, lat.size + 1) / lat.size, where="post", label=_name(r))
-        drawn += 1
-    if drawn:
-        ax.set_xscale("log")
-        ax.set_xlabel("latency per iteration (ms, log scale)")
-        ax.set_ylabel("fraction of iterations")
-        ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    else:
-        _note(ax, "no per-iteration traces in these results")
+        if lat.size:
+            series.append((name + (" (end-to-end)" if latency_kind(r) == "end-to-end" else ""), lat))
+    if not series:
+        return None
+    fig, ax = plt.subplots(figsize=(8, 4))
+    for name, lat in series:
+        ax.step(lat, np.arange(1, lat.size + 1) / lat.size, where="post", label=name)
+    ax.set_xscale("log")
+    _readable_log_axis(ax, min(float(lat[0]) for _, lat in series), max(float(lat[-1]) for _, lat in series))
+    ax.set_xlabel("latency (ms, log scale): one inference, or end to end per frame for loop runs")
+    ax.set_ylabel("fraction of iterations")
+    ax.grid(True, which="both", alpha=0.3)
+    _legend_outside(ax)
     ax.set_title("Latency CDF")
     return _png(fig)
 
 
-def throughput_vs_batch(results):
-    """fps against batch size, one line per engine/baseline."""
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 4))
+def batch_series(results):
+    """{label: [(batch, fps), ...]} of engine/compare runs."""
     series = {}
     for r in results:
         fps = (r.get("throughput") or {}).get("fps")
-        if fps is None or r.get("batch") is None:
+        if fps is None or r.get("batch") is None or r.get("mode") == "loop":
             continue
         series.setdefault(r.get("label") or r.get("run_id"), []).append((int(r["batch"]), fps))
+    return series
+
+
+def throughput_vs_batch(results):
+    """fps against batch size, one line per engine/baseline; None when no engine has two batch sizes
+    (the table's fps column already says everything)."""
+    series = {k: sorted(v) for k, v in batch_series(results).items()}
+    if not any(len({b for b, _ in pts}) >= 2 for pts in series.values()):
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
     for label, points in list(series.items())[:MAX_SERIES]:
-        points.sort()
         ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=label)
-    if series:
-        batches = sorted({p[0] for pts in series.values() for p in pts})
-        ax.set_xscale("log", base=2)
-        ax.set_xticks(batches)
-        ax.set_xticklabels([str(b) for b in batches])
-        ax.set_xlabel("batch size")
-        ax.set_ylabel("throughput (images/s)")
-        ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=7)
-    else:
-        _note(ax, "no throughput figures in these results")
+    batches = sorted({p[0] for pts in series.values() for p in pts})
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(batches)
+    ax.set_xticklabels([str(b) for b in batches])
+    ax.minorticks_off()
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("throughput (images/s)")
+    ax.grid(True, alpha=0.3)
+    _legend_outside(ax)
     ax.set_title("Throughput vs batch")
     return _png(fig)
 
 
 def power_trace(results):
-    """Power over time per run, measured window shaded, idle window and baseline marked."""
-    plt = _plt()
+    """Power over time per run, measured window shaded, idle window and baseline marked; None
+    without power samples."""
     with_power = [r for r in results if power_series(r) is not None][:MAX_POWER_PANELS]
     if not with_power:
-        fig, ax = plt.subplots(figsize=(7, 2.5))
-        reasons = sorted({row(r)["power_display"] for r in results})
-        _note(ax, "no power samples: " + "; ".join(reasons)[:400])
-        ax.set_title("Power trace")
-        return _png(fig)
-    fig, axes = plt.subplots(len(with_power), 1, figsize=(7, 2.4 * len(with_power)), squeeze=False,
+        return None
+    plt = _plt()
+    names = dict(zip([id(r) for r in results], display_names(results)))
+    fig, axes = plt.subplots(len(with_power), 1, figsize=(8, 2.4 * len(with_power)), squeeze=False,
                              constrained_layout=True)
     for ax, r in zip(axes[:, 0], with_power):
         t, w = power_series(r)
@@ -115,37 +133,37 @@ def power_trace(results):
             ax.axhline(pw["avg_power_w"], color="tab:green", ls=":", lw=1,
                        label="window avg {:.2f} W".format(pw["avg_power_w"]))
         ax.set_ylabel("W")
-        ax.set_title(_name(r), fontsize=9)
+        ax.set_title(names[id(r)], fontsize=9)
         ax.grid(True, alpha=0.3)
-        ax.legend(fontsize=6, loc="upper right")
+        _legend_outside(ax)
     axes[-1, 0].set_xlabel("time relative to the measured window start (s)")
     fig.suptitle("Power trace")
     return _png(fig)
 
 
 def energy_bars(results):
-    """mJ per frame, gross and net of idle, one pair of bars per run."""
-    plt = _plt()
-    rows = [row(r) for r in results][:MAX_SERIES * 2]
-    fig, ax = plt.subplots(figsize=(7, 4))
+    """mJ per frame, gross and net of idle, one pair of bars per run; None without energy figures.
+    A net below zero (idle drew more than the load: a drifting sensor or a busy idle window) is
+    not drawn as a negative bar but marked "net below idle"."""
+    names = display_names(results)
+    rows = [row(r, n) for r, n in zip(results, names)][:MAX_SERIES * 2]
     have = [x for x in rows if x["mj_gross"] is not None]
     if not have:
-        _note(ax, "energy per frame n/a: " + "; ".join(sorted({x["power_display"] for x in rows}))[:400])
-        ax.set_title("Energy per frame")
-        return _png(fig)
+        return None
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8, 4))
     pos = np.arange(len(have))
-    gross = [x["mj_gross"] for x in have]
-    net = [x["mj_net"] if x["mj_net"] is not None else 0.0 for x in have]
-    ax.bar(pos - 0.2, gross, width=0.4, label="gross")
-    ax.bar(pos + 0.2, net, width=0.4, label="net of idle")
+    ax.bar(pos - 0.2, [x["mj_gross"] for x in have], width=0.4, label="gross")
+    ax.bar(pos + 0.2, [x["mj_net"] if x["mj_net"] is not None else 0.0 for x in have], width=0.4, label="net of idle")
     for i, x in enumerate(have):
         if x["mj_net"] is None:
-            ax.text(pos[i] + 0.2, 0, "no idle", ha="center", va="bottom", fontsize=6, rotation=90)
+            text = "net below idle" if x["mj_net_flag"] else "no idle"
+            ax.text(pos[i] + 0.2, 0, text, ha="center", va="bottom", fontsize=6, rotation=90, color="tab:red")
     ax.set_xticks(pos)
-    ax.set_xticklabels(["{} b{}".format(x["label"], x["batch"]) for x in have], rotation=30, ha="right", fontsize=7)
+    ax.set_xticklabels([x["name"] for x in have], rotation=30, ha="right", fontsize=7)
     ax.set_ylabel("mJ per frame")
     ax.grid(True, axis="y", alpha=0.3)
-    ax.legend(fontsize=7)
+    _legend_outside(ax)
     ax.set_title("Energy per frame")
     return _png(fig)
 

@@ -33,6 +33,24 @@ def _split_options(cls, options, path):
     return options
 
 
+def _check_target(path, record):
+    """Refuse an engine whose sidecar names another known target than the one detected here."""
+    from edgealex.target import load_target, resolve_target
+
+    if not record.target:
+        return
+    try:
+        load_target(record.target)  # a target edgealex knows (a custom name is not compared)
+        here = resolve_target(None)
+    except EdgeAlexError:
+        return
+    if here.name != record.target:
+        raise EdgeAlexError(path, f"was built for {record.target} (TensorRT {record.backend_version}, "
+                            f"{record.device_name}) but this machine is '{here.name}'",
+            "TensorRT engines run only where they were built: copy the ONNX here and run "
+            f"`edgealex build model.onnx` (target {here.name}), or run this engine on the {record.target}")
+
+
 def load_runner(path, verify_hash=True, **options):
     """The runner for an engine or ONNX file, configured from its sidecar.
 
@@ -83,6 +101,9 @@ def load_runner(path, verify_hash=True, **options):
                                 "rebuild it with `edgealex build --backend tensorrt`")
         # File against sidecar first: that answer needs no TensorRT and no GPU.
         check_record(path, record, verify_hash=verify_hash)
+        # Then the board it was built for: on another machine that is the reason it cannot run,
+        # whatever else (TensorRT, CUDA) is missing here.
+        _check_target(path, record)
         _split_options(TrtRunner, options, path)
         trt = require("tensorrt", "the TensorRT backend")
         device_name = current_device_name(options.get("cuda_backend"), options.get("device", 0))

@@ -1,43 +1,36 @@
-"""Training progress on the terminal: one bar per epoch with the running loss, then the epoch's
-validation accuracy. Without a terminal (logs, CI) only the per-epoch lines are printed."""
+"""Training progress on the terminal: the trainer's callbacks drawn on the one progress bar
+(:class:`edgealex.progress.ProgressBar`): a bar per epoch with the running loss, then the epoch's
+log line. Off a terminal (logs, CI) or under ``--quiet`` only the log lines remain."""
 
-import sys
-import time
-
+from edgealex.progress import ProgressBar
 from edgealex.train.trainer import LogProgress
-
-BAR_WIDTH = 28
 
 
 class BarProgress(LogProgress):
-    """A per-epoch progress bar on stderr (redrawn at most 10 times a second)."""
+    """A per-epoch bar (steps, running loss, rate) over the per-epoch log lines.
+
+    Args:
+        stream: where the bar is drawn. Defaults to sys.stderr.
+    """
 
     def __init__(self, stream=None):
-        self.stream = stream or sys.stderr
-        self.tty = hasattr(self.stream, "isatty") and self.stream.isatty()
-        self._epoch = self._epochs = self._steps = 0
-        self._start = self._drawn = 0.0
+        self.stream = stream
+        self._bar = None
 
     def epoch_start(self, epoch, epochs, steps):
-        self._epoch, self._epochs, self._steps = epoch, epochs, steps
-        self._start = time.perf_counter()
-        self._drawn = 0.0
+        self.close()
+        self._bar = ProgressBar(steps, f"epoch {epoch}/{epochs}", unit="step", stream=self.stream)
 
     def step(self, done, loss):
-        now = time.perf_counter()
-        if not self.tty or (now - self._drawn < 0.1 and done < self._steps):
-            return
-        self._drawn = now
-        filled = int(BAR_WIDTH * done / max(1, self._steps))
-        self.stream.write("\repoch {}/{} [{}{}] {}/{}  loss {:.3f}  {:.0f} s ".format(
-            self._epoch, self._epochs, "#" * filled, "." * (BAR_WIDTH - filled), done, self._steps, loss,
-            now - self._start))
-        self.stream.flush()
+        if self._bar is not None:
+            self._bar.note(f"loss {loss:.3f}")
+            self._bar.update(done - self._bar.done)
 
     def epoch_end(self, stats):
-        if self.tty:
-            self.stream.write("\r\033[K")
-        self.stream.write("epoch {}/{}  loss {:.3f}  train acc {:.1%}  val acc {:.1%}  lr {:.2g}  {:.0f} s{}\n".format(
-            stats["epoch"], stats["epochs"], stats["train_loss"], stats["train_acc"], stats["val_acc"], stats["lr"],
-            stats["seconds"], "  (best)" if stats.get("best") else ""))
-        self.stream.flush()
+        self.close()
+        super().epoch_end(stats)
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

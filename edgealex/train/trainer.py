@@ -393,7 +393,7 @@ def _reusable(out_path, data_hash, settings):
 
 def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None, lr=None, preset="demo",
           resume=None, reuse=False, keep_last=True, save_every=1, threads=None, device=None, progress=None,
-          **overrides):
+          memory_format="channels_last", **overrides):
     """Train an AlexNet on an ImageFolder dataset and keep the best checkpoint by val accuracy.
 
     Args:
@@ -412,6 +412,9 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
         threads (int): CPU threads for PyTorch. Defaults to the CPU count.
         device (str): "cpu" or "cuda". Defaults to cuda when available.
         progress (LogProgress): progress reporter. Defaults to one log line per epoch.
+        memory_format (str): "channels_last" or "contiguous" layout of weights and activations;
+            both are exact, which is faster depends on the CPU (see :mod:`edgealex.train.sizing`).
+            Not part of the cache key. Defaults to "channels_last".
         **overrides: any other :class:`TrainSettings` field (momentum, warmup_epochs, ...).
 
     Returns:
@@ -468,14 +471,14 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     torch.set_num_threads(int(threads or os.cpu_count() or 1))
     try:
         return _run(torch, settings, data, spec, num_classes, out_path, resume, resume_state, keep_last,
-                    max(1, int(save_every)), device, progress, start)
+                    max(1, int(save_every)), device, progress, start, memory_format)
     finally:
         torch.set_num_threads(old_threads)
         progress.close()
 
 
 def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_state, keep_last, save_every, device,
-         progress, start):
+         progress, start, memory_format="channels_last"):
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bf16 = _use_bf16(torch, dev, settings.precision)
     train_items = _subset(data.train, settings.max_train_images, num_classes)
@@ -490,7 +493,10 @@ def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_stat
                         init=None if settings.init == "he" else settings.init, seed=settings.seed)
     if settings.init == "he":
         _init_he(torch, model)
-    model = model.to(dev).to(memory_format=torch.channels_last)
+    if memory_format not in ("channels_last", "contiguous"):
+        raise EdgeAlexError(f"memory_format {memory_format}", "unknown layout", "use channels_last or contiguous")
+    layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    model = model.to(dev).to(memory_format=layout)
     optimizer = _make_optimizer(torch, model, settings)
     first_epoch, best_acc, best_epoch, history = 1, -1.0, 0, []
     if resume_state is not None:
