@@ -171,7 +171,7 @@ class JsonlSink(FrameSink):
     def __init__(self, path, fsync_every=0, flush_s=0.2):
         self.uri = self.path = str(path)
         self.fsync_every = int(fsync_every)
-        self.flush_s = check_float(f"{self.uri} flush_s", flush_s, low=0, example="0.2")
+        self.flush_s = check_float("flush_s", flush_s, low=0, example="0.2", uri=self.uri)
         self._flushed_at = 0.0
         self._fd = None
         self._lock = None
