@@ -66,11 +66,19 @@ def is_disk_error(exc):
 
 def disk_error(path, exc, what="output", kept="the previous version, if any, is unchanged"):
     """The one user error for a failed write (``exc``: an OSError with a :data:`DISK_ERRNOS` errno)."""
-    reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    reason = "the disk is full" if full else (exc.strerror or str(exc))
+    if full or exc.errno == errno.EFBIG:
+        fix = "free space on that disk (df -h) or write to another folder, then run the command again"
+    elif exc.errno == errno.EROFS:
+        fix = "that file system is mounted read-only: remount it read-write or write to another folder"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        fix = ("check the permissions of the folder and of the file it replaces (ls -l; lsattr shows an "
+               "immutable 'i' flag) or write to another folder")
+    else:
+        fix = "check the disk (dmesg) or write to another folder, then run the command again"
     return WriteFailed(path, f"could not write the {what}: {reason} ({errno.errorcode.get(exc.errno, exc.errno)}); "
-                             f"nothing half-written was left, {kept}",
-                       "free space on that disk (df -h) or write to another folder, then run the command again",
-                       os_error=exc)
+                             f"nothing half-written was left, {kept}", fix, os_error=exc)
 
 
 @contextlib.contextmanager

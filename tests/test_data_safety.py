@@ -203,3 +203,21 @@ def test_conflicting_outputs_are_refused_before_the_first_frame(tmp_path, engine
     assert result.returncode == 1 and expected in result.stderr, result.stderr
     assert not witness.exists() and _sha(clip) == before
     assert not _leftovers(tmp_path)
+
+
+def test_a_video_that_cannot_replace_the_previous_one_is_said_once_with_the_right_fix(tmp_path, engine):
+    """The previous video cannot be replaced at close (immutable: EPERM, as a read-only or foreign-owned
+    file would be): one user error, said once (it was logged by the loop and raised, so printed twice),
+    with a fix about permissions (it said "free space on that disk")."""
+    from test_deploy_safety import immutable
+
+    video = tmp_path / "v.mp4"
+    write_video(str(video), ["ok", "scratch"])
+    before = _sha(video)
+    with immutable(video):
+        result = _cli("run", engine, "--source", SYNTH + "&count=5", "--sink", video)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("could not write the annotated video: Operation not permitted (EPERM)") == 1, \
+        result.stderr
+    assert "free space" not in result.stderr and "lsattr" in result.stderr, result.stderr
+    assert _sha(video) == before

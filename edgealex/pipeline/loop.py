@@ -509,13 +509,16 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
         summary.engine = run_context["engine"]
         _station_figures(summary, ordered, loop.tally)
     except BaseException:
-        _close_all(opened_sinks, None)
+        for sink, problem in _close_all(opened_sinks, None):  # the error on its way out is the one reported
+            _log_close_problem(sink, problem)
         _release(runner if activated else None, source if opened else None)
         raise
     problems = _close_all(opened_sinks, summary.to_dict())
     _release(runner if activated else None, source if opened else None)
     if problems:
-        raise problems[0]
+        for sink, problem in problems[1:]:  # the first is raised (and said once, by the CLI)
+            _log_close_problem(sink, problem)
+        raise problems[0][1]
     return summary
 
 
@@ -558,14 +561,18 @@ def _warm_up(classifier, count):
 
 
 def _close_all(sinks, summary):
+    """Close every sink (the others too when one fails). Returns ``(sink, exception)`` pairs, in sink order."""
     problems = []
     for sink in sinks:
         try:
             sink.close(summary)
         except Exception as exc:  # close the others anyway
-            logger.error("closing sink %s: %s", getattr(sink, "uri", sink), exc)
-            problems.append(exc)
+            problems.append((sink, exc))
     return problems
+
+
+def _log_close_problem(sink, exc):
+    logger.error("closing sink %s: %s", getattr(sink, "uri", sink), exc)
 
 
 def _release(runner, source):
