@@ -354,6 +354,19 @@ def test_stretch_vs_crop_agreement_is_measured_and_stated(tmp_path):
     assert json.loads(r.stdout)["agreement"]["agreement"] < 1.0  # black bars on 40x24 frames change the input
 
 
+def test_unreadable_holdout_images_are_counted_in_the_stated_agreement(tmp_path, tiny):
+    # Before: "... on 100.0% of 4 held-out images" with no word about the files it could not read.
+    images = _images(tmp_path / "holdout", LABELS, 4)
+    first = sorted(p for p in os.listdir(images) if os.path.isdir(os.path.join(images, p)))[0]
+    with open(os.path.join(images, first, "broken.png"), "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n truncated")
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "--images", images)
+    assert r.exit_code == 0, r.output
+    line = [x for x in r.stdout.splitlines() if x.startswith("Stretch-vs-crop agreement")]
+    assert len(line) == 1 and "of 4 held-out images" in line[0] and "1 unreadable image file(s) skipped" in line[0], \
+        r.stdout
+
+
 def test_without_images_the_agreement_is_not_measured_and_says_how(tmp_path, tiny):
     r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds")
     assert r.exit_code == 0, r.output
