@@ -172,3 +172,17 @@ def test_a_folder_another_command_is_writing_is_refused_at_once(tmp_path):
     # Once the other process is done, the same command goes through and leaves no lock file behind.
     assert _cli("deploy", "deepstream", model, "-o", out, "--batch-mode", "static").returncode == 0
     assert not (out / ".edgealex-output.lock").exists()
+
+
+def test_redeploying_a_file_of_the_deployment_into_it_keeps_that_input(tmp_path):
+    # The previous deployment's own files are replaced by a new one, except what this run reads:
+    # its DeepStream ONNX deployed again, the engine copy passed back with --engine.
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    out = tmp_path / "ds"
+    assert _cli("deploy", "deepstream", model, "-o", out).returncode == 0
+    again = out / "tiny.deepstream.onnx"
+    before = _tree(str(out))[again.name]
+    result = _cli("deploy", "deepstream", again, "-o", out)
+    assert result.returncode == 0, result.stderr
+    assert _tree(str(out))[again.name] == before
+    assert (out / "tiny.deepstream.deepstream.onnx").exists()

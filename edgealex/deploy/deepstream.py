@@ -583,8 +583,9 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
     # (a full disk, Ctrl-C, SIGTERM) leaves the previous deployment there exactly as it was.
     _check_out_dir(out_dir, calib)
     files = {}
+    inputs = [model, engine, sidecar_path(str(engine)) if engine else None, calib, images]
     with staging_dir(out_dir, "DeepStream deployment",
-                     owned=lambda folder: _deployment_files(folder, onnx_name, onnx_sha256)) as stage:
+                     owned=lambda folder: _deployment_files(folder, onnx_name, onnx_sha256, inputs)) as stage:
         def put(rel, write, data):
             write(os.path.join(stage, rel), data)
             return os.path.join(os.path.abspath(out_dir), rel)
@@ -637,13 +638,15 @@ def _check_out_dir(out_dir, calib):
                             "keep the calibration outside the output folder (or pass another -o)")
 
 
-def _deployment_files(out_dir, onnx_name, onnx_sha256):
+def _deployment_files(out_dir, onnx_name, onnx_sha256, inputs=()):
     """Entries of a previous DeepStream deployment in ``out_dir`` that a new one replaces (names only).
 
     The names this command writes, the files the previous ``deploy.json`` lists, and the engine
     nvinfer built from the previous DeepStream ONNX when that ONNX is not the one written now (nvinfer
     loads ``model-engine-file`` whenever it exists and never compares it with ``onnx-file``, so a stale
-    engine would silently run the old model). Other files in the folder are left alone.
+    engine would silently run the old model). Other files in the folder are left alone, and so are
+    ``inputs`` (paths this run reads: a previous deployment's ONNX deployed again, a copied engine
+    passed with --engine) and the folders that hold them.
     """
     if not os.path.isdir(out_dir):
         return []
@@ -671,7 +674,13 @@ def _deployment_files(out_dir, onnx_name, onnx_sha256):
     if stale:  # nvinfer's engines built from the previous ONNX (ds_engine_name), next to it
         found.update(name for name in os.listdir(out_dir)
                      if name.startswith(onnx_name + "_b") and name.endswith(".engine"))
-    return sorted(n for n in found if os.path.lexists(os.path.join(out_dir, n)))
+    read = [os.path.realpath(str(p)) for p in inputs if p]
+
+    def is_input(name):
+        real = os.path.realpath(os.path.join(out_dir, name))
+        return any(p == real or p.startswith(real + os.sep) for p in read)
+
+    return sorted(n for n in found if os.path.lexists(os.path.join(out_dir, n)) and not is_input(n))
 
 
 def _calib_manifest(offer, onnx_sha256, derived, caches, qdq_name, qdq_parity):
