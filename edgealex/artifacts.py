@@ -91,6 +91,9 @@ def atomic_path(final_path, what="output file"):
     final_path = str(final_path)
     folder = os.path.dirname(os.path.abspath(final_path))
     ensure_dir(folder, "folder for the " + what)
+    if os.path.isdir(final_path):  # rename() cannot put a file there (EISDIR): say so before any work
+        raise EdgeAlexError(final_path, f"is a folder; the {what} cannot be written under that name",
+                            "remove or rename that folder, or choose another output path")
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(final_path), dir=folder)
     os.close(fd)
     try:

@@ -221,3 +221,24 @@ def test_a_video_that_cannot_replace_the_previous_one_is_said_once_with_the_righ
         result.stderr
     assert "free space" not in result.stderr and "lsattr" in result.stderr, result.stderr
     assert _sha(video) == before
+
+
+def test_a_sidecar_name_taken_by_a_folder_is_refused_before_the_first_frame(tmp_path, engine):
+    """Before: the run went to the end, then died with a traceback (IsADirectoryError) writing the
+    sidecar of its log, exit 0."""
+    (tmp_path / "v.jsonl.json").mkdir()
+    witness = tmp_path / "witness.jsonl"
+    result = _cli("run", engine, "--source", SYNTH + "&count=5", "--sink", tmp_path / "v.jsonl", "--sink", witness)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "v.jsonl.json | the sink's sidecar would replace an existing folder" in result.stderr
+    assert not witness.exists() and not (tmp_path / "v.jsonl").exists()
+
+
+def test_atomic_writes_refuse_a_final_name_that_is_a_folder(tmp_path):
+    # Every writer (export's and build's sidecars, results, configs) goes through atomic_path.
+    from edgealex.artifacts import write_json_atomic
+
+    (tmp_path / "m.onnx.json").mkdir()
+    with pytest.raises(EdgeAlexError, match="is a folder; the output file cannot be written under that name"):
+        write_json_atomic(tmp_path / "m.onnx.json", {"a": 1})
+    assert os.listdir(tmp_path) == ["m.onnx.json"]

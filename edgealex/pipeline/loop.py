@@ -857,7 +857,7 @@ def run_inspection(engine, source="synthetic://", sinks=(), threshold=DEFAULT_TH
     Returns:
         LoopSummary: the run's figures.
     """
-    from edgealex.artifacts import check_output_paths
+    from edgealex.artifacts import check_output_paths, sidecar_path
     from edgealex.camera.sink import open_sink
     from edgealex.camera.source import open_source
     from edgealex.runtime.registry import load_runner
@@ -867,7 +867,8 @@ def run_inspection(engine, source="synthetic://", sinks=(), threshold=DEFAULT_TH
     outputs = [open_sink(uri) for uri in sinks]
     frames = open_source(source, **(source_options or {}))
     # Conflicting outputs are refused before anything loads (a second lock check runs at open).
-    check_output_paths([(s.path, "sink") for s in outputs if getattr(s, "path", None)],
+    files = [s.path for s in outputs if getattr(s, "path", None)]
+    check_output_paths([(path, "sink") for path in files] + [(sidecar_path(path), "sink's sidecar") for path in files],
                        inputs=[(str(engine), "engine"), (getattr(frames, "path", None), "source")])
     runner = load_runner(engine, **(runner_options or {}))
     if duration_s is not None:  # --duration counts from the start of the command's work
