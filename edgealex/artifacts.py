@@ -332,13 +332,18 @@ def check_output_paths(outputs, inputs=()):
 
     Raises:
         EdgeAlexError: an output given twice, an output that is one of the inputs, an output
-            whose name is an existing folder, or whose folder does not exist.
+            whose name is an existing folder or a FIFO/device/socket, or whose folder does not exist.
     """
     seen = {}
     for path, what in outputs:
         real = os.path.realpath(str(path))
         if os.path.isdir(real):
             raise EdgeAlexError(path, f"the {what} would replace an existing folder", "give a file name, not a folder")
+        kind = _special_file(real)
+        if kind:  # a FIFO blocks the open until a reader comes (forever, past --duration); none can be pwritten
+            raise EdgeAlexError(path, f"is {kind}, not a regular file; the {what} is written as a file",
+                                "give a regular file name (to stream results to another program use mqtt:// or "
+                                "http://; to discard them, null://)")
         folder = os.path.dirname(real)
         if not os.path.isdir(folder):
             raise EdgeAlexError(path, f"the folder for the {what} does not exist", "create it or pick another path")
@@ -350,6 +355,23 @@ def check_output_paths(outputs, inputs=()):
             if source and _same_file(real, source):
                 raise EdgeAlexError(path, f"the {what} would overwrite the {source_what} it reads",
                                     "pick another output path")
+
+
+def _special_file(path):
+    """"a FIFO", "a device", "a socket" for such an existing path, else None."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
 
 
 def _same_file(real_path, other):

@@ -242,3 +242,15 @@ def test_atomic_writes_refuse_a_final_name_that_is_a_folder(tmp_path):
     with pytest.raises(EdgeAlexError, match="is a folder; the output file cannot be written under that name"):
         write_json_atomic(tmp_path / "m.onnx.json", {"a": 1})
     assert os.listdir(tmp_path) == ["m.onnx.json"]
+
+
+def test_a_fifo_or_device_as_a_sink_is_refused_before_the_first_frame(tmp_path, engine):
+    """Before: a FIFO as the JSONL log blocked the run in open() forever (past --duration), waiting
+    for a reader; a link to /dev/null ended in a traceback (ftruncate: EINVAL)."""
+    fifo = tmp_path / "f.jsonl"
+    os.mkfifo(str(fifo))
+    (tmp_path / "null.jsonl").symlink_to("/dev/null")
+    for sink, kind in ((fifo, "a FIFO (named pipe)"), (tmp_path / "null.jsonl", "a device")):
+        result = _cli("run", engine, "--source", SYNTH + "&count=5", "--duration", "5", "--sink", sink, timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"is {kind}, not a regular file" in result.stderr and "null://" in result.stderr
