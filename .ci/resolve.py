@@ -21,9 +21,26 @@ import time
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
 
-from edgealex._sides import RESOLVE_TARGETS  # noqa: E402
+from edgealex._sides import BOARD_PINS, RESOLVE_TARGETS  # noqa: E402
 
-PLATFORM = "manylinux2014_aarch64"
+# glibc of each JetPack's Ubuntu (18.04 / 20.04 / 22.04: JetPack 4.6 / 5.1 / 6). pip on the board accepts every
+# manylinux_2_N tag up to it, and pip download does not expand a --platform tag to older ones, so all are passed:
+# with manylinux2014 alone it resolved other releases than a board gets (onnxruntime 1.23.2 for Python 3.10
+# is tagged manylinux_2_27 only; cuda-python 13 needs manylinux_2_28).
+GLIBC_MINOR = {"3.6": 27, "3.8": 31, "3.10": 35}
+
+
+def platforms(version):
+    """pip's ``--platform`` values for the board of a JetPack Python, newest glibc first."""
+    return [f"manylinux_2_{minor}_aarch64" for minor in range(GLIBC_MINOR[version], 16, -1)] + ["manylinux2014_aarch64"]
+
+
+def pip_args(version, reqs, dest):
+    """The ``pip download`` arguments for one target (wheels only, the board's Python and tags)."""
+    args = ["download", "--quiet", "--only-binary=:all:", "--python-version", version]
+    for tag in platforms(version):
+        args += ["--platform", tag]
+    return args + ["--dest", dest] + list(reqs)
 
 
 def _pyproject():
@@ -73,8 +90,7 @@ def _run_pip(version, reqs, dest):
         "from pip._internal.cli.main import main\n"
         "sys.exit(main(sys.argv[1:]))\n"
     )
-    args = [sys.executable, "-c", code, "download", "--quiet", "--only-binary=:all:", "--python-version", version,
-            "--platform", PLATFORM, "--dest", dest] + reqs
+    args = [sys.executable, "-c", code] + pip_args(version, reqs, dest)
     return subprocess.run(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, universal_newlines=True)
 
 
@@ -90,12 +106,12 @@ def main(argv):
             print(f"resolve: Python {version}: edgealex's requires-python {project['requires-python']} excludes it")
             failed += 1
             continue
-        reqs = requirements(project, version, extras)
+        reqs = requirements(project, version, extras) + list(BOARD_PINS.get(version, ()))
         dest = os.path.join(keep, "py" + version) if keep else tempfile.mkdtemp(prefix="edgealex-resolve-")
         t0 = time.perf_counter()
         proc = _run_pip(version, reqs, dest)
         got = sorted(n for n in os.listdir(dest) if n.endswith(".whl")) if os.path.isdir(dest) else []
-        label = "core" + "".join("+" + e for e in extras)
+        label = "core" + "".join("+" + e for e in extras) + "".join(" " + p for p in BOARD_PINS.get(version, ()))
         if proc.returncode != 0:
             failed += 1
             print(f"resolve: Python {version} aarch64 {label}: FAILED\n{proc.stdout}")

@@ -65,6 +65,19 @@ RESOLVE_TARGETS = (
     ("3.10", ("ort", "report", "jetson", "cuda", "mqtt", "gpio")),
 )
 
+# Pins the README's Jetson quickstart adds on each JetPack's Python (no environment marker can tell a board's
+# CUDA): cuda-python's major must match JetPack's CUDA - 11.4 on JetPack 5, 12.2/12.6 on JetPack 6; a newer
+# major needs a newer driver (pip on JetPack 6's Ubuntu 22.04 otherwise picks cuda-python 13, whose runtime is
+# CUDA 13.0 linked statically and needs driver 580.65+: nvidia.github.io/cuda-python cuda-core install page,
+# cuda-bindings 13.0.3 release notes). numpy<2 on
+# JetPack 6: onnxruntime 1.23 requires numpy>=1.21.6, above Ubuntu 22.04's 1.21.5, so pip would install
+# numpy 2 into the --system-site-packages venv, and JetPack's OpenCV, built against numpy 1.x, stops
+# importing. .ci/resolve.py resolves them with the extras; tests/test_resolve.py checks the README has them.
+BOARD_PINS = {
+    "3.8": ("cuda-python>=11.4,<12",),
+    "3.10": ("cuda-python>=12,<13", "numpy<2"),
+}
+
 
 def side_of(module):
     """``"workstation"`` or ``"device"`` for a dotted module name under ``edgealex``."""
@@ -135,5 +148,5 @@ def check_workstation_python(command, version=None):
     raise EdgeAlexError(
         f"edgealex {command}", f"{problem} ({why})",
         "run it on a workstation with Python >= 3.8 and copy the results here; on this Python the device "
-        "side runs: doctor, selftest, build, run, bench, report, dla-check",
+        "side runs: doctor, selftest, build, run, bench, report, dla-check, deploy, targets, data",
     )

@@ -94,7 +94,12 @@ def atomic_path(final_path, what="output file"):
     if os.path.isdir(final_path):  # rename() cannot put a file there (EISDIR): say so before any work
         raise EdgeAlexError(final_path, f"is a folder; the {what} cannot be written under that name",
                             "remove or rename that folder, or choose another output path")
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(final_path), dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(final_path), dir=folder)
+    except OSError as exc:  # no inode left (a tmpfs's nr_inodes, a quota) fails here, before any byte
+        if is_disk_error(exc):
+            raise disk_error(final_path, exc, what)
+        raise
     os.close(fd)
     try:
         yield tmp

@@ -70,10 +70,12 @@ class SelftestResult:
     archive: Optional[str]
     board: str
     steps: List[Step]
+    bundle_error: Optional[EdgeAlexError] = None  # writing selftest.json/md or the archive failed
+
 
     @property
     def ok(self):
-        return not any(s.status == "fail" for s in self.steps)
+        return self.bundle_error is None and not any(s.status == "fail" for s in self.steps)
 
     def to_dict(self):
         return {"ok": self.ok, "bundle": self.bundle, "archive": self.archive, "board": self.board,
@@ -181,6 +183,22 @@ class _Steps:
         self.steps.append(Step(name, "skip", reason))
 
 
+def _check_inputs(model, source, calib, tgt, sinks=()):
+    """Refuse a source, extra sink or ``--calib`` that can never work before anything is built
+    (building every precision takes minutes on a Nano; a typo must not cost that)."""
+    from edgealex.camera.sink import open_sink
+    from edgealex.camera.source import check_source
+
+    check_source(source)
+    for uri in sinks:
+        open_sink(uri)  # not opened: the scheme and its settings (e.g. the GPIO pin) are checked
+    if calib is not None and any(p == "int8" and not reason for p, _, reason in build_plan(tgt, calib)):
+        from edgealex.artifacts import sha256_file
+        from edgealex.build.calibinput import read_calib_arg
+
+        read_calib_arg(calib, sha256_file(model))
+
+
 def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECONDS, calib=None, target=None,
                  bench_seconds=DEFAULT_BENCH_SECONDS, idle_s=DEFAULT_IDLE_SECONDS, sinks=(), power="auto",
                  archive=True, when=None):
@@ -201,11 +219,13 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
         when (datetime or None): the bundle's UTC timestamp (default: now).
 
     Returns:
-        SelftestResult: bundle path, archive path, steps.
+        SelftestResult: bundle path, archive path, steps; ``bundle_error`` when the summary files or
+        the archive could not be written (e.g. a full disk) - the caller shows the steps, then raises it.
 
     Raises:
-        EdgeAlexError: the model is missing, the target is unknown or the output folder is not
-            writable (before anything is written). Step failures do not raise: they are recorded.
+        EdgeAlexError: the model is missing, the target is unknown, the source can never open (unknown
+            scheme or option, missing file), ``calib`` is unreadable or made for another model, or the
+            output folder is not writable (before anything is written). Step failures do not raise: they are recorded.
     """
     from edgealex.target import resolve_target
 
@@ -216,6 +236,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
         raise EdgeAlexError("--seconds/--bench-seconds/--idle", "must be positive (idle may be 0)",
                             "e.g. --seconds 10 --bench-seconds 5 --idle 5")
     tgt = resolve_target(target)
+    _check_inputs(model, source, calib, tgt, sinks)
     ensure_dir(out_dir)
     bundle = os.path.join(os.path.abspath(str(out_dir)), bundle_name(tgt.name, when))
     if os.path.exists(bundle):
@@ -223,6 +244,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
     ensure_dir(bundle, "self-test folder")
     steps = _Steps(bundle)
     started = datetime.datetime.now(datetime.timezone.utc)
+    heavy = {}  # path -> why it stays in the folder but not in the archive (size: bug trackers cap uploads)
 
     def all_steps():
         def doctor_step():
@@ -253,6 +275,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
                 result = build_engine(model, target=target, precision=precision, dla_core=core,
                                       calib=calib if precision == "int8" else None, out_dir=engine_dir)
                 engines.append(result.engine_path)
+                heavy[result.engine_path] = "engine: only runs on this board's TensorRT/device; its sidecar stays"
                 if precision == tgt.default_precision and core is None:
                     engines.insert(0, engines.pop())  # run and bench the target's default engine first
                 outputs = [p for p in (result.engine_path, result.sidecar_path, result.log_path) if p]
@@ -272,6 +295,7 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
 
                 ensure_dir(run_dir)
                 uris, skipped = default_sinks(run_dir, extra=sinks)
+                heavy[os.path.join(run_dir, "annotated.mp4")] = "annotated video: verdicts.jsonl holds every frame's verdict; its sidecar stays"
                 summary = run_inspection(engines[0], source=source, sinks=uris, duration_s=seconds)
                 path = os.path.join(run_dir, "summary.json")
                 data = summary.to_dict()
@@ -288,6 +312,10 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
                 if summary.stopped_by == "interrupted":  # the loop ends cleanly on Ctrl-C/SIGTERM; stop here too
                     stop["interrupted"] = True
                     return "fail", "interrupted: " + detail, outputs
+                if not summary.frames:  # a loop that never produced a verdict proves nothing
+                    return "fail", (f"no frame reached a verdict (stopped by {summary.stopped_by}; --seconds counts "
+                                    f"from loading the engine, which can take longer on a big model): "
+                                    + detail), outputs
                 return "pass", detail, outputs
 
             stop = {}
@@ -357,11 +385,19 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
     summary.update({"artifact": "selftest", "interrupted": interrupted, "started_utc": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
                     "model": os.path.abspath(model), "source": source, "seconds": seconds, "calib": calib,
                     "target": tgt.name, "environment": environment_summary()})
-    write_json_atomic(os.path.join(bundle, "selftest.json"), summary)
-    write_text_atomic(os.path.join(bundle, "selftest.md"), _markdown(result, summary))
-    if archive:
-        result.archive = write_archive(bundle)
+    left_out = [{"path": steps.rel(p), "bytes": os.path.getsize(p), "why": why}
+                for p, why in sorted(heavy.items()) if os.path.isfile(p)] if archive else []
+    summary["left_out_of_archive"] = left_out
+    try:
+        write_json_atomic(os.path.join(bundle, "selftest.json"), summary)
+        write_text_atomic(os.path.join(bundle, "selftest.md"), _markdown(result, summary))
+        if archive:
+            result.archive = write_archive(bundle, exclude=[os.path.join(bundle, item["path"]) for item in left_out])
+    except EdgeAlexError as err:  # e.g. a full disk: the steps' results are still shown, then this error
+        result.bundle_error = err
     if interrupted:  # the bundle holds what ran; the caller still sees the interruption
+        if result.bundle_error is not None:
+            logger.error("%s", result.bundle_error.format())
         logger.warning("selftest interrupted: what ran is in %s", result.archive or bundle)
         raise KeyboardInterrupt()
     return result
@@ -375,14 +411,32 @@ def _markdown(result, summary):
     for step in result.steps:
         detail = step.detail.replace("|", "\\|")
         lines.append(f"| {step.name} | {step.status} | {step.seconds:.1f} | {detail} |")
+    if summary.get("left_out_of_archive"):
+        lines.append("")
+    for item in summary.get("left_out_of_archive") or []:
+        lines.append(f"- `{item['path']}` ({item['bytes'] / 2 ** 20:.1f} MiB) is in the folder but not in the "
+                     f".tar.gz ({item['why']})")
     lines += ["", "Attach the `.tar.gz` of this folder to bug reports."]
     return "\n".join(lines) + "\n"
 
 
-def write_archive(bundle):
-    """``<bundle>.tar.gz`` holding the bundle folder (written atomically). Returns its path."""
+def write_archive(bundle, exclude=()):
+    """``<bundle>.tar.gz`` holding the bundle folder (written atomically). Returns its path.
+
+    ``exclude`` names files left out (engines and the annotated video: an AlexNet bundle with them is
+    over 200 MB, past what bug trackers accept; GitHub caps attachments at 25 MB,
+    docs.github.com/en/get-started/writing-on-github/working-with-advanced-formatting/attaching-files).
+    """
     path = bundle.rstrip(os.sep) + ".tar.gz"
+    skip = {os.path.abspath(p) for p in exclude}
+    root = bundle.rstrip(os.sep)
+    arc_root = os.path.basename(root)
+
+    def keep(info):
+        rel = os.path.relpath(info.name, arc_root)
+        return None if os.path.abspath(os.path.join(root, rel)) in skip else info
+
     with atomic_path(path, "self-test archive") as tmp:
         with tarfile.open(tmp, "w:gz") as tar:
-            tar.add(bundle, arcname=os.path.basename(bundle.rstrip(os.sep)))
+            tar.add(root, arcname=arc_root, filter=keep)
     return path

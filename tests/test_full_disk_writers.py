@@ -123,3 +123,29 @@ def test_data_synth_on_a_full_disk(tmp_path):
                       "--workers", "1")
         _one_disk_error(result, "could not write the dataset folder")
         assert _tree(disk) == {}
+
+
+def _use_every_inode(disk):
+    """Create empty files until the file system of ``disk`` has no inode left (bytes stay free)."""
+    for i in range(100000):
+        try:
+            open(os.path.join(disk, f"inode-{i}"), "w").close()
+        except OSError:
+            return i
+    raise AssertionError("the tmpfs never ran out of inodes")
+
+
+def test_no_inode_left_is_the_full_disk_error_too(tmp_path):
+    # atomic_path created its temporary file outside its disk-error handling: with no inode left
+    # (a tmpfs's nr_inodes, a quota) mkstemp's ENOSPC escaped as a traceback from every writer.
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    with tmpfs(tmp_path / "disk", "4m,nr_inodes=64") as disk:
+        os.makedirs(os.path.join(disk, "engines"))
+        assert _use_every_inode(disk) > 0
+        proc = _cli("build", model, "-o", os.path.join(disk, "engines"))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("[")]
+        assert "could not write the engine: the disk is full (ENOSPC)" in errors[0], proc.stderr
+        assert errors[1].startswith("Note: free space on that disk") and len(errors) == 2, proc.stderr
+        assert os.listdir(os.path.join(disk, "engines")) == []

@@ -62,9 +62,13 @@ def report(tmp_path_factory):
     pw["mj_per_frame_net"] = pw["mj_per_frame_gross"] - 6.0 * pw["window_s"] * 1e3 / data["throughput"]["frames"]
     assert pw["mj_per_frame_net"] < 0
     path.write_text(json.dumps(data))
-    # the live loop, as `edgealex run --json` / the demo saves it
+    # the live loop, as `edgealex run --json` / the demo saves it, with the live page as a station sink
+    from station_helpers import free_port
+
+    from edgealex.camera.sink import open_sink
     with load_runner(engine) as runner:
-        summary = run_loop(runner, open_source("synthetic://?width=96&height=64&fps=0&seed=5"), max_frames=30)
+        summary = run_loop(runner, open_source("synthetic://?width=96&height=64&fps=0&seed=5"),
+                           [open_sink("http://127.0.0.1:{}".format(free_port()))], max_frames=30)
     (res / "run-summary.json").write_text(json.dumps(summary.to_dict()))
     return render_report([str(res)], str(tmp / "rep"), title="page test"), res
 
@@ -91,6 +95,13 @@ def test_report_rows_tell_what_they_measure(report):
     assert "net energy below zero" in md
     # the live loop section: accuracy against the conveyor's truth with the distinct images
     assert "## Live inspection loop" in md and "of 30 frames, 30 distinct images" in md
+    # the verdict's delivery latency (issue 14) from the run summary, as measured
+    delivery = json.loads((res / "run-summary.json").read_text())["delivery_ms"]
+    assert "- delivery to verdict (capture start to verdict): p50 {:.2f} ms, p99 {:.2f} ms over 30 frames".format(
+        delivery["verdict"]["p50"], delivery["verdict"]["p99"]) in md
+    http = delivery["http"]  # no viewer was connected: nothing was sent
+    assert http["count"] == 0 and "- delivery to http (capture start to frame sent to the viewers): " \
+        "nothing was delivered (e.g. no viewer connected)" in md
 
 
 def test_loop_cdf_plots_the_latency_its_p50_reports(report):

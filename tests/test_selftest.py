@@ -8,6 +8,7 @@ import subprocess
 import tarfile
 import time
 
+import pytest
 from build_helpers import calibration_output, tiny_classifier
 from conftest import PYTHON, REPO, default_sigint
 
@@ -81,18 +82,32 @@ def test_selftest_writes_the_bundle_with_every_step(tmp_path):
     for rel in ("selftest.json", "selftest.md", "doctor.json", "run/verdicts.jsonl") + (
             ("report/report.html",) if plots else ()):
         assert f"{base}/{rel}" in names
+    # ...but not the engines (an AlexNet bundle with them was 211 MB: no bug tracker takes that) nor the
+    # annotated video; their sidecars travel, and selftest.json/md say what stayed behind and why
+    engine_files = [e for e in engines if not e.endswith(".json")]
+    for rel in [f"engines/{e}" for e in engine_files] + ["run/annotated.mp4"]:
+        assert f"{base}/{rel}" not in names, rel
+        assert os.path.isfile(os.path.join(bundle, rel))  # still in the folder
+    assert {f"{base}/engines/{e}.json" for e in engine_files} <= names
+    assert f"{base}/run/annotated.mp4.json" in names
+    left = {item["path"]: item for item in data["left_out_of_archive"]}
+    assert set(left) == {f"engines/{e}" for e in engine_files} | {"run/annotated.mp4"}
+    assert left["run/annotated.mp4"]["bytes"] == os.path.getsize(os.path.join(bundle, "run", "annotated.mp4"))
+    assert "`run/annotated.mp4`" in open(os.path.join(bundle, "selftest.md")).read()
 
 
 def test_selftest_records_failures_and_skips_and_exits_1(tmp_path):
     model = tiny_classifier(tmp_path / "tiny.onnx")
     out = tmp_path / "out"
-    proc = _selftest(tmp_path, model, "--source", str(tmp_path / "missing.mp4"), "--seconds", "1",
+    broken = tmp_path / "broken.mp4"  # exists (so it passes the up-front check) but no decoder can open it
+    broken.write_bytes(b"\x00not a video\x00" * 64)
+    proc = _selftest(tmp_path, model, "--source", str(broken), "--seconds", "1",
                      "--bench-seconds", "0.3", "--idle", "0", "--no-archive", "-o", str(out))
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stderr
     bundle = _bundle(str(out))
     steps = {s["name"]: s for s in json.load(open(os.path.join(bundle, "selftest.json")))["steps"]}
-    assert steps["run"]["status"] == "fail" and "missing.mp4" in steps["run"]["detail"]
+    assert steps["run"]["status"] == "fail" and "broken.mp4" in steps["run"]["detail"]
     assert steps["build int8"]["status"] == "skip" and "--calib" in steps["build int8"]["detail"]
     assert steps["bench"]["status"] == "pass"  # a failed run does not stop the bench
     assert not os.path.exists(bundle + ".tar.gz")
@@ -104,6 +119,85 @@ def test_selftest_refuses_a_missing_model_in_one_line(tmp_path):
     assert proc.returncode == 1
     assert proc.stderr.splitlines()[0].endswith("nope.onnx | the ONNX model does not exist.")
     assert not [d for d in os.listdir(tmp_path) if d.startswith("selftest-")]
+
+
+@pytest.mark.parametrize("source, message", [
+    ("nosuch://x", "nosuch://x | unsupported source scheme 'nosuch://'."),
+    ("missing.mp4", "missing.mp4 | the source file does not exist."),
+    ("synthetic://?defect_rate=abc", "option defect_rate='abc' is not a valid float."),
+    ("--sink=nosuch://x", "nosuch://x | unsupported sink."),
+    ("--sink=gpio://abc", "gpio://abc | 'abc' is not a pin number."),
+])
+def test_selftest_refuses_a_bad_source_before_building_anything(tmp_path, source, message):
+    # a typo in --source (or --sink) used to surface only in the run step, after doctor and every engine
+    # build (minutes on a Nano); it is bad input: one line, exit 1, no bundle.
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    option = [source] if source.startswith("--sink=") else ["--source", source]
+    proc = _selftest(tmp_path, model, *option, "-o", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stderr.splitlines()[0].endswith(message), proc.stderr
+    assert "selftest: doctor" not in proc.stderr
+    assert not os.path.exists(tmp_path / "out") or not os.listdir(tmp_path / "out")
+
+
+def test_a_run_step_without_a_single_verdict_fails(tmp_path):
+    # --seconds counts from loading the engine: 1 ms ends the loop before its first frame (a 230 MB
+    # AlexNet with --seconds 3 did the same). That step used to PASS with "0 frames, 0 errors".
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    proc = _selftest(tmp_path, model, "--seconds", "0.001", "--bench-seconds", "0.2", "--idle", "0",
+                     "--no-archive", "-o", str(tmp_path / "out"))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    steps = {s["name"]: s for s in json.load(open(os.path.join(_bundle(str(tmp_path / "out")),
+                                                              "selftest.json")))["steps"]}
+    assert steps["run"]["status"] == "fail", steps["run"]
+    assert steps["run"]["detail"].startswith("no frame reached a verdict (stopped by duration;")
+    assert steps["bench"]["status"] == "pass"
+
+
+def test_selftest_refuses_unusable_calib_before_building_anything(tmp_path):
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    junk = tmp_path / "junk.cache"
+    junk.write_text("junk\n")
+    for calib, message in ((str(junk), "is not a 'TRT-<version>-<algorithm>' header."),
+                           (str(tmp_path / "nope"), "nope | the --calib path does not exist.")):
+        proc = _selftest(tmp_path, model, "--calib", calib, "-o", str(tmp_path / "out"))
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr and "selftest: doctor" not in proc.stderr
+        assert proc.stderr.splitlines()[0].endswith(message), proc.stderr
+        assert not os.path.exists(tmp_path / "out") or not os.listdir(tmp_path / "out")
+    # on a board without fast INT8 (the Nano) --calib is not used, so it is not checked either
+    proc = _selftest(tmp_path, model, "--calib", str(junk), "--target", "nano", "--seconds", "0.5",
+                     "--bench-seconds", "0.2", "--idle", "0", "--no-archive", "-o", str(tmp_path / "nano"))
+    steps = {s["name"]: s for s in json.load(open(os.path.join(
+        glob.glob(str(tmp_path / "nano" / "selftest-nano-*"))[0], "selftest.json")))["steps"]}
+    assert steps["build int8"]["status"] == "skip" and "no fast INT8" in steps["build int8"]["detail"]
+
+
+def test_a_full_disk_at_the_archive_still_shows_every_step_then_the_error(tmp_path):
+    # A disk that fills up while the archive is written used to replace the whole step table on the
+    # terminal with one error line, so the user did not see what had passed or failed. The disk here
+    # has exactly the inodes a first run of the same self-test used without its archive.
+    from test_data_safety import tmpfs
+
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    args = ["--seconds", "0.5", "--bench-seconds", "0.2", "--idle", "0"]
+    with tmpfs(tmp_path / "roomy", "64m,nr_inodes=4000") as roomy:
+        proc = _selftest(tmp_path, model, *args, "--no-archive", "-o", roomy)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        stat = os.statvfs(roomy)
+        used = stat.f_files - stat.f_ffree
+    with tmpfs(tmp_path / "tight", f"64m,nr_inodes={used}") as tight:
+        proc = _selftest(tmp_path, model, *args, "-o", tight)
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        assert "Traceback" not in proc.stderr, proc.stderr
+        assert proc.stdout.startswith("PASS  doctor"), proc.stdout
+        assert "PASS  run" in proc.stdout and "PASS  bench" in proc.stdout and "selftest FAIL: " in proc.stdout
+        errors = [line for line in proc.stderr.splitlines() if not line.startswith("[")]
+        assert errors[0].endswith(".tar.gz | could not write the self-test archive: the disk is full (ENOSPC); "
+                                  "nothing half-written was left, the previous version, if any, is unchanged."), errors
+        assert not [n for n in os.listdir(tight) if n.endswith(".tar.gz")]
+        assert json.load(open(os.path.join(_bundle(tight), "selftest.json")))["ok"] is True
 
 
 def test_build_plan_per_board():

@@ -142,6 +142,16 @@ def test_check_workstation_python():
     assert _sides.workstation_python_problem((3, 10, 0)) is None
 
 
+def test_the_refusal_names_every_device_command():
+    # the note listed 7 of the 10 commands that run on the older Python (deploy, targets, data were missing)
+    from edgealex.cli.main import COMMANDS
+
+    with pytest.raises(EdgeAlexError) as info:
+        _sides.check_workstation_python("train", (3, 6, 9))
+    listed = info.value.format().splitlines()[1].split("the device side runs: ", 1)[1].split(", ")
+    assert sorted(listed) == sorted(name for name, *_ in COMMANDS if name not in _sides.WORKSTATION_COMMANDS)
+
+
 ARGS = {"calibrate": ["model.onnx", "--images", "calib"], "train": ["--data", "data"]}  # required arguments, so that parsing succeeds
 
 

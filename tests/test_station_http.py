@@ -255,6 +255,8 @@ def test_token_required_on_every_request(tmp_path):
         assert _status_code(base + "/status.json?token=s3cret") == 200
         assert len(_read_parts(port, 1, "?token=s3cret")) == 1
         assert sink.url.endswith("?token=s3cret")
+    hashed = open_sink("http://127.0.0.1:0?token=ab%23cd")
+    assert hashed.token == "ab#cd" and hashed.url.endswith("?token=ab%23cd")  # the logged link works
 
 
 def test_max_clients_refused_with_503(tmp_path):
@@ -305,6 +307,10 @@ def test_port_in_use_is_a_one_line_error(tmp_path):
     ("http://127.0.0.1:8080?fps=0", "out of range"),
     ("http://127.0.0.1:8080?fps=ten", "not a valid float"),
     ("http://127.0.0.1:8080?colour=1", "unknown option 'colour'"),
+    ("http://[::1:8080", "not a valid address"),  # an unclosed IPv6 bracket was a traceback
+    ("http://0.0.0.0:8080?token=", "token is empty"),  # ?token=$UNSET must not serve an open page
+    ("http://127.0.0.1:port", "e.g. http://127.0.0.1:8080"),
+    ("http://0.0.0.0:8080?token=ab#cd", "fragment"),  # the token silently became 'ab'
 ])
 def test_bad_uris(uri, what):
     with pytest.raises(EdgeAlexError) as err:
@@ -382,5 +388,73 @@ def test_ipv6_address():
     try:
         assert sink.url.startswith("http://[::1]:")
         assert json.loads(_get(sink.url + "status.json")[2])["frames"] == 0
+    finally:
+        sink.close()
+
+
+def test_a_burst_of_connections_is_queued_not_dropped():
+    """A page load opens ~15 connections at once (page, status, stream, 12 thumbnails), several viewers
+    more; while the accept thread is busy (a loaded Jetson) the kernel must queue them. With the
+    standard library's backlog of 5 the rest of the SYNs were dropped (the browser retries after 1 s)."""
+    sink = open_sink("http://127.0.0.1:0")
+    sink.open({})
+    server = sink._server
+    try:
+        server.shutdown()  # the accept thread stops; the listening socket stays: the kernel's queue only
+        clients = []
+        try:
+            for _ in range(40):
+                clients.append(socket.create_connection(("127.0.0.1", sink.port), timeout=3))
+        except socket.timeout:
+            pass
+        finally:
+            for client in clients:
+                client.close()
+        assert len(clients) == 40, f"only {len(clients)} connections queued"
+    finally:
+        sink._server = server
+        sink.close()
+
+
+def test_token_is_not_in_the_summary_or_the_jsonl(tmp_path):
+    """The MQTT password is redacted where the sink is named; the page's token must be as well (the
+    verdict log and the run summary travel further than the station)."""
+    log = tmp_path / "v.jsonl"
+    sink = open_sink("http://127.0.0.1:0?fps=5&token=s3cret")
+    assert sink.token == "s3cret" and sink.uri == "http://127.0.0.1:0?fps=5&token=***"
+    summary = run_loop(_runner(ort_engine(tmp_path)), open_source("synthetic://?fps=0&pool=1&count=3"),
+                       [sink, open_sink(str(log))])
+    assert list(summary.outputs) == ["http://127.0.0.1:0?fps=5&token=***"]
+    assert "s3cret" not in log.read_text() and '"outputs"' in log.read_text()
+    with pytest.raises(EdgeAlexError) as err:  # errors name it the same way
+        with socket.socket() as busy:
+            busy.bind(("127.0.0.1", 0))
+            busy.listen(1)
+            open_sink(f"http://127.0.0.1:{busy.getsockname()[1]}?token=s3cret").open({})
+    assert "s3cret" not in str(err.value)
+
+
+def test_a_viewer_that_left_during_a_source_stall_frees_its_slot():
+    """No frames flow (camera unplugged, a stall): viewers who reload the page leave streams that
+    send nothing, so nothing used to notice they were gone and after max_clients reloads the stream
+    answered 503 until frames came back."""
+    sink = open_sink("http://127.0.0.1:0?max_clients=1")
+    sink.open({})  # no frame is ever written: a stalled source
+    try:
+        first = socket.create_connection(("127.0.0.1", sink.port), timeout=10)
+        first.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+        assert first.recv(12).startswith(b"HTTP/1.0 200")
+        first.close()  # the viewer reloads the page
+        codes = []
+        deadline = time.monotonic() + 20  # a bound, not a speed check: the slot frees within seconds
+        while time.monotonic() < deadline:
+            again = socket.create_connection(("127.0.0.1", sink.port), timeout=10)
+            again.sendall(b"GET /stream.mjpg HTTP/1.0\r\n\r\n")
+            codes.append(again.recv(12)[9:12])
+            again.close()
+            if codes[-1] == b"200":
+                break
+            time.sleep(0.2)
+        assert codes[-1] == b"200", codes
     finally:
         sink.close()

@@ -3,6 +3,8 @@ will on SIGKILL, bounded buffer, both paho callback APIs, URI errors."""
 
 import json
 import os
+import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -199,13 +201,50 @@ def test_paho_v1_callback_api(tmp_path, broker):
         sub.close()
 
 
-@pytest.mark.skipif(not os.environ.get("EDGEALEX_TEST_PAHO16"),
-                    reason="set EDGEALEX_TEST_PAHO16 to a folder holding paho-mqtt 1.6.1 "
-                           "(pip install --target DIR paho-mqtt==1.6.1) to run the sink with the real 1.x module")
-def test_real_paho_1_6(tmp_path, broker):
+PAHO16 = "1.6.1"
+# pip's words when the package cannot be had from here (no index reachable, offline, not on the index)
+_UNREACHABLE = ("No matching distribution", "Could not find a version", "NewConnectionError", "ConnectTimeout",
+                "Network is unreachable", "Temporary failure in name resolution", "Max retries exceeded",
+                "ProxyError", "SSLError", "Could not fetch URL", "No module named pip")
+
+
+@pytest.fixture(scope="session")
+def paho16(tmp_path_factory):
+    """A folder holding the real paho-mqtt 1.6.1 (the Jetson Nano's, Python 3.6), for a subprocess's
+    PYTHONPATH. ``EDGEALEX_TEST_PAHO16`` names one; otherwise pip installs it (``--target``, no
+    dependencies) once into a cache next to pytest's numbered temp folders, reused by later sessions.
+    Skips only when pip cannot reach the package; any other pip failure fails the test."""
+    given = os.environ.get("EDGEALEX_TEST_PAHO16")
+    if given:
+        return given
+    base = tmp_path_factory.getbasetemp()
+    # pytest-of-USER holds the numbered pytest-N (pruned) and is kept across sessions; a --basetemp
+    # given by hand is emptied each session and its parent is not ours: cache inside it then
+    root = base.parent if re.fullmatch(r"pytest-\d+", base.name) else base
+    cache = root / f"paho-mqtt-{PAHO16}"
+    if (cache / "paho" / "mqtt" / "client.py").is_file():
+        return str(cache)
+    staging = tmp_path_factory.mktemp("paho16-install")
+    out = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-compile",
+                          "--disable-pip-version-check", "--target", str(staging), f"paho-mqtt=={PAHO16}"],
+                         capture_output=True, text=True, timeout=300)
+    if out.returncode != 0:
+        text = out.stdout + out.stderr
+        if any(word in text for word in _UNREACHABLE):
+            pytest.skip(f"pip cannot reach paho-mqtt=={PAHO16}: " + text.strip().splitlines()[-1])
+        pytest.fail(f"pip install paho-mqtt=={PAHO16} failed:\n{text}")
+    try:
+        os.rename(str(staging), str(cache))  # atomic: a parallel session sees all of it or none
+    except OSError:  # another session got there first
+        if not (cache / "paho" / "mqtt" / "client.py").is_file():
+            return str(staging)
+    return str(cache)
+
+
+def test_real_paho_1_6(tmp_path, broker, paho16):
     engine = ort_engine(tmp_path)
     sub = Subscriber(broker.port, "p16/s/#")
-    env = dict(os.environ, PYTHONPATH=os.environ["EDGEALEX_TEST_PAHO16"] + os.pathsep + REPO)
+    env = dict(os.environ, PYTHONPATH=paho16 + os.pathsep + REPO)
     code = ("import json, paho.mqtt\nfrom edgealex.pipeline.loop import run_inspection\n"
             f"s = run_inspection({engine!r}, source='synthetic://?fps=0&pool=1&count=15', "
             f"sinks=['mqtt://127.0.0.1:{broker.port}/p16/s'])\n"
@@ -229,6 +268,8 @@ def test_real_paho_1_6(tmp_path, broker):
     ("mqtt://127.0.0.1:1883/a?only=ok", "only=ok"),
     ("mqtt://127.0.0.1:1883/a?retain=1", "unknown option 'retain'"),
     ("mqtt://127.0.0.1:99999/a", "port"),
+    ("mqtt://127.0.0.1:99999/a", "e.g. mqtt://"),  # the example is an MQTT one, not the live page's
+    ("mqtt://[::1:1883/a", "not a valid address"),  # an unclosed IPv6 bracket was a traceback
 ])
 def test_bad_uris_are_one_line_errors(uri, what):
     with pytest.raises(EdgeAlexError) as err:
@@ -239,3 +280,31 @@ def test_bad_uris_are_one_line_errors(uri, what):
 def test_password_is_not_shown():
     sink = open_sink("mqtt://plant:s3cret@127.0.0.1:1883/a/b")
     assert sink.username == "plant" and sink.password == "s3cret" and "s3cret" not in sink.uri
+
+
+def test_login_with_percent_encoded_user_and_password(tmp_path):
+    """A password holding '@', ':' or '/' can only be written percent-encoded in the URI; the broker
+    must get the decoded one (urlsplit leaves username/password encoded)."""
+    passwd = shutil.which("mosquitto_passwd") or "/usr/bin/mosquitto_passwd"
+    if not os.path.exists(passwd):
+        pytest.skip("mosquitto_passwd is not installed (Debian package mosquitto)")
+    folder = tmp_path / "broker"
+    folder.mkdir()
+    broker = Broker(folder)
+    subprocess.run([passwd, "-c", "-b", str(folder / "passwd"), "pl@nt", "p@ss:w/rd"], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(broker.conf, encoding="utf-8") as handle:
+        conf = handle.read().replace("allow_anonymous true", f"allow_anonymous false\npassword_file {folder}/passwd")
+    with open(broker.conf, "w", encoding="utf-8") as handle:
+        handle.write(conf)
+    broker.start()
+    try:
+        uri = f"mqtt://pl%40nt:p%40ss%3Aw%2Frd@127.0.0.1:{broker.port}/login/test"
+        sink = open_sink(uri)
+        assert (sink.username, sink.password) == ("pl@nt", "p@ss:w/rd")
+        assert "p%40ss" not in sink.uri and "p@ss" not in sink.uri
+        summary = run_loop(_runner(ort_engine(tmp_path)), open_source("synthetic://?fps=0&pool=1&count=3"), [sink])
+        out = summary.outputs[sink.uri]
+        assert out["connections"] == 1 and out["sent"] == 3, out
+    finally:
+        broker.stop()

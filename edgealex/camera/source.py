@@ -411,6 +411,24 @@ def open_source(uri, width=None, height=None, fps=None, loop=None, **options):
     return CameraSource.from_uri(parsed, common, extra)
 
 
+def check_source(uri):
+    """Refuse a source URI that can never open, without opening a device or a stream.
+
+    Checks what :func:`open_source` checks (scheme, options) and that a local file named by the URI
+    exists. Cameras and streams are not touched (opening ``csi://`` starts nvargus-daemon's session).
+
+    Args:
+        uri (str): see the module docstring.
+
+    Raises:
+        EdgeAlexError: unsupported scheme, invalid option, or a missing local file.
+    """
+    open_source(uri)
+    parsed = parse_uri(uri)
+    if parsed.scheme == "file" and not os.path.exists(parsed.target):
+        raise EdgeAlexError(parsed.target, "the source file does not exist", "check the path")
+
+
 def _reject_extra(uri, extra, allowed):
     unknown = sorted(set(extra) - set(allowed))
     if unknown:

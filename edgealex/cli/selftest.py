@@ -35,5 +35,7 @@ def selftest(
         emit_json(result.to_dict())
     else:
         echo(result.format())
+    if result.bundle_error is not None:  # the steps ran and are shown above; the bundle could not be finished
+        raise result.bundle_error
     if not result.ok:
         raise typer.Exit(code=1)

@@ -30,7 +30,7 @@ def train(
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
-    """Train an AlexNet classifier (e.g. on `edgealex data synth` output) and keep the best checkpoint."""
+    """Train an AlexNet classifier on an image folder (such as `edgealex data synth` output) and keep the best checkpoint."""
     from edgealex.train.progress import BarProgress
     from edgealex.train.trainer import train as run_training
 

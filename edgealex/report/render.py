@@ -159,6 +159,11 @@ def _batch_table(rows):
             if x["mode"] != "loop" and x["fps"] is not None]
 
 
+# What each delivery latency of a run summary ends at (the station sinks, issue 14).
+DELIVERY_EVENTS = {"verdict": "verdict", "http": "frame sent to the viewers", "mqtt": "publish acknowledged",
+                   "gpio": "reject pin set"}
+
+
 def _loop_lines(loop):
     """Headline lines of a live inspection loop summary."""
     src = (loop.get("source") or {}).get("uri", "?")
@@ -171,6 +176,13 @@ def _loop_lines(loop):
     if e2e:
         lines.append("end-to-end latency per frame (capture start to sinks done): p50 {} ms, p99 {} ms".format(
             _fmt("p", e2e.get("p50")), _fmt("p", e2e.get("p99"))))
+    for name, figures in (loop.get("delivery_ms") or {}).items():
+        what = "delivery to {} (capture start to {})".format(name, DELIVERY_EVENTS.get(name, "delivered"))
+        if not figures.get("count"):
+            lines.append(what + ": nothing was delivered (e.g. no viewer connected)")
+            continue
+        lines.append("{}: p50 {} ms, p99 {} ms over {} frames".format(
+            what, _fmt("p", figures.get("p50")), _fmt("p", figures.get("p99")), figures["count"]))
     if acc.get("top1") is not None:
         distinct = acc.get("distinct_images")
         lines.append("top-1 accuracy against the source's ground truth: {:.1%} of {} frames, {} distinct images".format(

@@ -24,6 +24,7 @@ their mean/p50/p99 into the run summary (``delivery_ms``) next to capture -> ver
 Device-side code: runs on Python 3.6 (JetPack 4.6), standard library plus the sink's own extra.
 """
 
+import re
 import time
 from array import array
 from urllib.parse import parse_qsl, urlsplit
@@ -64,10 +65,16 @@ def split_uri(uri, allowed, example):
     """``(urlsplit result, options dict)`` of a sink URI; unknown options are refused.
 
     Raises:
-        EdgeAlexError: an option not in ``allowed``, or a repeated option.
+        EdgeAlexError: a malformed address (e.g. an unclosed ``[`` of an IPv6 address), an option
+            not in ``allowed``, or a repeated option.
     """
     text = str(uri).strip()
-    parts = urlsplit(text)
+    try:
+        parts = urlsplit(text)
+        parts.hostname  # noqa: B018 (newer Pythons check a bracketed address here; the port: port_of)
+    except ValueError as exc:
+        raise EdgeAlexError(text, f"not a valid address ({exc})",
+                            "write an IPv6 address in brackets, e.g. " + example.replace("127.0.0.1", "[::1]"))
     options = {}
     for key, value in parse_qsl(parts.query, keep_blank_values=True):
         if key not in allowed:
@@ -98,8 +105,8 @@ def option(uri, options, key, kind, default, low=None, high=None, example=""):
     return value
 
 
-def port_of(uri, parts, default):
-    """The URI's port (``default`` when absent).
+def port_of(uri, parts, default, example="http://127.0.0.1:8080"):
+    """The URI's port (``default`` when absent); ``example`` shows a good URI in the error.
 
     Raises:
         EdgeAlexError: not a number or outside 0..65535.
@@ -107,8 +114,21 @@ def port_of(uri, parts, default):
     try:
         port = parts.port
     except ValueError:
-        raise EdgeAlexError(uri, "the port is not a number between 0 and 65535", "e.g. http://127.0.0.1:8080")
+        raise EdgeAlexError(uri, "the port is not a number between 0 and 65535", "e.g. " + example)
     return default if port is None else port
+
+
+def redacted(uri, parts, secret_options=()):
+    """``uri`` with its password and the values of ``secret_options`` replaced by ``***``: the
+    name a sink goes by in the run summary, the JSONL's ``outputs`` record and error messages,
+    which are shared more widely than the station itself.
+    """
+    text = str(uri).strip()
+    if parts.password:
+        text = text.replace(":" + parts.password + "@", ":***@", 1)
+    for key in secret_options:
+        text = re.sub(r"([?&]" + re.escape(key) + r"=)[^&#]*", r"\1***", text)
+    return text
 
 
 def capture_start(frame):

@@ -37,19 +37,20 @@ import errno
 import hmac
 import json
 import os
+import select
 import socket
 import socketserver
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, quote, urlsplit
 
 from edgealex._optional import require
 from edgealex.camera.sink import FrameSink, draw_overlay, verdict_kind
 from edgealex.errors import EdgeAlexError
 from edgealex.validate import check_float
 from edgealex.log import logger
-from edgealex.station import DeliveryLog, capture_start, option, port_of, split_uri
+from edgealex.station import DeliveryLog, capture_start, option, port_of, redacted, split_uri
 from edgealex.station.page import PAGE_HTML
 
 OPTIONS = ("fps", "width", "quality", "thumbs", "token", "max_clients", "send_timeout_s")
@@ -62,6 +63,10 @@ THUMB_WIDTH = 192
 class _Server(socketserver.ThreadingMixIn, HTTPServer):
     daemon_threads = True  # a client thread never keeps the process alive
     allow_reuse_address = True  # restart on the same port right after a run
+    # listen backlog: a page load opens ~15 connections at once (thumbnails, status, stream); the
+    # standard library's 5 made the kernel drop the rest while the accept thread waited for the GIL
+    # on a busy device, and browsers retry a dropped SYN only after 1 s
+    request_queue_size = 64
 
 
 class _Server6(_Server):
@@ -131,23 +136,30 @@ class HttpSink(FrameSink):
             EdgeAlexError: a path, an unknown option or a value out of range.
         """
         parts, opts = split_uri(uri, OPTIONS, EXAMPLE)
+        if parts.fragment or str(uri).strip().endswith("#"):  # ?token=ab#cd would silently become 'ab'
+            raise EdgeAlexError(uri, "'#' starts a URL fragment, which a sink URI cannot have",
+                                "write '#' in a token as %23, e.g. ?token=ab%23cd")
+        if "token" in opts and not opts["token"]:  # e.g. ?token=$TOKEN with the variable unset: never serve open
+            raise EdgeAlexError(uri, "the access token is empty, so the page would be open to anyone",
+                                "give a token, e.g. http://0.0.0.0:8080?token=CHANGE-ME, or leave ?token= out")
         if parts.path not in ("", "/"):
             raise EdgeAlexError(uri, f"the live page is served at the root, not at '{parts.path}'", "use " + EXAMPLE)
-        return cls(host=parts.hostname or "127.0.0.1", port=port_of(uri, parts, DEFAULT_PORT),
+        return cls(host=parts.hostname or "127.0.0.1", port=port_of(uri, parts, DEFAULT_PORT, EXAMPLE),
                    fps=option(uri, opts, "fps", float, 10.0, 0.1, 60.0),
                    width=option(uri, opts, "width", int, 640, 32, 7680),
                    quality=option(uri, opts, "quality", int, 75, 1, 100),
                    thumbs=option(uri, opts, "thumbs", int, 12, 0, 100),
                    token=opts.get("token") or None,
                    max_clients=option(uri, opts, "max_clients", int, 8, 1, 256),
-                   send_timeout_s=option(uri, opts, "send_timeout_s", float, 2.0, 0.1, 60.0), uri=str(uri).strip())
+                   send_timeout_s=option(uri, opts, "send_timeout_s", float, 2.0, 0.1, 60.0),
+                   uri=redacted(uri, parts, ("token",)))  # the summary and the JSONL name it: no token
 
     @property
     def url(self):
         """The page's address (with the token, when one is set)."""
         host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         host = f"[{host}]" if ":" in host else host
-        return f"http://{host}:{self.port}/" + (f"?token={self.token}" if self.token else "")
+        return f"http://{host}:{self.port}/" + (f"?token={quote(self.token, safe='')}" if self.token else "")
 
     # -- FrameSink ------------------------------------------------------------------------------
     def open(self, context):
@@ -339,6 +351,15 @@ def _fit(cv2, image, width):
     return cv2.resize(image, size, interpolation=cv2.INTER_AREA)
 
 
+def _peer_closed(sock):
+    """True when the client closed its end (readable with nothing to read); never blocks."""
+    try:
+        readable, _, _ = select.select([sock], [], [], 0)
+        return bool(readable) and sock.recv(1, socket.MSG_PEEK) == b""
+    except (OSError, ValueError):
+        return True
+
+
 class _Handler(BaseHTTPRequestHandler):
     server_version = "edgealex-station"
     protocol_version = "HTTP/1.0"
@@ -429,6 +450,8 @@ class _Handler(BaseHTTPRequestHandler):
                     break
                 latest = station.wait_frame(seq, 1.0)
                 if latest is None:
+                    if _peer_closed(self.request):  # no frames flow (a stall): only a read tells who left
+                        break
                     continue
                 seq, jpeg, started = latest
                 next_at = time.monotonic() + period

@@ -36,13 +36,14 @@ import os
 import socket
 import threading
 import time
+from urllib.parse import unquote
 
 from edgealex._optional import require
 from edgealex.camera.sink import FrameSink, verdict_kind
 from edgealex.errors import EdgeAlexError
 from edgealex.validate import check_float
 from edgealex.log import logger
-from edgealex.station import DeliveryLog, capture_start, option, port_of, split_uri
+from edgealex.station import DeliveryLog, capture_start, option, port_of, redacted, split_uri
 
 OPTIONS = ("qos", "only", "buffer", "client_id", "keepalive", "drain_s")
 EXAMPLE = "mqtt://127.0.0.1:1883/line1/station3?qos=1"
@@ -124,13 +125,16 @@ class MqttSink(FrameSink):
         only = opts.get("only", "all")
         if only not in ("all", "defect"):
             raise EdgeAlexError(uri, f"only={only} is not 'all' or 'defect'", "e.g. ?only=defect")
-        return cls(parts.hostname, port_of(uri, parts, DEFAULT_PORT), topic,
+        return cls(parts.hostname, port_of(uri, parts, DEFAULT_PORT, EXAMPLE), topic,
                    qos=option(uri, opts, "qos", int, 1, 0, 2), only=only,
                    buffer=option(uri, opts, "buffer", int, 1000, 1, 10000000),
                    client_id=opts.get("client_id") or None,
                    keepalive=option(uri, opts, "keepalive", int, 30, 5, 3600),
                    drain_s=option(uri, opts, "drain_s", float, 5.0, 0.0, 600.0),
-                   username=parts.username, password=parts.password, uri=_redacted(uri, parts))
+                   # urlsplit leaves them percent-encoded: a password with '@', ':' or '/' can only be written so
+                   username=unquote(parts.username) if parts.username else None,
+                   password=unquote(parts.password) if parts.password is not None else None,
+                   uri=redacted(uri, parts))
 
     # -- FrameSink ------------------------------------------------------------------------------
     def open(self, context):
@@ -328,9 +332,3 @@ def _failed(rc):
         return bool(failure)
     return int(rc) != 0
 
-
-def _redacted(uri, parts):
-    text = str(uri).strip()
-    if parts.password:
-        text = text.replace(":" + parts.password + "@", ":***@", 1)
-    return text
