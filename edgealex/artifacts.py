@@ -148,7 +148,7 @@ def staging_dir(final_dir, what="output folder", owned=None):
         lock = OutputLock(final_dir, what)
     else:
         home = ensure_dir(final_dir, what)
-        lock = OutputLock(final_dir, what, lock_path=os.path.join(final_dir, ".edgealex-output.lock"))
+        lock = OutputLock(final_dir, what, lock_path=final_dir)
     # Two commands writing one folder at once: the second is refused at once (before, both built a
     # stage and their swaps could interleave).
     lock.acquire()
@@ -254,8 +254,9 @@ class OutputLock:
         path (str): the output path.
         what (str): what it is, for the message. Defaults to "output".
         lock_path (str or None): where the lock file goes. Defaults to None: ``.<name>.lock``
-            beside the output (a folder of outputs that may sit in a folder the user cannot write,
-            see :func:`staging_dir`, keeps its lock file inside).
+            beside the output. An existing folder (an output folder that may sit in a folder the
+            user cannot write, see :func:`staging_dir`) is locked itself: no lock file, no inode
+            (a full disk has none to spare), no pid in the message.
     """
 
     def __init__(self, path, what="output", lock_path=None):
@@ -264,6 +265,7 @@ class OutputLock:
         folder, name = os.path.split(self.path)
         self.lock_path = str(lock_path) if lock_path else os.path.join(folder, "." + name + ".lock")
         self._fd = None
+        self._folder = False
 
     def acquire(self):
         """Take the lock or raise EdgeAlexError naming the process that holds it. Returns self."""
@@ -271,6 +273,8 @@ class OutputLock:
             import fcntl
         except ImportError:  # pragma: no cover - not on the Linux/Jetson targets
             return self
+        if os.path.isdir(self.lock_path):
+            return self._acquire_folder(fcntl)
         while True:
             try:
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -304,13 +308,31 @@ class OutputLock:
             self._fd = fd
             return self
 
+    def _acquire_folder(self, fcntl):
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError as exc:
+            raise EdgeAlexError(self.path, f"cannot open the folder to lock it ({exc.strerror or exc})",
+                                "choose a readable output folder")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise EdgeAlexError(self.path, f"another process is writing this {self.what} right now",
+                                "wait for it to finish, or give this command another output folder")
+        self._fd, self._folder = fd, True
+        return self
+
     def release(self):
         """Remove the lock file and drop the lock (idempotent)."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        with contextlib.suppress(OSError):
-            os.remove(self.lock_path)  # while still holding it: see acquire()
+        if not self._folder:
+            with contextlib.suppress(OSError):
+                os.remove(self.lock_path)  # while still holding it: see acquire()
         os.close(fd)
 
     def __enter__(self):
