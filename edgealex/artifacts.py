@@ -280,7 +280,7 @@ class OutputLock:
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
                 raise EdgeAlexError(self.path, f"cannot create the lock file {self.lock_path} ({exc.strerror or exc})",
-                                    "choose a writable output folder")
+                                    "choose a writable location for the output")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:

@@ -814,6 +814,8 @@ def agreement_sentence(agreement):
     if "accuracy_edgealex" in agreement:
         text += " (accuracy {:.1%} with the crop, {:.1%} as nvinfer sees it)".format(
             agreement["accuracy_edgealex"], agreement["accuracy_nvinfer"])
+    if agreement.get("skipped"):
+        text += "; {} unreadable image file(s) skipped".format(agreement["skipped"])
     return text + "."
 
 
