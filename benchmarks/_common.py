@@ -20,9 +20,9 @@ LOAD_NOTE = ("the figures of merit are ratios measured side by side in one run, 
 
 def machine():
     """What the figures were measured on: CPU, cores, load, versions."""
-    from edgealex.bench.environment import cpu_model, loadavg, versions
+    from edgealex.bench.environment import cpu_isa, cpu_model, loadavg, versions
 
-    return {"hostname": platform.node(), "cpu_model": cpu_model(), "cpu_count": os.cpu_count(),
+    return {"hostname": platform.node(), "cpu_model": cpu_model(), "cpu_isa": cpu_isa(), "cpu_count": os.cpu_count(),
             "platform": platform.platform(), "loadavg": loadavg(), "versions": versions(),
             "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 

@@ -189,7 +189,7 @@ def main(argv=None):
     md = [
         "# Soak: 30 min `edgealex run` on a freezing RTSP stream",
         "",
-        f"Machine: AMD EPYC, 2 vCPU, AVX2, no AVX-512/bf16 ({result['machine']['cpu_model']}, "
+        f"Machine: {result['machine']['cpu_model']}, {result['machine'].get('cpu_isa') or 'ISA not recorded'}, "
         f"{result['machine']['cpu_count']} vCPU), load average at the end {result['machine']['loadavg']}; "
         "shared with other jobs; started with `nice -n 10`. "
         + LOAD_NOTE + ".",

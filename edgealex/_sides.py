@@ -38,6 +38,8 @@ WORKSTATION_COMMANDS = {
     "export": "PyTorch -> ONNX export needs torch",
     "calibrate": "ONNX Runtime's INT8 quantizer",
     "train": "training needs torch",
+    "prune": "pruning and fine-tuning need torch",
+    "distill": "distillation trains with torch",
     "demo": "the demo trains and exports with torch",
 }
 
@@ -46,6 +48,9 @@ LAZY_CROSSINGS = {
     ("edgealex.bench.baselines", "edgealex.models"): "bench --mode compare, the PyTorch baselines only",
     ("edgealex.cli.export", "edgealex.export"): "edgealex export, after the Python check",
     ("edgealex.cli.train", "edgealex.train"): "edgealex train, after the Python check",
+    ("edgealex.cli.prune", "edgealex.models"): "edgealex prune, after the Python check",
+    ("edgealex.cli.prune", "edgealex.train"): "edgealex prune (fine-tuning progress), after the Python check",
+    ("edgealex.cli.distill", "edgealex.train"): "edgealex distill, after the Python check",
     ("edgealex.cli.demo", "edgealex.demo"): "edgealex demo, after the Python check",
 }
 

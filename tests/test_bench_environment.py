@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 from edgealex.bench.environment import collect, cpu_clocks, devfreq_clocks, jetson_clocks_state, nvpmodel, temperatures
 
 
@@ -55,3 +57,19 @@ def test_clocks_not_locked_and_nothing_readable(tmp_path):
     assert nvpmodel(empty, None, run_commands=False) is None
     assert jetson_clocks_state(cpu_clocks(empty), devfreq_clocks(empty)) is None
     assert temperatures(empty) == {}
+
+
+@pytest.mark.parametrize("flags, isa", [
+    ("fpu sse2 avx avx2 fma", "AVX2, no AVX-512"),
+    ("fpu avx2 avx512f avx512bw avx512_vnni avx512_bf16", "AVX-512 (VNNI, bf16)"),
+    ("fpu avx2 avx512f avx512bw", "AVX-512"),
+    ("fpu sse2", "no AVX2"),
+])
+def test_cpu_isa_names_what_the_flags_say(tmp_path, flags, isa):
+    from edgealex.bench.environment import cpu_isa
+
+    (tmp_path / "proc").mkdir()
+    (tmp_path / "proc" / "cpuinfo").write_text("processor\t: 0\nmodel name\t: AMD EPYC\nflags\t\t: " + flags + "\n")
+    assert cpu_isa(str(tmp_path)) == isa
+    (tmp_path / "proc" / "cpuinfo").write_text("processor\t: 0\nBogoMIPS\t: 38.40\n")  # an arm64 board
+    assert cpu_isa(str(tmp_path)) is None

@@ -152,7 +152,8 @@ def test_the_refusal_names_every_device_command():
     assert sorted(listed) == sorted(name for name, *_ in COMMANDS if name not in _sides.WORKSTATION_COMMANDS)
 
 
-ARGS = {"calibrate": ["model.onnx", "--images", "calib"], "train": ["--data", "data"]}  # required arguments, so that parsing succeeds
+ARGS = {"calibrate": ["model.onnx", "--images", "calib"], "train": ["--data", "data"],  # required arguments,
+        "prune": ["model.pt", "--keep", "0.5"], "distill": ["--teacher", "t.pt", "--data", "data"]}  # so parsing succeeds
 
 
 @pytest.mark.parametrize("command", sorted(_sides.WORKSTATION_COMMANDS))

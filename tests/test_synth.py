@@ -181,3 +181,35 @@ def test_cli_synth(tmp_path):
     assert bad.exit_code == 1 and "--force" in bad.output and "Traceback" not in bad.output
     bad = runner.invoke(app, ["data", "synth", "-o", str(tmp_path / "y"), "--splits", "1,2"])
     assert bad.exit_code == 1 and "four comma-separated" in bad.output
+
+
+def _changed_pixels(label, difficulty, n):
+    """Pixels a defect changes by more than the sensor noise: same seed rendered as ok and as ``label``
+    (the surface is drawn first from the same stream, so only the defect and the noise differ)."""
+    ok = render_sample(np.random.default_rng([5, n]), "ok", size=128, surface=SURFACES[n % len(SURFACES)])
+    bad = render_sample(np.random.default_rng([5, n]), label, size=128, surface=SURFACES[n % len(SURFACES)],
+                        difficulty=difficulty)
+    return int((np.abs(bad.astype(np.int16) - ok.astype(np.int16)).max(axis=2) > 30).sum())
+
+
+def test_hard_difficulty_draws_smaller_fainter_defects():
+    for label in ("scratch", "stain", "crack", "hole"):
+        normal = sum(_changed_pixels(label, "normal", n) for n in range(8))
+        hard = sum(_changed_pixels(label, "hard", n) for n in range(8))
+        assert normal > 0 and hard < 0.5 * normal, (label, normal, hard)
+    # the normal path is the generator it always was: an explicit "normal" draws the same bytes
+    a = render_sample(np.random.default_rng(3), "crack", size=96)
+    b = render_sample(np.random.default_rng(3), "crack", size=96, difficulty="normal")
+    assert np.array_equal(a, b)
+    with pytest.raises(EdgeAlexError, match="unknown difficulty"):
+        render_sample(np.random.default_rng(0), "hole", difficulty="extreme")
+
+
+def test_hard_dataset_records_its_difficulty(tmp_path):
+    hard = synthesize(str(tmp_path / "hard"), per_class=4, size=64, difficulty="hard", workers=1)
+    normal = synthesize(str(tmp_path / "normal"), per_class=4, size=64, workers=1)
+    assert hard.params["difficulty"] == "hard" and "difficulty" not in normal.params
+    assert hard.data_hash != normal.data_hash
+    res = cli_runner().invoke(app, ["data", "synth", "-o", str(tmp_path / "x"), "--per-class", "4", "--size", "64",
+                                   "--difficulty", "extreme"])
+    assert res.exit_code == 1 and "unknown difficulty" in res.output

@@ -92,20 +92,19 @@ def torch_model_fn(model_info, weights=None, seed=0):
     Returns:
         (callable, str): the factory and a note ("weights: FILE" or "random init: timing only").
     """
-    from edgealex.models.alexnet import build_model, head_classes, load_checkpoint, load_weights
+    from edgealex.models.alexnet import build_model, load_checkpoint, model_from_checkpoint
 
     if weights:
         # Loaded and fitted now, while the subjects are prepared: a bad --torch-weights is refused
-        # before any engine is measured, not after.
+        # before any engine is measured, not after. A pruned checkpoint rebuilds from its own widths.
         ckpt = load_checkpoint(weights)
-        arch = ckpt.get("arch") or model_info.arch or "alexnet"
-        classes = head_classes(ckpt["state_dict"]) or model_info.num_classes
-        model = build_model(arch, num_classes=classes)
-        load_weights(model, ckpt["state_dict"], source=str(weights))
+        model = model_from_checkpoint(ckpt, source=str(weights), arch=model_info.arch)
         return (lambda: model), f"weights {weights}"
 
+    widths = (getattr(model_info, "provenance", None) or {}).get("widths")  # pruned models record theirs
+
     def build():
-        return build_model(model_info.arch or "alexnet", num_classes=model_info.num_classes, seed=seed)
+        return build_model(model_info.arch or "alexnet", num_classes=model_info.num_classes, seed=seed, widths=widths)
 
     return build, "random init (timing only; pass --torch-weights for accuracy)"
 

@@ -177,6 +177,25 @@ def cpu_model(root="/"):
     return m.group(1).strip() if m else platform.processor() or None
 
 
+def cpu_isa(root="/"):
+    """The vector ISA of this CPU as a short phrase, from the /proc/cpuinfo flags (x86 only).
+
+    Returns e.g. "AVX-512 (VNNI, bf16)", "AVX2, no AVX-512" or None where no x86 flags are listed.
+    Figures measured on one machine travel with this phrase: INT8 and bf16 speed depend on it."""
+    text = _read(root, "proc/cpuinfo") or ""
+    m = re.search(r"^flags\s*:\s*(.+)$", text, re.M)
+    if not m:
+        return None
+    flags = set(m.group(1).split())
+    if "avx512f" in flags:
+        extras = [name for flag, name in (("avx512_vnni", "VNNI"), ("avx512_bf16", "bf16"), ("amx_tile", "AMX"))
+                  if flag in flags]
+        return "AVX-512" + (" ({})".format(", ".join(extras)) if extras else "")
+    if "avx2" in flags:
+        return "AVX2, no AVX-512" + (", AVX-VNNI" if "avx_vnni" in flags else "")
+    return "no AVX2"
+
+
 def loadavg():
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -224,6 +243,7 @@ def collect(target=None, root="/", run_commands=True):
         "devfreq_clocks": devfreq,
         "temperatures_c": temperatures(root),
         "cpu_model": cpu_model(root),
+        "cpu_isa": cpu_isa(root),
         "cpu_count": os.cpu_count(),
         "loadavg_start": loadavg(),
         "versions": versions(),

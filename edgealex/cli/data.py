@@ -22,6 +22,7 @@ def synth(
     splits: Annotated[str, typer.Option(help="Fractions train,val,calib,holdout.")] = "0.7,0.1,0.1,0.1",
     force: Annotated[bool, typer.Option(help="Replace a non-empty folder that holds something else.")] = False,
     workers: Annotated[Optional[int], typer.Option(help="Rendering processes (default: up to 2).")] = None,
+    difficulty: Annotated[str, typer.Option(help="normal, or hard: smaller, fainter, more confusable defects (for comparing models).")] = "normal",
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
     """Render procedural surface-defect images (ok, scratch, stain, crack, hole) in ImageFolder splits.
@@ -31,7 +32,7 @@ def synth(
     from edgealex.synth.dataset import parse_splits, synthesize
 
     result = synthesize(str(out), per_class=per_class, size=size, seed=seed, splits=parse_splits(splits),
-                        force=force, workers=workers)
+                        force=force, workers=workers, difficulty=difficulty)
     if json_out:
         emit_json(result.to_dict())
         return

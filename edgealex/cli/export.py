@@ -13,7 +13,7 @@ from typing_extensions import Annotated  # typing.Annotated needs Python 3.9; Je
 @user_errors
 def export(
     output: Annotated[Path, typer.Option("--output", "-o", help="ONNX file to write.")] = Path("model.onnx"),
-    arch: Annotated[str, typer.Option(help="alexnet (torchvision layout) or alexnet-v1 (2012, LRN).")] = "alexnet",
+    arch: Annotated[Optional[str], typer.Option(help="alexnet (torchvision layout), alexnet-v1 (2012, LRN), alexnet-se, alexnet-dw, alexnet-bn. Default: the checkpoint's, else alexnet.")] = None,
     weights: Annotated[Optional[Path], typer.Option(
         help="torchvision state_dict or edgealex checkpoint (loaded with weights_only=True). "
              "Default: random init.")] = None,

@@ -28,6 +28,8 @@ COMMANDS = (
     ("selftest", "edgealex.cli.selftest", "selftest", "command"),
     ("data", "edgealex.cli.data", "app", "group"),
     ("train", "edgealex.cli.train", "train", "command"),
+    ("prune", "edgealex.cli.prune", "prune", "command"),
+    ("distill", "edgealex.cli.distill", "distill", "command"),
     ("demo", "edgealex.cli.demo", "demo", "command"),
     ("deploy", "edgealex.cli.deploy", "app", "group"),
 )

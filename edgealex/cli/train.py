@@ -16,7 +16,7 @@ def train(
     data: Annotated[Path, typer.Option("--data", "-d", help="Dataset: DIR/train/<class>/ (+ val/, holdout/) or DIR/<class>/.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Best checkpoint to write.")] = Path("model.pt"),
     preset: Annotated[str, typer.Option(help="Recipe: demo (2-core CPU, minutes), fast (smoke test), recipe2012 (the paper; GPU).")] = "demo",
-    arch: Annotated[Optional[str], typer.Option(help="alexnet (torchvision layout) or alexnet-v1 (2012, LRN).")] = None,
+    arch: Annotated[Optional[str], typer.Option(help="alexnet (torchvision layout), alexnet-v1 (2012, LRN), alexnet-se, alexnet-dw or alexnet-bn.")] = None,
     epochs: Annotated[Optional[int], typer.Option(help="Epochs (default: the preset's).")] = None,
     batch: Annotated[Optional[int], typer.Option(help="Images per step.")] = None,
     optimizer: Annotated[Optional[str], typer.Option(help="sgd (momentum 0.9) or adam.")] = None,
@@ -28,6 +28,10 @@ def train(
     reuse: Annotated[bool, typer.Option(help="Skip training when OUTPUT was trained on the same data with the same settings.")] = False,
     threads: Annotated[Optional[int], typer.Option(help="CPU threads (default: all).")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda (default: cuda when available).")] = None,
+    warmup_epochs: Annotated[Optional[float], typer.Option(help="Linear LR warm-up over this many epochs (e.g. 5).")] = None,
+    dropout: Annotated[Optional[float], typer.Option(help="Classifier dropout probability (e.g. 0.7).")] = None,
+    accum_steps: Annotated[Optional[int], typer.Option(help="Gradient accumulation: one optimizer step per N batches.")] = None,
+    width_mult: Annotated[Optional[float], typer.Option(help="Slim model: every conv and hidden FC width times this (0-1].")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ):
     """Train an AlexNet classifier on an image folder (such as `edgealex data synth` output) and keep the best checkpoint."""
@@ -38,7 +42,8 @@ def train(
     result = run_training(
         str(data), str(output), arch=arch, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr, preset=preset,
         resume=str(resume) if resume else None, reuse=reuse, threads=threads, device=device, progress=progress,
-        init=init, precision=precision, seed=seed)
+        init=init, precision=precision, seed=seed, warmup_epochs=warmup_epochs, dropout=dropout,
+        accum_steps=accum_steps, width_mult=width_mult)
     if json_out:
         emit_json(result.to_dict())
         return

@@ -16,7 +16,7 @@ from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.modelinfo import ModelInfo, attach
 from edgealex.models.alexnet import (build_model, check_arch, check_input_size, export_module, head_classes,
-                                     load_checkpoint, load_weights)
+                                     load_checkpoint, load_weights, parameter_count)
 from edgealex.preprocess import TORCHVISION_INTERPOLATION, Preprocess
 
 DEFAULT_OPSET = 13
@@ -80,7 +80,7 @@ def _resolve_labels(labels, num_classes, checkpoint):
     return [f"class_{i}" for i in range(num_classes)]
 
 
-def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=None, new_head=False,
+def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, new_head=False,
                 input_size=224, resize=None, batch=1, dynamic_batch=False, opset=DEFAULT_OPSET,
                 simplify=False, seed=0, lrn=True, parity_samples=PARITY_SAMPLES, preprocess=None,
                 model=None, interpolation=None):
@@ -88,7 +88,7 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
 
     Args:
         output (str): the .onnx path to write.
-        arch (str): "alexnet" or "alexnet-v1". Defaults to "alexnet".
+        arch (str): one of ``edgealex.models.alexnet.ARCHS``. Defaults to the checkpoint's, else "alexnet".
         weights (str): a torchvision state_dict or an edgealex checkpoint. Defaults to None
             (random init with ``seed``).
         labels (list): class names. Defaults to the checkpoint's, else class_0..class_{N-1}.
@@ -120,7 +120,8 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
         raise EdgeAlexError(output, "the output must be an .onnx file", "pass -o model.onnx")
     if os.path.isdir(output):
         raise EdgeAlexError(output, "the output path is a directory", "pass -o path/to/model.onnx")
-    check_arch(arch)
+    if arch is not None:
+        check_arch(arch)
     if preprocess is None:
         check_input_size(input_size)
     if batch < 1:
@@ -132,6 +133,10 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
                                     resize=resize if resize is not None else max(input_size * 256 // 224, input_size))
 
     checkpoint = load_checkpoint(weights) if weights else None
+    if model is not None and arch is None:
+        arch = getattr(model, "arch", None)
+    if arch is None:
+        arch = (checkpoint or {}).get("arch") or "alexnet"
     if checkpoint and checkpoint.get("arch") and checkpoint["arch"] != arch:
         raise EdgeAlexError(str(weights), "the checkpoint is a {} model, not {}".format(checkpoint["arch"], arch),
                             "pass --arch {}".format(checkpoint["arch"]))
@@ -145,7 +150,9 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
     check_input_size(spec.input_size)
     labels = _resolve_labels(labels, num_classes, checkpoint)
     if model is None:
-        model = build_model(arch, num_classes=len(labels), lrn=lrn, seed=seed)
+        # a pruned checkpoint carries its own widths (edgealex prune)
+        model = build_model(arch, num_classes=len(labels), lrn=lrn, seed=seed,
+                            widths=checkpoint.get("widths") if checkpoint else None)
         if checkpoint:
             load_weights(model, checkpoint["state_dict"], source=str(weights), new_head=new_head)
     model.eval()
@@ -159,6 +166,9 @@ def export_onnx(output, arch="alexnet", weights=None, labels=None, num_classes=N
         "weights_sha256": sha256_file(weights) if weights else None,
         "init": None if weights else f"random (seed {seed})",
         "lrn": bool(lrn) if arch == "alexnet-v1" else None,
+        "widths": getattr(model, "widths", None),
+        "parameters": parameter_count(model),
+        "parent_checkpoint": (checkpoint or {}).get("parent"),
     })
     info = ModelInfo(arch=arch, labels=labels, preprocess=spec, batch=None if dynamic_batch else batch,
                      opset=opset, provenance=provenance)

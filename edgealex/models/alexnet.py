@@ -7,6 +7,19 @@
   (size 5, alpha 1e-4, beta 0.75, k 2) after the first two ReLUs (switchable), overlapping 3x3/2
   max-pooling, dropout 0.5. LRN exports as the ONNX ``LRN`` operator, which TensorRT maps to its LRN
   layer (DLA accepts windows 3, 5, 7, 9).
+- ``alexnet-se``: ``alexnet`` with a squeeze-and-excitation block (Hu et al. 2018, reduction 16)
+  after conv5's ReLU: global average pool -> 1x1 conv 256-16 -> ReLU -> 1x1 conv 16-256 ->
+  sigmoid -> channel-wise multiply. The two "FC" layers are 1x1 convolutions so the graph stays
+  4-D (ONNX GlobalAveragePool, Conv, Relu, Sigmoid, Mul: no Flatten/Gemm inside the block).
+- ``alexnet-dw``: ``alexnet`` with conv2-conv5 replaced by depthwise-separable convolutions
+  (Howard et al. 2017: a k x k depthwise conv with ``groups = in_channels``, ReLU, a 1x1 pointwise
+  conv, ReLU); conv1 (3 input channels) stays a full convolution. No batch norm, so the comparison
+  with ``alexnet`` changes one thing.
+- ``alexnet-bn``: ``alexnet-v1`` with BatchNorm2d after every convolution (conv -> BN -> ReLU)
+  instead of LRN (Ioffe & Szegedy 2015).
+
+Every arch takes ``widths`` = ``{"conv": [5 output channel counts], "fc": [2 hidden sizes]}``; a
+pruned checkpoint (``edgealex prune``) stores its widths so ``build_model`` rebuilds it.
 
 torch is imported when a model is built, never at import time.
 """
@@ -17,7 +30,17 @@ import os
 from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
 
-ARCHS = ("alexnet", "alexnet-v1")
+ARCHS = ("alexnet", "alexnet-v1", "alexnet-se", "alexnet-dw", "alexnet-bn")
+# default widths: conv1..conv5 output channels, then the two hidden FC layers
+DEFAULT_WIDTHS = {
+    "alexnet": {"conv": [64, 192, 384, 256, 256], "fc": [4096, 4096]},
+    "alexnet-v1": {"conv": [96, 256, 384, 384, 256], "fc": [4096, 4096]},
+    "alexnet-se": {"conv": [64, 192, 384, 256, 256], "fc": [4096, 4096]},
+    "alexnet-dw": {"conv": [64, 192, 384, 256, 256], "fc": [4096, 4096]},
+    "alexnet-bn": {"conv": [96, 256, 384, 384, 256], "fc": [4096, 4096]},
+}
+SE_REDUCTION = 16
+POOL_CELLS = 36  # AdaptiveAvgPool 6x6: each conv5 channel feeds 36 inputs of the first FC layer
 CHECKPOINT_FORMAT = "edgealex-checkpoint"
 LRN_DEFAULTS = {"size": 5, "alpha": 1e-4, "beta": 0.75, "k": 2.0}
 
@@ -46,16 +69,18 @@ def _classes():
             return super().forward(x)
 
     class _AlexNetBase(nn.Module):
-        """features -> AdaptiveAvgPool 6x6 -> classifier 9216-4096-4096-N (both archs share it)."""
+        """features -> AdaptiveAvgPool 6x6 -> classifier C5*36-F1-F2-N (all archs share it)."""
 
-        def __init__(self, features, num_classes, dropout):
+        def __init__(self, features, num_classes, dropout, widths):
             super().__init__()
+            self.widths = {"conv": list(widths["conv"]), "fc": list(widths["fc"])}
+            conv5, (fc1, fc2) = widths["conv"][-1], widths["fc"]
             self.features = features
             self.avgpool = nn.AdaptiveAvgPool2d((6, 6))
             self.classifier = nn.Sequential(
-                nn.Dropout(p=dropout), nn.Linear(256 * 6 * 6, 4096), nn.ReLU(inplace=True),
-                nn.Dropout(p=dropout), nn.Linear(4096, 4096), nn.ReLU(inplace=True),
-                nn.Linear(4096, num_classes),
+                nn.Dropout(p=dropout), nn.Linear(conv5 * POOL_CELLS, fc1), nn.ReLU(inplace=True),
+                nn.Dropout(p=dropout), nn.Linear(fc1, fc2), nn.ReLU(inplace=True),
+                nn.Linear(fc2, num_classes),
             )
 
         def forward(self, x):
@@ -64,44 +89,106 @@ def _classes():
             x = torch.flatten(x, 1)
             return self.classifier(x)
 
+    class SqueezeExcite(nn.Module):
+        """x * sigmoid(W2 relu(W1 gap(x))), W1/W2 as 1x1 convolutions (ONNX stays 4-D)."""
+
+        def __init__(self, channels, reduction=SE_REDUCTION):
+            super().__init__()
+            hidden = max(1, channels // reduction)
+            self.pool = nn.AdaptiveAvgPool2d(1)
+            self.fc1 = nn.Conv2d(channels, hidden, kernel_size=1)
+            self.relu = nn.ReLU(inplace=True)
+            self.fc2 = nn.Conv2d(hidden, channels, kernel_size=1)
+            self.gate = nn.Sigmoid()
+
+        def forward(self, x):
+            return x * self.gate(self.fc2(self.relu(self.fc1(self.pool(x)))))
+
+    def _tv_features(c, conv=None, se=False):
+        """torchvision's feature stack (indices 0..12 as torchvision when ``conv`` is plain)."""
+        conv = conv or (lambda cin, cout, k, p: [nn.Conv2d(cin, cout, kernel_size=k, padding=p)])
+        layers = [nn.Conv2d(3, c[0], kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
+                  nn.MaxPool2d(kernel_size=3, stride=2)]
+        layers += conv(c[0], c[1], 5, 2) + [nn.ReLU(inplace=True), nn.MaxPool2d(kernel_size=3, stride=2)]
+        layers += conv(c[1], c[2], 3, 1) + [nn.ReLU(inplace=True)]
+        layers += conv(c[2], c[3], 3, 1) + [nn.ReLU(inplace=True)]
+        layers += conv(c[3], c[4], 3, 1) + [nn.ReLU(inplace=True)]
+        if se:
+            layers.append(SqueezeExcite(c[4]))
+        layers.append(nn.MaxPool2d(kernel_size=3, stride=2))
+        return nn.Sequential(*layers)
+
+    def _depthwise_separable(cin, cout, k, p):
+        return [nn.Conv2d(cin, cin, kernel_size=k, padding=p, groups=cin), nn.ReLU(inplace=True),
+                nn.Conv2d(cin, cout, kernel_size=1)]
+
+    def _v1_features(c, norm, batchnorm=False):
+        def block(cin, cout, k, s, p, lrn):
+            out = [nn.Conv2d(cin, cout, kernel_size=k, stride=s, padding=p)]
+            if batchnorm:
+                out.append(nn.BatchNorm2d(cout))
+            out.append(nn.ReLU(inplace=True))
+            if lrn and norm is not None:
+                out.append(norm())
+            return out
+
+        return nn.Sequential(*(
+            block(3, c[0], 11, 4, 2, True) + [nn.MaxPool2d(kernel_size=3, stride=2)]
+            + block(c[0], c[1], 5, 1, 2, True) + [nn.MaxPool2d(kernel_size=3, stride=2)]
+            + block(c[1], c[2], 3, 1, 1, False) + block(c[2], c[3], 3, 1, 1, False)
+            + block(c[3], c[4], 3, 1, 1, False) + [nn.MaxPool2d(kernel_size=3, stride=2)]))
+
     class AlexNet(_AlexNetBase):
         """torchvision layout; ``state_dict`` keys match ``torchvision.models.alexnet``."""
 
         arch = "alexnet"
 
-        def __init__(self, num_classes=1000, dropout=0.5):
-            super().__init__(nn.Sequential(
-                nn.Conv2d(3, 64, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True),
-                nn.MaxPool2d(kernel_size=3, stride=2),
-                nn.Conv2d(64, 192, kernel_size=5, padding=2), nn.ReLU(inplace=True),
-                nn.MaxPool2d(kernel_size=3, stride=2),
-                nn.Conv2d(192, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-                nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-                nn.Conv2d(256, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-                nn.MaxPool2d(kernel_size=3, stride=2),
-            ), num_classes, dropout)
+        def __init__(self, num_classes=1000, dropout=0.5, widths=None):
+            widths = widths or DEFAULT_WIDTHS[self.arch]
+            super().__init__(_tv_features(widths["conv"]), num_classes, dropout, widths)
+
+    class AlexNetSE(_AlexNetBase):
+        """alexnet + squeeze-and-excitation after conv5 (``features.12``)."""
+
+        arch = "alexnet-se"
+
+        def __init__(self, num_classes=1000, dropout=0.5, widths=None):
+            widths = widths or DEFAULT_WIDTHS[self.arch]
+            super().__init__(_tv_features(widths["conv"], se=True), num_classes, dropout, widths)
+
+    class AlexNetDW(_AlexNetBase):
+        """alexnet with depthwise-separable conv2..conv5."""
+
+        arch = "alexnet-dw"
+
+        def __init__(self, num_classes=1000, dropout=0.5, widths=None):
+            widths = widths or DEFAULT_WIDTHS[self.arch]
+            super().__init__(_tv_features(widths["conv"], conv=_depthwise_separable), num_classes, dropout, widths)
 
     class AlexNetV1(_AlexNetBase):
         """The 2012 network (single-tower: grouped convolutions merged)."""
 
         arch = "alexnet-v1"
 
-        def __init__(self, num_classes=1000, dropout=0.5, lrn=True):
+        def __init__(self, num_classes=1000, dropout=0.5, lrn=True, widths=None):
+            widths = widths or DEFAULT_WIDTHS[self.arch]
+
             def norm():
                 return LRN(**LRN_DEFAULTS) if lrn else nn.Identity()
 
-            super().__init__(nn.Sequential(
-                nn.Conv2d(3, 96, kernel_size=11, stride=4, padding=2), nn.ReLU(inplace=True), norm(),
-                nn.MaxPool2d(kernel_size=3, stride=2),
-                nn.Conv2d(96, 256, kernel_size=5, padding=2), nn.ReLU(inplace=True), norm(),
-                nn.MaxPool2d(kernel_size=3, stride=2),
-                nn.Conv2d(256, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-                nn.Conv2d(384, 384, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-                nn.Conv2d(384, 256, kernel_size=3, padding=1), nn.ReLU(inplace=True),
-                nn.MaxPool2d(kernel_size=3, stride=2),
-            ), num_classes, dropout)
+            super().__init__(_v1_features(widths["conv"], norm), num_classes, dropout, widths)
 
-    return {"alexnet": AlexNet, "alexnet-v1": AlexNetV1}
+    class AlexNetBN(_AlexNetBase):
+        """alexnet-v1 with BatchNorm after every convolution instead of LRN."""
+
+        arch = "alexnet-bn"
+
+        def __init__(self, num_classes=1000, dropout=0.5, widths=None):
+            widths = widths or DEFAULT_WIDTHS[self.arch]
+            super().__init__(_v1_features(widths["conv"], None, batchnorm=True), num_classes, dropout, widths)
+
+    return {"alexnet": AlexNet, "alexnet-v1": AlexNetV1, "alexnet-se": AlexNetSE, "alexnet-dw": AlexNetDW,
+            "alexnet-bn": AlexNetBN}
 
 
 MIN_INPUT_SIZE = 63  # the smallest side both archs take: 63 -> conv1 15 -> pool 7 -> pool 3 -> pool 1
@@ -249,28 +336,78 @@ def check_arch(arch):
     return arch
 
 
-def build_model(arch="alexnet", num_classes=1000, dropout=0.5, lrn=True, init=None, seed=None):
+def check_widths(arch, widths):
+    """``widths`` normalised to ``{"conv": [5 ints], "fc": [2 ints]}`` (None -> the arch's default).
+
+    Raises:
+        EdgeAlexError: wrong structure or a width below 1.
+    """
+    if widths is None:
+        return {k: list(v) for k, v in DEFAULT_WIDTHS[arch].items()}
+    try:
+        conv = [int(v) for v in widths["conv"]]
+        fc = [int(v) for v in widths["fc"]]
+    except (KeyError, TypeError, ValueError):
+        conv = fc = []
+    if len(conv) != 5 or len(fc) != 2 or min(conv + fc) < 1:
+        raise EdgeAlexError(f"widths {widths}", "need 5 conv and 2 hidden FC widths, each >= 1",
+                            'e.g. {"conv": [64, 192, 384, 256, 256], "fc": [4096, 4096]}')
+    return {"conv": conv, "fc": fc}
+
+
+def kept_count(count, keep, multiple=8):
+    """Channels kept out of ``count`` at ratio ``keep``: rounded to a multiple of ``multiple``
+    (TensorRT's INT8/FP16 kernels and the DLA prefer channel counts in multiples of 8/32), at
+    least ``multiple`` and at most ``count``.
+
+    Raises:
+        EdgeAlexError: ``keep`` outside (0, 1] or ``multiple`` < 1.
+    """
+    if not 0.0 < float(keep) <= 1.0:
+        raise EdgeAlexError(f"--keep {keep}", "the kept fraction must be in (0, 1]", "e.g. --keep 0.7")
+    if int(multiple) < 1:
+        raise EdgeAlexError(f"--multiple-of {multiple}", "must be at least 1", "e.g. --multiple-of 8")
+    multiple = int(multiple)
+    kept = int(round(count * float(keep) / multiple)) * multiple
+    return int(min(count, max(kept, min(multiple, count))))
+
+
+def scaled_widths(arch, keep, multiple=8, base=None):
+    """``base`` (default: the arch's widths) with every conv and hidden FC width scaled by ``keep``."""
+    base = check_widths(check_arch(arch), base)
+    return {k: [kept_count(c, keep, multiple) for c in v] for k, v in base.items()}
+
+
+def build_model(arch="alexnet", num_classes=1000, dropout=0.5, lrn=True, init=None, seed=None, widths=None):
     """A fresh model.
 
     Args:
-        arch (str): "alexnet" or "alexnet-v1". Defaults to "alexnet".
+        arch (str): one of :data:`ARCHS`. Defaults to "alexnet".
         num_classes (int): outputs. Defaults to 1000.
         dropout (float): dropout probability in the classifier. Defaults to 0.5.
         lrn (bool): LRN after the first two ReLUs (alexnet-v1 only). Defaults to True.
         init (str): None keeps PyTorch's default init; "normal" is the 2012 recipe: weights
             N(0, 0.01), biases 0 (1 for conv2, conv4, conv5 and the hidden FC layers).
         seed (int): seed for the initial weights. Defaults to None (torch's global RNG).
+        widths (dict): ``{"conv": [5 channel counts], "fc": [2 hidden sizes]}``, e.g. from a pruned
+            checkpoint. Defaults to None (:data:`DEFAULT_WIDTHS` of the arch).
+
+    Raises:
+        EdgeAlexError: unknown arch, fewer than 2 classes, bad widths or init.
     """
     torch = require("torch", "AlexNet models")
     check_arch(arch)
     if not isinstance(num_classes, int) or num_classes < 2:
         raise EdgeAlexError(f"--num-classes {num_classes}", "a classifier needs at least 2 classes",
                             "pass --num-classes N with N >= 2 (or a labels file)")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise EdgeAlexError(f"--dropout {dropout}", "dropout must be in [0, 1)", "e.g. --dropout 0.5")
+    widths = check_widths(arch, widths)
     if seed is not None:
         torch.manual_seed(seed)
     cls = _classes()[arch]
-    model = cls(num_classes=num_classes, dropout=dropout, lrn=lrn) if arch == "alexnet-v1" else \
-        cls(num_classes=num_classes, dropout=dropout)
+    model = cls(num_classes=num_classes, dropout=dropout, lrn=lrn, widths=widths) if arch == "alexnet-v1" else \
+        cls(num_classes=num_classes, dropout=dropout, widths=widths)
     if init == "normal":
         _init_normal(model)
     elif init not in (None, "default"):
@@ -278,10 +415,50 @@ def build_model(arch="alexnet", num_classes=1000, dropout=0.5, lrn=True, init=No
     return model
 
 
+def model_from_checkpoint(ckpt, source="checkpoint", arch=None, num_classes=None, new_head=False, **kwargs):
+    """The model a checkpoint describes (its arch and widths), with its weights loaded.
+
+    Args:
+        ckpt (dict): from :func:`load_checkpoint`.
+        source (str): name for error messages.
+        arch (str): fallback when the checkpoint records none. Defaults to "alexnet".
+        num_classes (int): outputs. Defaults to the checkpoint head's.
+        new_head (bool): see :func:`load_weights`.
+        **kwargs: passed to :func:`build_model` (dropout, lrn, seed).
+    """
+    classes = num_classes or head_classes(ckpt["state_dict"]) or ckpt.get("num_classes") or 1000
+    model = build_model(ckpt.get("arch") or arch or "alexnet", num_classes=classes, widths=ckpt.get("widths"),
+                        **kwargs)
+    return load_weights(model, ckpt["state_dict"], source=source, new_head=new_head)
+
+
+def weights_sha256(state_dict):
+    """sha256 over a state_dict's keys, dtypes, shapes and tensor bytes (sorted by key).
+
+    Unlike the file's sha256 this does not change when the same weights are saved again
+    (``torch.save`` stores the file name it was written under inside the archive).
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    for key in sorted(state_dict):
+        tensor = state_dict[key].detach().cpu().contiguous()
+        digest.update(f"{key}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.numpy().tobytes() if tensor.dtype != require("torch").bfloat16
+                      else tensor.float().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def parameter_count(model):
+    """Number of parameters (weights and biases; BatchNorm running statistics excluded)."""
+    return int(sum(p.numel() for p in model.parameters()))
+
+
 def _init_normal(model):
     torch = require("torch")
     layers = [m for m in model.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    ones = {1, 3, 4, 5, 6}  # conv2, conv4, conv5, fc6, fc7 (0-based over the 8 weight layers)
+    # conv2, conv4, conv5, fc6, fc7 (0-based over the 8 weight layers of alexnet / alexnet-v1)
+    ones = {1, 3, 4, 5, 6} if len(layers) == 8 else set()
     for i, layer in enumerate(layers):
         torch.nn.init.normal_(layer.weight, 0.0, 0.01)
         torch.nn.init.constant_(layer.bias, 1.0 if i in ones else 0.0)
@@ -346,6 +523,9 @@ def save_checkpoint(path, model, labels, preprocess, **extra):
         "preprocess": preprocess.to_dict(),
         "state_dict": model.state_dict(),
     }
+    widths = getattr(model, "widths", None)
+    if widths is not None and widths != DEFAULT_WIDTHS.get(model.arch):
+        payload["widths"] = widths  # a pruned model: build_model(arch, widths=...) rebuilds it
     payload.update(extra)
     with atomic_path(path, "checkpoint") as tmp:
         torch.save(payload, tmp)

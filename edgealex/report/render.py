@@ -62,9 +62,9 @@ def _machines(results):
     seen = []
     for r in results:
         env = r.get("environment") or {}
+        cpu = ", ".join(str(v) for v in (env.get("cpu_model") or env.get("machine"), env.get("cpu_isa")) if v)
         text = "{} ({}, {} CPUs, Python {}, target {})".format(
-            env.get("hostname"), env.get("cpu_model") or env.get("machine"), env.get("cpu_count"), env.get("python"),
-            env.get("target"))
+            env.get("hostname"), cpu or None, env.get("cpu_count"), env.get("python"), env.get("target"))
         if text not in seen:
             seen.append(text)
     return seen

@@ -2,6 +2,7 @@
 
 from edgealex.synth.render import (  # noqa: F401
     DEFECT_LABELS,
+    DIFFICULTIES,
     GENERATOR_VERSION,
     LABELS,
     SURFACES,

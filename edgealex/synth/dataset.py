@@ -39,7 +39,7 @@ from edgealex._optional import require
 from edgealex.artifacts import environment_summary, read_json, staging_dir, write_json_atomic, write_text_atomic
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
-from edgealex.synth.render import GENERATOR_VERSION, LABELS, SURFACES, render_sample
+from edgealex.synth.render import GENERATOR_VERSION, LABELS, SURFACES, check_difficulty, render_sample
 
 DATASET_FORMAT = "edgealex-synthetic-defects"
 MANIFEST_NAME = "dataset.json"
@@ -142,10 +142,13 @@ def _check_params(per_class, size, splits):
                             "e.g. splits=(0.7, 0.1, 0.1, 0.1)")
 
 
-def _params(per_class, size, seed, splits):
-    return {"generator_version": GENERATOR_VERSION, "seed": int(seed), "per_class": int(per_class),
-            "size": int(size), "splits": dict(zip(SPLITS, [float(f) for f in splits])),
-            "image_format": IMAGE_EXT.lstrip("."), "jpeg_quality": JPEG_QUALITY}
+def _params(per_class, size, seed, splits, difficulty="normal"):
+    params = {"generator_version": GENERATOR_VERSION, "seed": int(seed), "per_class": int(per_class),
+              "size": int(size), "splits": dict(zip(SPLITS, [float(f) for f in splits])),
+              "image_format": IMAGE_EXT.lstrip("."), "jpeg_quality": JPEG_QUALITY}
+    if difficulty != "normal":  # normal datasets keep the parameters (and caches) they always had
+        params["difficulty"] = difficulty
+    return params
 
 
 def _plan(per_class, splits):
@@ -164,10 +167,10 @@ def _plan(per_class, splits):
 def _render_encoded(job):
     """Render and JPEG-encode one image (runs in worker processes)."""
     cv2 = require("cv2", "edgealex data synth")
-    seed, size, split, ci, n = job
+    seed, size, split, ci, n, difficulty = job
     rng = np.random.default_rng([int(seed), ci, n])
     surface = SURFACES[n % len(SURFACES)]
-    image = render_sample(rng, LABELS[ci], size=size, surface=surface)
+    image = render_sample(rng, LABELS[ci], size=size, surface=surface, difficulty=difficulty)
     ok, buf = cv2.imencode(IMAGE_EXT, image, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
     if not ok:
         raise EdgeAlexError("OpenCV", "JPEG encoding failed", "check the OpenCV installation (edgealex doctor)")
@@ -234,7 +237,7 @@ def _map(jobs, workers):
 
 
 def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float] = DEFAULT_SPLITS,
-               force=False, workers: Optional[int] = None, progress=None):
+               force=False, workers: Optional[int] = None, progress=None, difficulty="normal"):
     """Write the synthetic defect dataset (or reuse an identical one).
 
     Args:
@@ -246,6 +249,8 @@ def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float]
         force (bool): replace a non-empty ``out_dir`` that is not this exact dataset. Defaults to False.
         workers (int): rendering processes. Defaults to min(2, CPU count).
         progress (callable): called as ``progress(done, total)`` after each image. Defaults to None.
+        difficulty (str): "normal" or "hard" (smaller, fainter, more confusable defects; see
+            :mod:`edgealex.synth.render`). Defaults to "normal".
 
     Returns:
         SynthResult: what was written (``reused`` True when the cache hit).
@@ -257,7 +262,8 @@ def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float]
     out_dir = os.path.abspath(str(out_dir))
     splits = tuple(float(f) for f in splits)
     _check_params(per_class, size, splits)
-    params = _params(per_class, size, seed, splits)
+    check_difficulty(difficulty)
+    params = _params(per_class, size, seed, splits, difficulty)
 
     exists = os.path.exists(out_dir)
     if exists and not os.path.isdir(out_dir):
@@ -280,7 +286,7 @@ def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float]
         counts = {s: {label: 0 for label in LABELS} for s in SPLITS}
         for d in {(s, label) for s, _, _ in jobs for label in LABELS}:
             os.makedirs(os.path.join(tmp, d[0], d[1]), exist_ok=True)
-        results = _map([(seed, size, split, ci, n) for split, ci, n in jobs], workers)
+        results = _map([(seed, size, split, ci, n, difficulty) for split, ci, n in jobs], workers)
         for done, ((split, ci, n), (data, surface)) in enumerate(zip(jobs, results), 1):
             label = LABELS[ci]
             rel = f"{split}/{label}/{n:05d}{IMAGE_EXT}"

@@ -13,6 +13,11 @@ Defects (label -> look):
     stain    soft-edged irregular blob (oil, rust, water ring) that tints the surface.
     crack    jagged dark path with small branches (random walk), thin.
     hole     round or slightly elliptical dark pit with a shading gradient and a lit rim.
+
+Difficulty ``hard`` (for comparing model variants, which all score 97-100% on ``normal``): every
+defect is drawn in a box ~0.55x the normal side and blended into the surface at 30-55% of its
+normal contrast; half the scratches are dark (so they resemble cracks). ``normal`` draws exactly
+what generator version 8 drew (same random stream, same bytes).
 """
 
 import math
@@ -26,6 +31,9 @@ from edgealex.errors import EdgeAlexError
 GENERATOR_VERSION = "8"
 LABELS = ["ok", "scratch", "stain", "crack", "hole"]
 DEFECT_LABELS = [label for label in LABELS if label != "ok"]
+DIFFICULTIES = ("normal", "hard")
+HARD_BOX_SCALE = 0.55
+HARD_CONTRAST = (0.3, 0.55)
 SURFACES = ["brushed_metal", "woven_fabric", "painted_plastic", "wood_grain", "cast_concrete"]
 
 
@@ -344,21 +352,30 @@ def _hole(rng, region, scale):
 _DEFECT_FUNCS = {"scratch": _scratch, "stain": _stain, "crack": _crack, "hole": _hole}
 
 
-def _default_box(rng, height, width, label):
+def check_difficulty(difficulty):
+    if difficulty not in DIFFICULTIES:
+        raise EdgeAlexError(f"--difficulty {difficulty}", "unknown difficulty", "use normal or hard")
+    return difficulty
+
+
+def _default_box(rng, height, width, label, box_scale=1.0):
     """A box well inside the frame (so a centre crop or a random training crop keeps the defect)."""
     side = min(height, width)
     frac = {"scratch": (0.4, 0.65), "stain": (0.35, 0.6), "crack": (0.35, 0.6), "hole": (0.22, 0.4)}[label]
-    bw = bh = int(round(side * rng.uniform(*frac)))
+    bw = bh = int(round(side * rng.uniform(*frac) * box_scale))
+    if box_scale != 1.0:
+        bw = bh = max(8, bw)
     margin = 0.14
     x0 = int(rng.uniform(width * margin, max(width * margin, width * (1 - margin) - bw)))
     y0 = int(rng.uniform(height * margin, max(height * margin, height * (1 - margin) - bh)))
     return x0, y0, bw, bh
 
 
-def _draw_float(rng, img, label, box):
+def _draw_float(rng, img, label, box, difficulty="normal"):
     height, width = img.shape[:2]
+    hard = difficulty == "hard"
     if box is None:
-        box = _default_box(rng, height, width, label)
+        box = _default_box(rng, height, width, label, HARD_BOX_SCALE if hard else 1.0)
     x0, y0, bw, bh = (int(v) for v in box)
     x0, y0 = max(0, x0), max(0, y0)
     x1, y1 = min(width, x0 + bw), min(height, y0 + bh)
@@ -367,7 +384,13 @@ def _draw_float(rng, img, label, box):
                             "pass a box (x, y, w, h) inside the image")
     scale = float(min(height, width))
     region = img[y0:y1, x0:x1].astype(np.float32)
-    img[y0:y1, x0:x1] = _DEFECT_FUNCS[label](rng, region, scale)
+    drawn = _DEFECT_FUNCS[label](rng, region, scale)
+    if hard:  # fainter, and dark scratches that look like cracks (no extra draws on the normal path)
+        delta = drawn - region
+        if label == "scratch" and rng.random() < 0.5:
+            delta = -delta
+        drawn = region + delta * rng.uniform(*HARD_CONTRAST)
+    img[y0:y1, x0:x1] = drawn
     return img
 
 
@@ -400,7 +423,7 @@ def draw_defect(rng: np.random.Generator, image: np.ndarray, label: str,
 
 
 def render_sample(rng: np.random.Generator, label: str, size: int = 256,
-                  surface: Optional[str] = None) -> np.ndarray:
+                  surface: Optional[str] = None, difficulty: str = "normal") -> np.ndarray:
     """One square training image of ``label`` on a random (or the given) surface.
 
     Args:
@@ -408,15 +431,17 @@ def render_sample(rng: np.random.Generator, label: str, size: int = 256,
         label (str): one of ``LABELS``.
         size (int): side in pixels (>= 32). Defaults to 256.
         surface (str): one of ``SURFACES``; None picks one at random.
+        difficulty (str): "normal" or "hard" (smaller, fainter, more confusable defects). Defaults to "normal".
 
     Returns:
         numpy.ndarray: size x size x 3 uint8 BGR.
     """
     check_label(label)
+    check_difficulty(difficulty)
     size = int(size)
     if size < 32:
         raise EdgeAlexError(f"--size {size}", "images below 32 pixels cannot show a defect", "use --size 64 or more")
     img = _surface_float(rng, size, size, surface)
     if label != "ok":
-        _draw_float(rng, img, label, None)
+        _draw_float(rng, img, label, None, difficulty)
     return _finish(rng, img)

@@ -35,7 +35,8 @@ from edgealex.artifacts import (ensure_dir, environment_summary, read_sidecar, s
 from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
-from edgealex.models.alexnet import build_model, check_arch, load_checkpoint, save_checkpoint
+from edgealex.models.alexnet import (build_model, check_arch, load_checkpoint, load_weights, model_from_checkpoint,
+                                     save_checkpoint, weights_sha256)
 from edgealex.preprocess import Preprocess
 from edgealex.train.data import ImageStore, augment_batch, find_train_data, load_split, preprocessed
 
@@ -72,6 +73,13 @@ class TrainSettings:
         max_train_images (int): use at most this many training images, spread over the classes.
         max_val_images (int): same for validation.
         seed (int): model init, shuffling and augmentation.
+        widths (dict): ``{"conv": [5 ints], "fc": [2 ints]}`` (a pruned or slimmed model); None = the arch's.
+        accum_steps (int): gradient accumulation: one optimizer step per ``accum_steps`` batches
+            (effective batch ``batch * accum_steps``; the LR schedule still counts batches).
+        init_sha256 (str): :func:`weights_sha256` of the weights training starts from (fine-tuning), else None.
+        teacher_sha256 (str): :func:`weights_sha256` of the distillation teacher's weights, else None.
+        distill_temperature (float): softmax temperature T of the distillation loss.
+        distill_alpha (float): weight of the soft-target term; the hard-label cross-entropy gets 1 - alpha.
     """
 
     arch: str = "alexnet"
@@ -94,6 +102,12 @@ class TrainSettings:
     max_train_images: Optional[int] = None
     max_val_images: Optional[int] = None
     seed: int = 0
+    widths: Optional[Dict[str, List[int]]] = None
+    accum_steps: int = 1
+    init_sha256: Optional[str] = None
+    teacher_sha256: Optional[str] = None
+    distill_temperature: float = 4.0
+    distill_alpha: float = 0.9
 
     def to_dict(self):
         data = asdict(self)
@@ -110,7 +124,16 @@ class TrainSettings:
 
     def key(self):
         """sha256 of the settings (the training cache key, together with the data hash)."""
-        return sha256_bytes(json.dumps(self.to_dict(), sort_keys=True).encode("utf-8"))
+        data = self.to_dict()
+        # fields added after the first release are hashed only when they change the training, so
+        # the keys (and cached trainings) of runs that do not use them stay what they were
+        for name, neutral in _NEUTRAL.items():
+            if data.get(name) == neutral:
+                data.pop(name, None)
+        if data.get("teacher_sha256") is None:
+            data.pop("distill_temperature", None)
+            data.pop("distill_alpha", None)
+        return sha256_bytes(json.dumps(data, sort_keys=True).encode("utf-8"))
 
     def check(self):
         check_arch(self.arch)
@@ -132,10 +155,27 @@ class TrainSettings:
                              f"use input_size 224 (the default) or at least {MIN_INPUT_SIZE}"))
         if self.init not in INITS:
             problems.append((f"--init {self.init}", "unknown weight initialisation", "use " + ", ".join(INITS)))
+        if not (isinstance(self.accum_steps, int) and self.accum_steps >= 1):
+            problems.append((f"--accum-steps {self.accum_steps}", "must be at least 1", "pass --accum-steps 1 or more"))
+        if not 0.0 <= float(self.dropout) < 1.0:
+            problems.append((f"--dropout {self.dropout}", "must be in [0, 1)", "e.g. --dropout 0.5"))
+        if not float(self.warmup_epochs) >= 0.0:
+            problems.append((f"--warmup-epochs {self.warmup_epochs}", "must be >= 0", "e.g. --warmup-epochs 5"))
+        if not float(self.distill_temperature) > 0.0:
+            problems.append((f"--temperature {self.distill_temperature}", "must be positive", "e.g. --temperature 4"))
+        if not 0.0 <= float(self.distill_alpha) <= 1.0:
+            problems.append((f"--alpha {self.distill_alpha}", "must be in [0, 1]", "e.g. --alpha 0.9"))
         if problems:
             raise EdgeAlexError(*problems[0])
+        if self.widths is not None:
+            from edgealex.models.alexnet import check_widths
+
+            self.widths = check_widths(self.arch, self.widths)
         Preprocess(input_size=self.input_size, resize=self.resize)  # validates the geometry
         return self
+
+
+_NEUTRAL = {"widths": None, "accum_steps": 1, "init_sha256": None, "teacher_sha256": None}
 
 
 # Named recipes (explicit arguments override them):
@@ -393,7 +433,7 @@ def _reusable(out_path, data_hash, settings):
 
 def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None, lr=None, preset="demo",
           resume=None, reuse=False, keep_last=True, save_every=1, threads=None, device=None, progress=None,
-          memory_format="channels_last", **overrides):
+          memory_format="channels_last", init_weights=None, teacher=None, **overrides):
     """Train an AlexNet on an ImageFolder dataset and keep the best checkpoint by val accuracy.
 
     Args:
@@ -412,10 +452,17 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
         threads (int): CPU threads for PyTorch. Defaults to the CPU count.
         device (str): "cpu" or "cuda". Defaults to cuda when available.
         progress (LogProgress): progress reporter. Defaults to one log line per epoch.
+        init_weights (str): start from this checkpoint's weights (fine-tuning, e.g. after ``edgealex
+            prune``); its arch and widths become the settings' and its sha256 joins the cache key.
+            Defaults to None (fresh init).
+        teacher (str): a checkpoint to distil from (Hinton et al. 2015): the loss becomes
+            ``alpha * T^2 * KL(softmax(t/T) || softmax(s/T)) + (1 - alpha) * CE(s, y)``; its sha256
+            joins the cache key. Defaults to None.
+        **overrides: any other :class:`TrainSettings` field (momentum, warmup_epochs, ...), or
+            ``width_mult`` (float in (0, 1]): the arch with every conv/hidden FC width scaled by it.
         memory_format (str): "channels_last" or "contiguous" layout of weights and activations;
             both are exact, which is faster depends on the CPU (see :mod:`edgealex.train.sizing`).
             Not part of the cache key. Defaults to "channels_last".
-        **overrides: any other :class:`TrainSettings` field (momentum, warmup_epochs, ...).
 
     Returns:
         TrainResult: the outcome.
@@ -430,11 +477,13 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     torch = require("torch", "edgealex train")
     start = time.perf_counter()
     out_path = str(out_path)
+    width_mult = overrides.pop("width_mult", None)
     if os.path.isdir(out_path):
         raise EdgeAlexError(out_path, "the checkpoint path is a folder", "pass -o path/to/model.pt")
     # before the first epoch, not after it: the checkpoint, its sidecar and the resume state go there
     ensure_dir(os.path.dirname(os.path.abspath(out_path)), "folder for the checkpoint")
     explicit = dict(overrides, arch=arch, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr)
+    aux = _auxiliary_models(init_weights, teacher, explicit)
     resume_state = load_checkpoint(resume) if resume is not None else None
     if resume_state is not None and isinstance(resume_state.get("settings"), dict):
         # a resumed run keeps the settings it was started with; explicit arguments still win
@@ -443,7 +492,13 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
         settings = settings_for(None, **stored)
     else:
         settings = settings_for(preset, **explicit)
+    if width_mult is not None:  # a slimmer model: every conv and hidden FC width scaled (multiples of 8)
+        from edgealex.models.alexnet import scaled_widths
+
+        settings.widths = scaled_widths(settings.arch, width_mult)
+        settings.check()
     data = find_train_data(data_dir)
+    _check_auxiliary(aux, settings, data, resume)
     if reuse and resume is None:
         record = _reusable(out_path, data.data_hash, settings)
         if record is not None:
@@ -471,14 +526,79 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     torch.set_num_threads(int(threads or os.cpu_count() or 1))
     try:
         return _run(torch, settings, data, spec, num_classes, out_path, resume, resume_state, keep_last,
-                    max(1, int(save_every)), device, progress, start, memory_format)
+                    max(1, int(save_every)), device, progress, start, memory_format, aux)
     finally:
         torch.set_num_threads(old_threads)
         progress.close()
 
 
+def distillation_loss(torch, student_logits, teacher_logits, hard_loss, temperature, alpha):
+    """Hinton et al. 2015 ("Distilling the Knowledge in a Neural Network", arXiv:1503.02531):
+    ``alpha * T^2 * KL(softmax(teacher/T) || softmax(student/T)) + (1 - alpha) * hard_loss``.
+
+    The T^2 factor keeps the soft-target gradients on the scale of the hard-label ones when T
+    changes (paper, section 2). Logits are (batch, classes) float tensors; returns a scalar tensor.
+    """
+    F = torch.nn.functional
+    t = float(temperature)
+    soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
+                    reduction="batchmean", log_target=True) * (t * t)
+    return float(alpha) * soft + (1.0 - float(alpha)) * hard_loss
+
+
+def _auxiliary_models(init_weights, teacher, explicit):
+    """Load the fine-tuning start and the distillation teacher; put their hashes (and the start's
+    arch and widths) into the explicit settings."""
+    aux = {"provenance": {}}
+    if init_weights is not None:
+        ckpt = load_checkpoint(init_weights)
+        aux.update(init=ckpt, init_path=str(init_weights))
+        explicit["init_sha256"] = weights_sha256(ckpt["state_dict"])
+        if ckpt.get("arch"):
+            explicit["arch"] = ckpt["arch"]
+        explicit["widths"] = ckpt.get("widths")
+        for key in ("parent", "pruning"):  # a pruned start keeps its lineage in the fine-tuned checkpoint
+            if ckpt.get(key) is not None:
+                aux["provenance"][key] = ckpt[key]
+        aux["provenance"]["init_weights"] = {"path": os.path.abspath(str(init_weights)),
+                                             "sha256": explicit["init_sha256"]}
+    if teacher is not None:
+        ckpt = load_checkpoint(teacher)
+        aux.update(teacher=ckpt, teacher_path=str(teacher))
+        explicit["teacher_sha256"] = weights_sha256(ckpt["state_dict"])
+        aux["provenance"]["teacher"] = {"path": os.path.abspath(str(teacher)), "sha256": explicit["teacher_sha256"],
+                                        "arch": ckpt.get("arch"), "widths": ckpt.get("widths")}
+    return aux
+
+
+def _check_auxiliary(aux, settings, data, resume):
+    for key, what in (("init", "--init-weights"), ("teacher", "--teacher")):
+        ckpt = aux.get(key)
+        if ckpt is None:
+            continue
+        if ckpt.get("labels") and list(ckpt["labels"]) != list(data.labels):
+            raise EdgeAlexError(aux[key + "_path"], "was trained with other classes ({})".format(", ".join(ckpt["labels"])),
+                                f"pass a {what} checkpoint trained on the same classes as {data.root}")
+        if key == "teacher" and not ckpt.get("labels"):
+            raise EdgeAlexError(aux["teacher_path"], "has no class labels",
+                                "distil from a checkpoint written by `edgealex train`")
+    if settings.teacher_sha256 is not None and aux.get("teacher") is None:
+        raise EdgeAlexError(str(resume), "was a distillation run", "pass the same --teacher to resume it")
+
+
+def _teacher_model(torch, aux, num_classes, dev, layout):
+    if aux.get("teacher") is None:
+        return None
+    teacher = model_from_checkpoint(aux["teacher"], source=aux["teacher_path"], num_classes=num_classes)
+    teacher = teacher.to(dev).to(memory_format=layout).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
+
+
 def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_state, keep_last, save_every, device,
-         progress, start, memory_format="channels_last"):
+         progress, start, memory_format="channels_last", aux=None):
+    aux = aux or {}
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     bf16 = _use_bf16(torch, dev, settings.precision)
     train_items = _subset(data.train, settings.max_train_images, num_classes)
@@ -490,12 +610,16 @@ def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_stat
     logger.debug(f"decoded {len(store)} training images in {time.perf_counter() - load_start:.1f} s")
 
     model = build_model(settings.arch, num_classes=num_classes, dropout=settings.dropout,
-                        init=None if settings.init == "he" else settings.init, seed=settings.seed)
+                        init=None if settings.init == "he" else settings.init, seed=settings.seed,
+                        widths=settings.widths)
     if settings.init == "he":
         _init_he(torch, model)
+    if aux.get("init") is not None:
+        load_weights(model, aux["init"]["state_dict"], source=aux["init_path"])
     if memory_format not in ("channels_last", "contiguous"):
         raise EdgeAlexError(f"memory_format {memory_format}", "unknown layout", "use channels_last or contiguous")
     layout = torch.channels_last if memory_format == "channels_last" else torch.contiguous_format
+    teacher = _teacher_model(torch, aux, num_classes, dev, layout)
     model = model.to(dev).to(memory_format=layout)
     optimizer = _make_optimizer(torch, model, settings)
     first_epoch, best_acc, best_epoch, history = 1, -1.0, 0, []
@@ -518,6 +642,8 @@ def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_stat
     steps = int(np.ceil(len(store) / float(settings.batch)))
     loss_fn = torch.nn.CrossEntropyLoss()
     extra = {"data_hash": data.data_hash, "settings": settings.to_dict(), "settings_key": settings.key()}
+    extra.update(aux.get("provenance") or {})
+    accum = settings.accum_steps
     best = {"state": None, "epoch": best_epoch, "acc": best_acc}
     trained_images, train_seconds = 0, 0.0
     try:
@@ -542,12 +668,19 @@ def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_stat
                 with torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
                     logits = model(x)
                 loss = loss_fn(logits.float(), y)
+                if teacher is not None:
+                    with torch.no_grad(), torch.autocast(device_type=dev.type, dtype=torch.bfloat16, enabled=bf16):
+                        teacher_logits = teacher(x)
+                    loss = distillation_loss(torch, logits.float(), teacher_logits.float(), loss,
+                                             settings.distill_temperature, settings.distill_alpha)
                 if not torch.isfinite(loss):
                     raise EdgeAlexError(f"epoch {epoch} step {step + 1}", "the training loss diverged (not finite)",
                                         "lower --lr (e.g. by 10x) or use --optimizer adam")
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
+                if step % accum == 0:
+                    optimizer.zero_grad(set_to_none=True)
+                (loss / accum if accum > 1 else loss).backward()
+                if (step + 1) % accum == 0 or step + 1 == steps:
+                    optimizer.step()
                 loss_value = float(loss.detach())
                 loss_sum += loss_value * len(idx)
                 correct += int((logits.argmax(1) == y).sum())
@@ -618,13 +751,14 @@ def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_stat
 
 def _save_best(out_path, model, state, labels, spec, epoch, best_acc, extra):
     # save_checkpoint reads model.state_dict(); a shallow stand-in carries the best weights
-    holder = _StateHolder(model.arch, state)
+    holder = _StateHolder(model.arch, state, getattr(model, "widths", None))
     save_checkpoint(out_path, holder, labels, spec, epoch=epoch, best_val_acc=best_acc, **extra)
 
 
 class _StateHolder:
-    def __init__(self, arch, state):
+    def __init__(self, arch, state, widths=None):
         self.arch = arch
+        self.widths = widths
         self._state = state
 
     def state_dict(self):
@@ -669,8 +803,7 @@ def evaluate(checkpoint, image_dir, device=None, threads=None):
         raise EdgeAlexError(str(checkpoint), "has no labels", "evaluate a checkpoint written by `edgealex train`")
     spec = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else Preprocess()
     items = _indexed(_scan(image_dir).items, labels, image_dir)
-    model = build_model(ckpt.get("arch") or "alexnet", num_classes=len(labels))
-    model.load_state_dict(ckpt["state_dict"])
+    model = model_from_checkpoint(ckpt, source=str(checkpoint), num_classes=len(labels))
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model.to(dev)
     old = torch.get_num_threads()

@@ -1,0 +1,587 @@
+#!/usr/bin/env python3
+"""Model variants and compression, measured (issue 15): the AlexNet article's seed claims checked at a
+scale a 2-core CPU can afford.
+
+    python benchmarks/variants.py --out benchmarks/results [--seeds 0 1 2] [--epochs 8] [--phase all]
+
+Phases (intermediate files in --work are reused: trainings by the trainer's settings hash):
+
+1. ``train``: for the normal and the hard synthetic setting (``edgealex data synth --difficulty``),
+   for every seed: alexnet, alexnet-v1, alexnet-se, alexnet-dw, alexnet-bn trained with one recipe;
+   alexnet pruned to 70% and to 30% of its filters/neurons (``edgealex prune``) and fine-tuned; a slim
+   alexnet at the 30% widths trained alone and distilled from the seed's alexnet (``edgealex
+   distill``). Plus, once (normal, seed 0), the training options: 5-epoch warm-up, dropout 0.7,
+   gradient accumulation; mixed precision only where the CPU has native bf16.
+2. ``speed``: the seed-0 normal checkpoints exported to ONNX, calibrated to INT8 on the calib split
+   (gate on the holdout: INT8 top-1 agreement), ORT engines built; batch-1 img/s of every FP32 and
+   INT8 engine and of PyTorch eager FP32 AlexNet, measured in interleaved rounds in one process; the
+   same for random-init models at 224x224 (timing only), where the >= 10x target is checked.
+3. ``table``: variants.json + variants.md (params, ONNX MB, img/s, accuracy mean +- spread,
+   agreement, seed claim, Jetson ceiling ESTIMATES from weight bytes / memory bandwidth).
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _common import LOAD_NOTE, dumps, machine, write_results  # noqa: E402
+
+SETTINGS = ("normal", "hard")
+FULL = ("alexnet", "alexnet-v1", "alexnet-se", "alexnet-dw", "alexnet-bn")
+COMPRESSED = ("alexnet-pruned70", "alexnet-pruned30", "slim30-alone", "slim30-distilled")
+# NVIDIA module data sheets (not in the facts sheet): Jetson Nano 4GB 64-bit LPDDR4 25.6 GB/s;
+# Jetson AGX Xavier 256-bit LPDDR4x 136.5 GB/s.
+BANDWIDTH_GBS = {"nano_fp16": 25.6, "agx_xavier_int8": 136.5}
+
+
+def recipe(epochs):
+    """The one recipe every full-size variant gets (the demo preset, its schedule scaled to ``epochs``)."""
+    return {"preset": "demo", "epochs": epochs, "lr_steps": (max(1, epochs * 5 // 8), max(2, epochs * 7 // 8))}
+
+
+def datasets(work, per_class, size):
+    from edgealex.synth import synthesize
+
+    out = {}
+    for setting in SETTINGS:
+        result = synthesize(os.path.join(work, f"data-{setting}"), per_class=per_class, size=size, seed=0,
+                            splits=(0.5, 0.1, 0.1, 0.3), difficulty=setting)
+        out[setting] = result.out_dir
+    return out
+
+
+def _record(runs, path, key, result, seconds, extra=None):
+    from edgealex.artifacts import sidecar_path
+
+    if result.reused:  # the seconds of the training itself, from its record (not of the cache lookup)
+        seconds = json.load(open(sidecar_path(result.path)))["result"]["seconds"]
+    entry = {"holdout_acc": result.holdout_acc, "best_val_acc": result.best_val_acc, "seconds": round(seconds, 1),
+             "reused": result.reused, "path": result.path, "settings": result.settings}
+    entry.update(extra or {})
+    runs[key] = entry
+    from edgealex.artifacts import write_json_atomic
+
+    write_json_atomic(path, runs)
+    print(f"{key}: holdout {result.holdout_acc:.1%} ({seconds:.0f} s{', reused' if result.reused else ''})", flush=True)
+
+
+def phase_train(args, data):
+    from edgealex.models.prune import prune
+    from edgealex.train import train
+    from edgealex.train.distill import distill
+
+    runs_path = os.path.join(args.work, "runs.json")
+    runs = json.load(open(runs_path)) if os.path.isfile(runs_path) else {}
+    base = dict(recipe(args.epochs), input_size=args.input_size, resize=args.input_size * 256 // 224,
+                threads=args.threads, reuse=True, save_every=10 ** 6)  # no 0.45 GB resume state per epoch
+
+    def one_seed(seed, settings=SETTINGS):
+        for setting in settings:
+            root = os.path.join(args.work, setting, f"seed{seed}")
+            os.makedirs(root, exist_ok=True)
+            for arch in FULL:
+                start = time.perf_counter()
+                result = train(data[setting], os.path.join(root, f"{arch}.pt"), arch=arch, seed=seed, keep_last=False,
+                               **base)
+                _record(runs, runs_path, f"{setting}/{seed}/{arch}", result, time.perf_counter() - start)
+            parent = os.path.join(root, "alexnet.pt")
+            for keep in (70, 30):
+                start = time.perf_counter()
+                pr = prune(parent, os.path.join(root, f"alexnet-pruned{keep}.pt"), keep / 100.0,
+                           fine_tune_epochs=args.fine_tune_epochs, data=data[setting], seed=seed, keep_last=False,
+                           lr=0.002, warmup_epochs=0.0, lr_steps=(), input_size=args.input_size,
+                           resize=args.input_size * 256 // 224, threads=args.threads, reuse=True,
+                           save_every=10 ** 6)
+                from edgealex.train import TrainResult
+                _record(runs, runs_path, f"{setting}/{seed}/alexnet-pruned{keep}", TrainResult.from_dict(pr.fine_tune),
+                        time.perf_counter() - start, {"parameters": pr.parameters_after, "widths": pr.widths})
+            start = time.perf_counter()
+            alone = train(data[setting], os.path.join(root, "slim30-alone.pt"), arch="alexnet", seed=seed,
+                          width_mult=0.3, keep_last=False, **base)
+            _record(runs, runs_path, f"{setting}/{seed}/slim30-alone", alone, time.perf_counter() - start)
+            start = time.perf_counter()
+            student = distill(parent, data[setting], os.path.join(root, "slim30-distilled.pt"), arch="alexnet",
+                              width_mult=0.3, temperature=4.0, alpha=0.9, seed=seed, keep_last=False, **base)
+            _record(runs, runs_path, f"{setting}/{seed}/slim30-distilled", student, time.perf_counter() - start)
+
+    def options_once():
+        # the training options, each measured once (normal setting, seed 0) against the plain recipe
+        import torch
+        from edgealex.train.trainer import _use_bf16
+
+        root = os.path.join(args.work, "normal", "options")
+        os.makedirs(root, exist_ok=True)
+        options = {"warmup5": {"warmup_epochs": 5.0}, "dropout0.7": {"dropout": 0.7},
+                   "accum2x16": {"batch": 16, "accum_steps": 2}}
+        if _use_bf16(torch, torch.device("cpu"), "auto"):
+            # the recipe's precision "auto" already trains with bf16 autocast here: the option is fp32
+            options["fp32"] = {"precision": "fp32"}
+        else:
+            runs["normal/options/fp32"] = {"skipped": "this CPU has no native bf16 (oneDNN reports none): the recipe "
+                                                      "trains in fp32 and emulated bf16 would be slower; not measured"}
+        for name, extra in options.items():
+            start = time.perf_counter()
+            result = train(data["normal"], os.path.join(root, f"alexnet-{name}.pt"), arch="alexnet", seed=args.seeds[0],
+                           keep_last=False, **dict(base, **extra))
+            _record(runs, runs_path, f"normal/options/{name}", result, time.perf_counter() - start)
+
+    # a run cut short still has every variant for its first seeds: seed 0 on both settings, the
+    # options, the other seeds on the normal setting, then on the hard one
+    one_seed(args.seeds[0])
+    options_once()
+    for setting in SETTINGS:
+        for seed in args.seeds[1:]:
+            one_seed(seed, (setting,))
+    return runs
+
+
+def _export_calibrate_build(ckpt, data_dir, out_dir):
+    from edgealex.build.api import build_engine
+    from edgealex.calib.pipeline import calibrate
+    from edgealex.export.onnx import export_onnx
+
+    os.makedirs(out_dir, exist_ok=True)
+    name = os.path.splitext(os.path.basename(ckpt))[0]
+    onnx_path = os.path.join(out_dir, name + ".onnx")
+    if not os.path.isfile(onnx_path):
+        export_onnx(onnx_path, weights=ckpt, parity_samples=2)
+    calib_dir = os.path.join(out_dir, name + "-calib")
+    if not os.path.isfile(os.path.join(calib_dir, "calibration.json")):  # the gate's agreement lands in its manifest
+        calibrate(onnx_path, os.path.join(data_dir, "calib"), calib_dir, holdout=os.path.join(data_dir, "holdout"),
+                  min_agreement=0.0, progress=False)
+    fp32 = build_engine(onnx_path, target="cpu", precision="fp32", out_dir=os.path.join(out_dir, "engines")).engine_path
+    int8 = build_engine(onnx_path, target="cpu", precision="int8", calib=calib_dir,
+                        out_dir=os.path.join(out_dir, "engines")).engine_path
+    return {"onnx": onnx_path, "onnx_mb": round(os.path.getsize(onnx_path) / 1e6, 2),
+            "fp32_engine": fp32, "int8_engine": int8}
+
+
+def _timing_models(work, input_size):
+    """Random-init FP32/INT8 engines at ``input_size`` for AlexNet and the 30% widths (timing only)."""
+    from edgealex.calib.pipeline import calibrate
+    from edgealex.build.api import build_engine
+    from edgealex.export.onnx import export_onnx
+    from edgealex.models.alexnet import scaled_widths
+    from edgealex.models.alexnet import build_model, save_checkpoint
+    from edgealex.preprocess import Preprocess
+
+    out = os.path.join(work, f"timing{input_size}")
+    os.makedirs(out, exist_ok=True)
+    made = {}
+    for name, widths in (("alexnet", None), ("alexnet-30pct", scaled_widths("alexnet", 0.3))):
+        ckpt = os.path.join(out, name + ".pt")
+        if not os.path.isfile(ckpt):
+            save_checkpoint(ckpt, build_model("alexnet", 5, seed=0, widths=widths),
+                            ["ok", "scratch", "stain", "crack", "hole"],
+                            Preprocess(input_size=input_size, resize=input_size * 256 // 224))
+        onnx_path = os.path.join(out, name + ".onnx")
+        if not os.path.isfile(onnx_path):
+            export_onnx(onnx_path, weights=ckpt, parity_samples=1)
+        calib_dir = os.path.join(out, name + "-calib")
+        if not os.path.isfile(os.path.join(calib_dir, "calibration.json")):
+            calibrate(onnx_path, os.path.join(work, "data-normal", "calib"), calib_dir, min_agreement=0.0,
+                      progress=False)
+        made[name] = {
+            "ckpt": ckpt, "onnx_mb": round(os.path.getsize(onnx_path) / 1e6, 2),
+            "fp32_engine": build_engine(onnx_path, target="cpu", precision="fp32", out_dir=os.path.join(out, "e")).engine_path,
+            "int8_engine": build_engine(onnx_path, target="cpu", precision="int8", calib=calib_dir,
+                                        out_dir=os.path.join(out, "e")).engine_path}
+    return made
+
+
+def _interleaved(subjects, input_shape, rounds, seconds):
+    """img/s per subject at batch 1: ``rounds`` rounds, each measuring every subject for ``seconds``."""
+    import numpy as np
+
+    from edgealex.bench.harness import measure
+
+    x = np.random.default_rng(0).standard_normal((1,) + tuple(input_shape)).astype(np.float32)
+    fps = {name: [] for name in subjects}
+    for runner in subjects.values():
+        runner.activate()
+    try:
+        for r in range(rounds):
+            for name, runner in subjects.items():
+                m = measure(runner, x, warmup_s=0.3, duration_s=seconds)
+                start, end = m.window
+                fps[name].append(m.frames / max(1e-9, end - start))
+            print(f"round {r + 1}/{rounds}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in fps.items()), flush=True)
+    finally:
+        for runner in subjects.values():
+            runner.deactivate()
+    return {name: {"img_per_s_median": round(statistics.median(v), 1), "img_per_s_rounds": [round(f, 1) for f in v]}
+            for name, v in fps.items()}
+
+
+def _runner(engine):
+    from edgealex.runtime.registry import load_runner
+
+    # no spin-waiting: an idle session's threads would otherwise burn the cores while the next
+    # interleaved subject is measured
+    return load_runner(engine, session_config={"session.intra_op.allow_spinning": "0"})
+
+
+def _torch_runner(ckpt, input_size, threads):
+    """PyTorch eager FP32 at a fixed thread count, set before every call (the setting is process-wide
+    and the subjects are interleaved). Under a heavily shared CPU two OpenMP threads can stall at every
+    barrier, so the comparison takes the faster of 1 and 2 threads (generous to PyTorch)."""
+    import torch
+
+    from edgealex.bench.baselines import TorchRunner
+    from edgealex.models.alexnet import load_checkpoint, model_from_checkpoint
+
+    class Fixed(TorchRunner):
+        def infer_impl(self, batch):
+            torch.set_num_threads(threads)
+            return TorchRunner.infer_impl(self, batch)
+
+    def build():
+        return model_from_checkpoint(load_checkpoint(ckpt), source=ckpt)
+
+    return Fixed(build, (1, 3, input_size, input_size))
+
+
+def _torch_subjects(ckpt, input_size):
+    return {f"pytorch-eager-fp32-{n}thread/alexnet": _torch_runner(ckpt, input_size, n) for n in (1, 2)}
+
+
+def _best_torch(fps):
+    """The faster PyTorch eager thread setting of one interleaved measurement."""
+    name = max((k for k in fps if k.startswith("pytorch-eager")), key=lambda k: fps[k]["img_per_s_median"])
+    return name, fps[name]["img_per_s_median"]
+
+
+def phase_speed(args, data):
+    seed = args.seeds[0]
+    root = os.path.join(args.work, "normal", f"seed{seed}")
+    deployed = {}
+    for name in FULL + COMPRESSED:
+        ckpt = os.path.join(root, name + ".pt")
+        print("export/calibrate/build", name, flush=True)
+        deployed[name] = _export_calibrate_build(ckpt, data["normal"], os.path.join(args.work, "deploy", name))
+        deployed[name]["ckpt"] = ckpt
+    subjects = _torch_subjects(deployed["alexnet"]["ckpt"], args.input_size)
+    for name, d in deployed.items():
+        subjects[f"fp32/{name}"] = _runner(d["fp32_engine"])
+        subjects[f"int8/{name}"] = _runner(d["int8_engine"])
+    speed = {"trained": _interleaved(subjects, (3, args.input_size, args.input_size), args.rounds, args.seconds)}
+    timing = _timing_models(args.work, 224)
+    subjects = _torch_subjects(timing["alexnet"]["ckpt"], 224)
+    for name, d in timing.items():
+        subjects[f"fp32/{name}"] = _runner(d["fp32_engine"])
+        subjects[f"int8/{name}"] = _runner(d["int8_engine"])
+    speed["random224"] = _interleaved(subjects, (3, 224, 224), args.rounds, args.seconds)
+    speed["random224_onnx_mb"] = {k: v["onnx_mb"] for k, v in timing.items()}
+    speed["deployed"] = deployed
+    from edgealex.artifacts import write_json_atomic
+
+    write_json_atomic(os.path.join(args.work, "speed.json"), speed)
+    return speed
+
+
+def _gate(work, name):
+    """INT8 vs FP32 top-1 agreement on the holdout split, from the calibration manifest."""
+    path = os.path.join(work, "deploy", name, name + "-calib", "calibration.json")
+    if not os.path.isfile(path):
+        return {}
+    record = json.load(open(path))
+    return {"agreement": record.get("agreement"), "images": record.get("holdout_images"),
+            "int8_accuracy": record.get("accuracy")}
+
+
+def _stats(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return None
+    return {"mean": statistics.mean(values), "min": min(values), "max": max(values), "n": len(values),
+            "values": values}
+
+
+def _fmt_acc(stats):
+    if not stats:
+        return "n/a"
+    text = f"{stats['mean'] * 100:.1f} ± {(stats['max'] - stats['min']) * 50:.1f}"
+    return text + f" (n={stats['n']})"
+
+
+def phase_table(args, runs, speed):
+    import torch  # noqa: F401
+
+    from edgealex.models.alexnet import build_model, parameter_count, scaled_widths
+
+    params = {arch: parameter_count(build_model(arch, 5)) for arch in FULL}
+    slim = parameter_count(build_model("alexnet", 5, widths=scaled_widths("alexnet", 0.3)))
+    params.update({"alexnet-pruned70": parameter_count(build_model("alexnet", 5, widths=scaled_widths("alexnet", 0.7))),
+                   "alexnet-pruned30": slim, "slim30-alone": slim, "slim30-distilled": slim})
+    acc = {}
+    for name in FULL + COMPRESSED:
+        for setting in SETTINGS:
+            acc[(name, setting)] = _stats([runs.get(f"{setting}/{s}/{name}", {}).get("holdout_acc") for s in args.seeds])
+    trained = speed["trained"]
+    _, base_torch = _best_torch(trained)
+    rows = []
+    for name in FULL + COMPRESSED:
+        d = speed["deployed"][name]
+        gate = _gate(args.work, name)
+        fp32_bytes, int8_bytes = params[name] * 4, params[name]
+        rows.append({
+            "variant": name, "parameters": params[name], "onnx_mb": d["onnx_mb"],
+            "fp32_img_per_s": trained[f"fp32/{name}"]["img_per_s_median"],
+            "int8_img_per_s": trained[f"int8/{name}"]["img_per_s_median"],
+            "int8_x_pytorch_eager_alexnet": round(trained[f"int8/{name}"]["img_per_s_median"] / base_torch, 2),
+            "holdout_normal": acc[(name, "normal")], "holdout_hard": acc[(name, "hard")],
+            "int8_agreement": gate.get("agreement"), "int8_gate_images": gate.get("images"),
+            "estimate_nano_fp16_img_per_s": round(BANDWIDTH_GBS["nano_fp16"] * 1e9 / (params[name] * 2), 1),
+            "estimate_agx_xavier_int8_img_per_s": round(BANDWIDTH_GBS["agx_xavier_int8"] * 1e9 / int8_bytes, 1),
+            "weight_bytes_fp32": fp32_bytes,
+        })
+    return rows, params, acc
+
+
+def claims(acc, params, runs, seeds):
+    """Each seed claim with the measured delta and a verdict at this scale."""
+    def delta(a, b, setting):
+        if not acc[(a, setting)] or not acc[(b, setting)]:
+            return None
+        return (acc[(a, setting)]["mean"] - acc[(b, setting)]["mean"]) * 100
+
+    def spread(a, setting):
+        s = acc[(a, setting)]
+        return (s["max"] - s["min"]) * 100 if s else None
+
+    out = []
+
+    def verdict(deltas, test, pair=None):
+        vals = [d for d in deltas if d is not None]
+        text = "holds" if vals and all(test(d) for d in vals) else "does not hold"
+        if pair is None:
+            return text
+        # conclusive only where both models learned the task (>= 50% on 5 classes, chance 20%) and
+        # the difference is larger than the spread over the seeds of either model
+        weak = []
+        for setting in SETTINGS:
+            for name in pair:
+                st = acc[(name, setting)]
+                if st and st["mean"] < 0.5:
+                    weak.append(f"{name} {setting} {st['mean'] * 100:.0f}%")
+        noisy = [s_ for s_, d_ in zip(SETTINGS, deltas) if d_ is not None
+                 and abs(d_) <= max(spread(pair[0], s_) or 0, spread(pair[1], s_) or 0)]
+        reasons = []
+        if weak:
+            reasons.append("undertrained at this scale: " + ", ".join(weak))
+        if noisy:
+            reasons.append("difference within the seed spread on " + ", ".join(noisy))
+        n = min((acc[(name, s_)] or {"n": 0})["n"] for name in pair for s_ in SETTINGS)
+        if n < 2:
+            reasons.append(f"{n} seed(s)")
+        return text + (" here, not conclusive (" + "; ".join(reasons) + ")" if reasons else " here")
+
+    d = [delta("alexnet-se", "alexnet", s) for s in SETTINGS]
+    out.append({"claim": "SE after conv5: top-1 +1.8 pts", "normal_delta_pts": d[0], "hard_delta_pts": d[1],
+                 "verdict": verdict(d, lambda v: v >= 1.8, ("alexnet-se", "alexnet")),
+                 "test": "alexnet-se mean holdout accuracy >= alexnet + 1.8 pts on both settings"})
+    d = [delta("alexnet-pruned70", "alexnet", s) for s in SETTINGS]
+    out.append({"claim": "pruning to 70% of channels: only -1.2 pts", "normal_delta_pts": d[0], "hard_delta_pts": d[1],
+                 "verdict": verdict(d, lambda v: v >= -1.2, ("alexnet-pruned70", "alexnet")),
+                 "test": "fine-tuned alexnet-pruned70 loses at most 1.2 pts against alexnet on both settings"})
+    from edgealex.models.alexnet import build_model
+
+    def conv_params(arch):
+        return sum(p.numel() for n, p in build_model(arch, 5).named_parameters() if n.startswith("features."))
+
+    conv_reduction = 1 - conv_params("alexnet-dw") / conv_params("alexnet")
+    reduction = 1 - params["alexnet-dw"] / params["alexnet"]
+    out.append({"claim": "depthwise-separable convs: 89% fewer parameters",
+                "whole_model_reduction_pct": round(reduction * 100, 1),
+                "conv_reduction_pct": round(conv_reduction * 100, 1),
+                "normal_delta_pts": delta("alexnet-dw", "alexnet", "normal"),
+                "hard_delta_pts": delta("alexnet-dw", "alexnet", "hard"),
+                "verdict": (f"holds for the conv layers within a point ({conv_reduction * 100:.1f}% vs 89%)"
+                            if conv_reduction * 100 >= 88.0 else "does not hold for the conv layers") + (
+                    ", and for the whole model" if reduction >= 0.885 else
+                    f"; not for the whole model (the FC layers keep {params['alexnet-dw'] / 1e6:.1f} M)"),
+                "test": "parameter reduction of about 89% (>= 88%), conv layers and whole model"})
+    d = [delta("alexnet-bn", "alexnet-v1", s) for s in SETTINGS]
+    out.append({"claim": "BatchNorm instead of LRN fixes noisy feature maps (better accuracy)",
+                "normal_delta_pts": d[0], "hard_delta_pts": d[1], "verdict": verdict(d, lambda v: v > 0, ("alexnet-bn", "alexnet-v1")),
+                "test": "alexnet-bn mean holdout accuracy > alexnet-v1 on both settings"})
+    d = [delta("slim30-distilled", "slim30-alone", s) for s in SETTINGS]
+    out.append({"claim": "distillation from a stronger teacher: +3.4 pts at equal size", "normal_delta_pts": d[0],
+                "hard_delta_pts": d[1], "verdict": verdict(d, lambda v: v >= 3.4, ("slim30-distilled", "slim30-alone")),
+                "test": "slim30-distilled >= slim30-alone + 3.4 pts on both settings"})
+    base = runs.get(f"normal/{seeds[0]}/alexnet", {}).get("holdout_acc")
+    for name, text in (("warmup5", "linear LR warm-up (5 epochs)"), ("dropout0.7", "dropout 0.7 against overfitting"),
+                       ("accum2x16", "gradient accumulation (2 x 16 = 32)"),
+                       ("fp32", "mixed precision: the recipe's bf16 autocast vs fp32 (this row: fp32)")):
+        r = runs.get(f"normal/options/{name}", {})
+        if "skipped" in r:
+            out.append({"claim": text, "verdict": "not measured", "note": r["skipped"]})
+            continue
+        acc_v = r.get("holdout_acc")
+        out.append({"claim": text, "holdout": acc_v, "baseline_holdout": base, "seconds": r.get("seconds"),
+                    "baseline_seconds": runs.get(f"normal/{seeds[0]}/alexnet", {}).get("seconds"),
+                    "normal_delta_pts": None if acc_v is None or base is None else (acc_v - base) * 100,
+                    "verdict": ("n/a" if acc_v is None or base is None else
+                                ("higher" if acc_v > base else "lower" if acc_v < base else "equal")
+                                + " accuracy than the plain recipe here (one run, seed 0, normal: not conclusive)"),
+                    "test": "one run against the plain recipe (warm-up 0.5 epoch, dropout 0, batch 32, "
+                            "precision auto = bf16 autocast where oneDNN has native bf16)"})
+    return out
+
+
+def markdown(meta, rows, claim_rows, speed, args, target):
+    lines = ["# Model variants and compression on this CPU (issue 15)", "",
+             f"Machine: {meta['cpu_model']} ({meta['cpu_count']} vCPUs); cpuinfo flags "
+             f"{', '.join(meta['cpu_flags']['cpuinfo'])}; PyTorch CPU capability "
+             f"{meta['cpu_flags']['torch_cpu_capability']}, oneDNN native bf16: {meta['cpu_flags']['onednn_native_bf16']} "
+             "(so the recipe's precision auto trained with bf16 autocast). "
+             f"Load average before/after: {meta['loadavg_before']} / {meta['loadavg_after']} — {LOAD_NOTE}; "
+             "six other jobs shared these two cores during the run.", "",
+             f"**Scale (reduced to fit the CPU):** synthetic defects, 5 classes, {args.per_class} images per class "
+             f"({args.size} px; splits train 50% / val 10% / calib 10% / holdout 30% = "
+             f"{int(args.per_class * 0.3) * 5} holdout images), input {args.input_size}x{args.input_size} "
+             f"(not 224), {args.epochs} epochs of the demo recipe (SGD, He init, warm-up 0.5 epoch, step decay), "
+             f"seeds {', '.join(map(str, args.seeds))}; pruned models fine-tuned {args.fine_tune_epochs} epochs "
+             "(lr 0.002). Accuracy = FP32 PyTorch on the holdout split, mean ± half the range over the seeds. "
+             "Speed: ONNX Runtime engines of the seed-0 normal checkpoints, batch 1, "
+             f"{args.rounds} interleaved rounds of {args.seconds} s per subject, median.", "",
+             "| variant | params | ONNX MB | FP32 img/s | INT8 img/s | INT8 × PyTorch-eager AlexNet | holdout % normal | holdout % hard | INT8 agreement | ESTIMATE Nano FP16 img/s | ESTIMATE AGX Xavier INT8 img/s |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        agree = "n/a" if r["int8_agreement"] is None else f"{r['int8_agreement'] * 100:.1f}% of {r['int8_gate_images']}"
+        lines.append(f"| {r['variant']} | {r['parameters'] / 1e6:.2f} M | {r['onnx_mb']:.1f} | {r['fp32_img_per_s']:.0f} | "
+                     f"{r['int8_img_per_s']:.0f} | {r['int8_x_pytorch_eager_alexnet']:.1f} | {_fmt_acc(r['holdout_normal'])} | "
+                     f"{_fmt_acc(r['holdout_hard'])} | {agree} | {r['estimate_nano_fp16_img_per_s']:.0f} | "
+                     f"{r['estimate_agx_xavier_int8_img_per_s']:.0f} |")
+    torch_name, base = _best_torch(speed["trained"])
+    torch_all = ", ".join(f"{k.split('/')[0].replace('pytorch-eager-fp32-', '')}: {v['img_per_s_median']:.0f}"
+                          for k, v in speed["trained"].items() if k.startswith("pytorch"))
+    lines += ["", f"PyTorch eager FP32 AlexNet (trained, {args.input_size} px, batch 1) in the same rounds: {base:.0f} img/s "
+              f"(the faster thread setting; {torch_all} img/s).", "",
+              "ESTIMATE columns: the batch-1 ceiling set by reading every weight once per image: memory bandwidth / "
+              "weight bytes (FP16: 2 bytes per parameter on Jetson Nano, 25.6 GB/s; INT8: 1 byte on AGX Xavier, "
+              "136.5 GB/s; NVIDIA module data sheets). Activations, compute and launch overheads are ignored, so real "
+              "figures are lower, and for the small models compute, not bandwidth, will be the limit. Not measured on a Jetson.",
+              "", "## Seed claims", "", "| claim | Δ normal (pts) | Δ hard (pts) | verdict here | test |", "|---|---|---|---|---|"]
+    for c in claim_rows:
+        def f(v):
+            return "n/a" if v is None else f"{v:+.1f}"
+        extra = ""
+        if "whole_model_reduction_pct" in c:
+            extra = (f" (conv layers: {c['conv_reduction_pct']}% fewer, whole model: "
+                     f"{c['whole_model_reduction_pct']}% fewer)")
+        if "note" in c:
+            extra = " — " + c["note"]
+        if c.get("seconds") is not None:
+            extra = (f" ({c['holdout'] * 100:.1f}% vs {c['baseline_holdout'] * 100:.1f}%; {c['seconds']:.0f} s vs "
+                     f"{c['baseline_seconds']:.0f} s wall, not comparable under the shared load)")
+        lines.append(f"| {c['claim']}{extra} | {f(c.get('normal_delta_pts'))} | {f(c.get('hard_delta_pts'))} | "
+                     f"{c['verdict']} | {c.get('test', '')} |")
+    r224 = speed["random224"]
+    t = target
+    lines += ["", "## The >= 10x target (batch 1, side by side in one run)", "",
+              "| input | PyTorch eager FP32 AlexNet img/s | compressed INT8 img/s | ratio | model |", "|---|---|---|---|---|",
+              f"| {args.input_size} px (trained) | {base:.0f} | {t['trained_int8']:.0f} | {t['trained_ratio']:.1f}x | {t['model']} |",
+              f"| 224 px (random init, timing only) | {_best_torch(r224)[1]:.0f} | "
+              f"{r224['int8/alexnet-30pct']['img_per_s_median']:.0f} | {t['ratio_224']:.1f}x | alexnet at 30% widths |",
+              "", f"Accuracy condition (within 0.5 pts of FP32 AlexNet on both settings): {t['accuracy_note']}.",
+              f"Verdict: **{t['verdict']}**.", ""]
+    return "\n".join(lines) + "\n"
+
+
+def target_check(rows, speed, acc, args):
+    _, base = _best_torch(speed["trained"])
+    best = None
+    for name in ("alexnet-pruned30", "slim30-distilled", "alexnet-pruned70"):
+        ok = True
+        notes = []
+        for setting in SETTINGS:
+            a, b = acc[(name, setting)], acc[("alexnet", setting)]
+            if not a or not b:
+                ok = False
+                continue
+            d = (a["mean"] - b["mean"]) * 100
+            notes.append(f"{setting} {d:+.1f} pts")
+            ok = ok and d >= -0.5
+        ratio = speed["trained"][f"int8/{name}"]["img_per_s_median"] / base
+        cand = {"model": name, "trained_int8": speed["trained"][f"int8/{name}"]["img_per_s_median"],
+                "trained_ratio": ratio, "accuracy_ok": ok, "accuracy_note": f"{name}: " + ", ".join(notes)}
+        if best is None or (cand["accuracy_ok"], ratio >= 10, ratio) > (best["accuracy_ok"], best["trained_ratio"] >= 10,
+                                                                         best["trained_ratio"]):
+            best = cand
+    r224 = speed["random224"]
+    best["ratio_224"] = r224["int8/alexnet-30pct"]["img_per_s_median"] / _best_torch(r224)[1]
+    met = best["accuracy_ok"] and best["trained_ratio"] >= 10
+    best["verdict"] = "{} ({}: {:.1f}x at {} px, accuracy within 0.5 pts: {})".format(
+        "met" if met else "not met", best["model"], best["trained_ratio"], args.input_size, best["accuracy_ok"])
+    return best
+
+
+def _cpu_flags():
+    """The SIMD flags that matter here, as /proc/cpuinfo and PyTorch report them."""
+    flags = set()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("flags"):
+                    flags.update(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    import torch
+    from edgealex.train.trainer import _use_bf16
+
+    keep = sorted(f for f in flags if f.startswith(("avx512", "amx")) or f in ("avx2", "avx_vnni"))
+    return {"cpuinfo": keep, "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "onednn_native_bf16": bool(_use_bf16(torch, torch.device("cpu"), "auto"))}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
+    parser.add_argument("--work", default="/tmp/edgealex-variants")
+    parser.add_argument("--phase", choices=("train", "speed", "table", "all"), default="all")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--per-class", type=int, default=100)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--input-size", type=int, default=80)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--fine-tune-epochs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=1.5)
+    args = parser.parse_args()
+    os.makedirs(args.work, exist_ok=True)
+    meta = machine()
+    meta["loadavg_before"] = meta["loadavg"]
+    meta["cpu_flags"] = _cpu_flags()
+    data = datasets(args.work, args.per_class, args.size)
+    runs_path = os.path.join(args.work, "runs.json")
+    if args.phase in ("train", "all"):
+        phase_train(args, data)
+    if args.phase in ("speed", "all"):
+        phase_speed(args, data)
+    if args.phase in ("table", "all"):
+        runs = json.load(open(runs_path))
+        from edgealex.artifacts import sidecar_path
+
+        for entry in runs.values():  # entries written by a later cache hit: the training's own seconds
+            if entry.get("reused") and entry.get("path") and os.path.isfile(sidecar_path(entry["path"])):
+                entry["seconds"] = round(json.load(open(sidecar_path(entry["path"])))["result"]["seconds"], 1)
+        speed = json.load(open(os.path.join(args.work, "speed.json")))
+        rows, params, acc = phase_table(args, runs, speed)
+        claim_rows = claims(acc, params, runs, args.seeds)
+        target = target_check(rows, speed, acc, args)
+        meta["loadavg_after"] = machine()["loadavg"]
+        data_out = {"machine": meta, "scale": vars(args), "rows": rows, "claims": claim_rows, "target": target,
+                    "speed": speed, "runs": runs}
+        write_results(args.out, "variants", json.loads(dumps(data_out)), markdown(meta, rows, claim_rows, speed, args,
+                                                                                target))
+
+
+if __name__ == "__main__":
+    main()

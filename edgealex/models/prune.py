@@ -1,0 +1,182 @@
+"""Structured pruning: physically remove convolution filters and FC neurons (workstation side).
+
+Criterion: the L1 norm of each filter / neuron's incoming weights, smallest removed first (Li et
+al. 2017, "Pruning Filters for Efficient ConvNets", arXiv:1608.08710). Every conv layer and both
+hidden FC layers keep ``keep`` of their outputs (rounded to a multiple of ``multiple_of``); the
+next layer loses the matching input channels (for conv5 -> FC1: the 36 inputs per channel that
+AdaptiveAvgPool 6x6 + flatten make). The classifier head keeps all classes.
+
+The graph surgery is written here rather than taken from torch-pruning (1.6.1 installs): the
+topology is a fixed sequence (conv [BN] ReLU [LRN] [pool] ... FC FC FC) where each layer's kept
+outputs simply slice the next layer's inputs, and the result must be an edgealex checkpoint that
+loads with ``torch.load(weights_only=True)`` and is rebuilt from ``(arch, widths)`` - torch-pruning
+returns a modified module whose structure would otherwise have to be pickled. Pruning is refused
+for ``alexnet-se`` (the SE block's 1x1 convs would need slicing too) and ``alexnet-dw`` (depthwise
+channels are tied to their input channels).
+
+The pruned checkpoint records ``widths`` (so ``build_model``/``export`` rebuild it), ``parent``
+(path, sha256, arch, widths, parameters of the checkpoint it came from) and ``pruning`` (keep,
+criterion, multiple_of, parameters before/after).
+"""
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Optional
+
+from edgealex._optional import require
+from edgealex.artifacts import sha256_file
+from edgealex.errors import EdgeAlexError
+from edgealex.log import logger
+from edgealex.models.alexnet import (build_model, kept_count, load_checkpoint, model_from_checkpoint,
+                                     parameter_count, save_checkpoint)
+from edgealex.preprocess import Preprocess
+
+PRUNABLE = ("alexnet", "alexnet-v1", "alexnet-bn")
+CRITERION = "l1"
+
+
+@dataclass
+class PruneResult:
+    """Outcome of :func:`prune`.
+
+    Args:
+        path (str): the pruned (and, with fine-tuning, fine-tuned) checkpoint.
+        arch (str): its arch.
+        widths (dict): its conv and hidden FC widths.
+        parameters_before (int), parameters_after (int): parameter counts.
+        keep (float): requested kept fraction.
+        parent (dict): path and sha256 of the source checkpoint.
+        fine_tune (dict or None): the training result when fine-tuned (holdout accuracy inside).
+    """
+
+    path: str
+    arch: str
+    widths: dict
+    parameters_before: int
+    parameters_after: int
+    keep: float
+    parent: dict
+    fine_tune: Optional[dict] = None
+
+    def to_dict(self):
+        return asdict(self)
+
+
+def _ranked(torch, scores, count):
+    """Indices of the ``count`` largest scores, in ascending index order (ties: lower index first)."""
+    order = sorted(range(scores.numel()), key=lambda i: (-float(scores[i]), i))[:count]
+    return torch.tensor(sorted(order), dtype=torch.long)
+
+
+def prune_model(model, keep, multiple_of=8):
+    """A new model with ``keep`` of every conv layer's filters and hidden FC neurons (L1 ranking).
+
+    Args:
+        model (torch.nn.Module): an edgealex model of an arch in :data:`PRUNABLE` (any widths).
+        keep (float): kept fraction in (0, 1].
+        multiple_of (int): round kept counts to this multiple. Defaults to 8.
+
+    Returns:
+        torch.nn.Module: the smaller model, in eval mode, with ``model.widths`` set.
+
+    Raises:
+        EdgeAlexError: an arch that cannot be pruned, or a bad ``keep``.
+    """
+    torch = require("torch", "edgealex prune")
+    nn = torch.nn
+    arch = getattr(model, "arch", None)
+    if arch not in PRUNABLE:
+        raise EdgeAlexError(f"arch {arch}", "structured pruning supports only " + ", ".join(PRUNABLE),
+                            "prune an alexnet, alexnet-v1 or alexnet-bn checkpoint")
+    old_convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    old_bns = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
+    old_fcs = [m for m in model.classifier if isinstance(m, nn.Linear)]
+    widths = {"conv": [kept_count(m.out_channels, keep, multiple_of) for m in old_convs],
+              "fc": [kept_count(m.out_features, keep, multiple_of) for m in old_fcs[:2]]}
+    lrn = any(type(m).__name__ == "LRN" for m in model.features)
+    kwargs = {"lrn": lrn} if arch == "alexnet-v1" else {}
+    new = build_model(arch, num_classes=old_fcs[-1].out_features, widths=widths,
+                      dropout=float(model.classifier[0].p), **kwargs)
+    new_convs = [m for m in new.features if isinstance(m, nn.Conv2d)]
+    new_bns = [m for m in new.features if isinstance(m, nn.BatchNorm2d)]
+    new_fcs = [m for m in new.classifier if isinstance(m, nn.Linear)]
+    with torch.no_grad():
+        kept_in = torch.arange(3)
+        for i, (old, dst) in enumerate(zip(old_convs, new_convs)):
+            weight = old.weight[:, kept_in]
+            kept = _ranked(torch, weight.abs().sum(dim=(1, 2, 3)), dst.out_channels)
+            dst.weight.copy_(weight[kept])
+            dst.bias.copy_(old.bias[kept])
+            if old_bns:
+                for name in ("weight", "bias", "running_mean", "running_var"):
+                    getattr(new_bns[i], name).copy_(getattr(old_bns[i], name)[kept])
+                new_bns[i].num_batches_tracked.copy_(old_bns[i].num_batches_tracked)
+            kept_in = kept
+        cells = old_fcs[0].in_features // old_convs[-1].out_channels  # 36: AdaptiveAvgPool 6x6
+        columns = (kept_in[:, None] * cells + torch.arange(cells)[None, :]).reshape(-1)
+        for old, dst in zip(old_fcs, new_fcs):
+            weight = old.weight[:, columns]
+            if dst is new_fcs[-1]:
+                kept = torch.arange(old.out_features)  # the head keeps every class
+            else:
+                kept = _ranked(torch, weight.abs().sum(dim=1), dst.out_features)
+            dst.weight.copy_(weight[kept])
+            dst.bias.copy_(old.bias[kept])
+            columns = kept
+    return new.eval()
+
+
+def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None, **train_options):
+    """Prune a checkpoint and write the smaller one (optionally fine-tuned on ``data``).
+
+    Args:
+        checkpoint (str): an edgealex checkpoint (or a torchvision AlexNet state_dict).
+        output (str): the pruned checkpoint to write (``.pt``).
+        keep (float): kept fraction of filters/neurons per layer, in (0, 1].
+        multiple_of (int): round kept counts to this multiple. Defaults to 8.
+        fine_tune_epochs (int): train this many epochs after pruning (needs ``data``). The pruned,
+            not yet fine-tuned weights are kept as ``<output stem>.unfinetuned.pt``.
+        data (str): dataset for fine-tuning (layouts of :mod:`edgealex.train.data`).
+        **train_options: passed to :func:`edgealex.train.trainer.train` (preset, lr, threads, reuse, ...).
+
+    Returns:
+        PruneResult
+
+    Raises:
+        EdgeAlexError: unreadable checkpoint, unsupported arch, bad keep, fine-tuning without data.
+    """
+    output = str(output)
+    if not output.endswith(".pt"):
+        raise EdgeAlexError(output, "the output must be a .pt checkpoint", "pass -o pruned.pt")
+    if fine_tune_epochs and data is None:
+        raise EdgeAlexError(f"--fine-tune-epochs {fine_tune_epochs}", "fine-tuning needs training data",
+                            "pass --data DIR (e.g. the dataset the parent was trained on)")
+    if os.path.abspath(output) == os.path.abspath(str(checkpoint)):
+        raise EdgeAlexError(output, "would overwrite the checkpoint being pruned", "choose another -o")
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, source=str(checkpoint)).eval()
+    pruned = prune_model(model, keep, multiple_of)
+    before, after = parameter_count(model), parameter_count(pruned)
+    labels = ckpt.get("labels") or [f"class_{i}" for i in range(pruned.classifier[-1].out_features)]
+    spec = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else Preprocess()
+    parent = {"path": os.path.abspath(str(checkpoint)), "sha256": sha256_file(checkpoint), "arch": model.arch,
+              "widths": model.widths, "parameters": before, "parent": ckpt.get("parent")}
+    pruning = {"keep": float(keep), "criterion": CRITERION, "multiple_of": int(multiple_of),
+               "parameters_before": before, "parameters_after": after}
+    target = output
+    if fine_tune_epochs:
+        base, ext = os.path.splitext(output)
+        target = base + ".unfinetuned" + ext
+    save_checkpoint(target, pruned, labels, spec, parent=parent, pruning=pruning)
+    logger.info(f"pruned {checkpoint}: {before:,} -> {after:,} parameters ({after / before:.1%}), widths {pruned.widths}")
+    fine = None
+    if fine_tune_epochs:
+        from edgealex.train.trainer import train
+
+        options = dict(train_options)
+        options.setdefault("preset", "demo")
+        result = train(str(data), output, epochs=int(fine_tune_epochs), init_weights=target, **options)
+        fine = result.to_dict()
+    return PruneResult(path=output, arch=model.arch, widths=pruned.widths, parameters_before=before,
+                       parameters_after=after, keep=float(keep), parent={"path": parent["path"], "sha256": parent["sha256"]},
+                       fine_tune=fine)

@@ -1,0 +1,131 @@
+"""edgealex prune: L1 structured pruning removes exactly the weakest filters/neurons, writes a checkpoint
+that rebuilds from its own widths (export, evaluate), records its parent, fine-tunes through the trainer."""
+
+import json
+
+import pytest
+from conftest import cli_runner
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("cv2")
+
+from train_helpers import TINY_TRAIN, TINY_WIDTHS, easy_dataset  # noqa: E402
+
+from edgealex.artifacts import sha256_file  # noqa: E402
+from edgealex.cli.main import app  # noqa: E402
+from edgealex.errors import EdgeAlexError  # noqa: E402
+from edgealex.export.onnx import export_onnx  # noqa: E402
+from edgealex.models.alexnet import (build_model, kept_count, load_checkpoint, parameter_count,  # noqa: E402
+                                     save_checkpoint, weights_sha256)
+from edgealex.models.prune import prune, prune_model  # noqa: E402
+from edgealex.preprocess import Preprocess  # noqa: E402
+
+LABELS = ["ok", "scratch", "stain"]
+
+
+def _silence_half(model, generator):
+    """Zero a random half of every conv layer's filters and hidden FC neurons (weights, bias, BN shift):
+    they output exactly 0 after ReLU, so removing them must not change the logits."""
+    nn = torch.nn
+    convs = [m for m in model.features if isinstance(m, nn.Conv2d)]
+    bns = [m for m in model.features if isinstance(m, nn.BatchNorm2d)]
+    fcs = [m for m in model.classifier if isinstance(m, nn.Linear)][:2]
+    silenced = []
+    with torch.no_grad():
+        for i, layer in enumerate(convs + fcs):
+            count = layer.weight.shape[0]
+            dead = torch.randperm(count, generator=generator)[:count // 2]
+            layer.weight[dead] = 0.0
+            layer.bias[dead] = 0.0
+            if i < len(bns):
+                bns[i].bias[dead] = 0.0
+                bns[i].running_mean[dead] = 0.0
+                bns[i].running_mean[~torch.isin(torch.arange(count), dead)] = 0.1
+                bns[i].running_var.uniform_(0.5, 2.0)
+            silenced.append(sorted(set(range(count)) - set(dead.tolist())))
+    return silenced
+
+
+@pytest.mark.parametrize("arch", ["alexnet", "alexnet-v1", "alexnet-bn"])
+def test_pruning_removes_exactly_the_zero_l1_filters(arch):
+    generator = torch.Generator().manual_seed(1)
+    model = build_model(arch, 3, seed=0, widths=TINY_WIDTHS).eval()
+    kept = _silence_half(model, generator)
+    small = prune_model(model, keep=0.5, multiple_of=8)
+    assert small.widths == {"conv": [8] * 5, "fc": [16, 16]}
+    x = torch.randn(2, 3, 96, 96, generator=generator)
+    with torch.no_grad():
+        assert torch.allclose(small(x), model(x), atol=1e-5)
+    conv1 = [m for m in small.features if isinstance(m, torch.nn.Conv2d)][0]
+    assert torch.equal(conv1.weight, model.features[0].weight[kept[0]])
+    assert parameter_count(small) < 0.4 * parameter_count(model)
+
+
+def test_kept_counts_round_to_multiples():
+    assert kept_count(256, 0.7) == 176 and kept_count(4096, 0.3) == 1232
+    assert kept_count(16, 0.1) == 8 and kept_count(5, 0.5, multiple=8) == 5 and kept_count(10, 0.5, 1) == 5
+    with pytest.raises(EdgeAlexError, match="kept fraction"):
+        kept_count(10, 1.5)
+
+
+def test_pruned_checkpoint_rebuilds_exports_and_records_its_parent(tmp_path):
+    parent = tmp_path / "parent.pt"
+    model = build_model("alexnet", 3, seed=2, widths=TINY_WIDTHS)
+    save_checkpoint(str(parent), model, LABELS, Preprocess(input_size=112, resize=128))
+    result = prune(str(parent), str(tmp_path / "small.pt"), keep=0.5)
+    ckpt = load_checkpoint(result.path)  # weights_only=True
+    assert ckpt["widths"] == {"conv": [8] * 5, "fc": [16, 16]} == result.widths
+    assert ckpt["parent"]["sha256"] == sha256_file(parent) and ckpt["parent"]["widths"] == TINY_WIDTHS
+    assert ckpt["pruning"]["criterion"] == "l1" and ckpt["pruning"]["parameters_after"] == result.parameters_after
+    assert ckpt["labels"] == LABELS and ckpt["preprocess"]["input_size"] == 112
+    exported = export_onnx(str(tmp_path / "small.onnx"), weights=result.path, parity_samples=2)
+    assert exported.max_abs_diff <= 1e-4 and exported.info.provenance["widths"] == result.widths
+    assert exported.info.provenance["parent_checkpoint"]["sha256"] == sha256_file(parent)
+    assert exported.info.provenance["parameters"] == result.parameters_after
+    with pytest.raises(EdgeAlexError, match="would overwrite"):
+        prune(str(parent), str(parent), keep=0.5)
+
+
+def test_se_and_depthwise_are_refused(tmp_path):
+    for arch in ("alexnet-se", "alexnet-dw"):
+        path = tmp_path / f"{arch}.pt"
+        save_checkpoint(str(path), build_model(arch, 3, widths=TINY_WIDTHS), LABELS, Preprocess())
+        res = cli_runner().invoke(app, ["prune", str(path), "--keep", "0.5", "-o", str(tmp_path / "o.pt")])
+        assert res.exit_code == 1 and "structured pruning supports only" in res.output
+        assert "Traceback" not in res.output
+
+
+def test_cli_prune_json_and_errors(tmp_path):
+    parent = tmp_path / "p.pt"
+    save_checkpoint(str(parent), build_model("alexnet-v1", 3, widths=TINY_WIDTHS), LABELS, Preprocess())
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "-o", str(tmp_path / "s.pt"), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.stdout)
+    assert out["parameters_after"] < out["parameters_before"] and out["arch"] == "alexnet-v1"
+    for args, message in ((["--keep", "0"], "kept fraction"), (["--keep", "0.5", "--fine-tune-epochs", "1"], "needs training data")):
+        res = cli_runner().invoke(app, ["prune", str(parent), "-o", str(tmp_path / "t.pt")] + args)
+        assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output
+
+
+def test_fine_tune_after_pruning_keeps_lineage_and_reuses(tmp_path):
+    data = easy_dataset(tmp_path / "data")
+    parent = tmp_path / "parent.pt"
+    save_checkpoint(str(parent), build_model("alexnet", 2, seed=0, widths=TINY_WIDTHS), ["ok", "hole"],
+                    Preprocess(input_size=64, resize=72))
+    options = {k: v for k, v in TINY_TRAIN.items() if k not in ("widths", "epochs")}
+    out = tmp_path / "ft.pt"
+    result = prune(str(parent), str(out), keep=0.5, fine_tune_epochs=1, data=str(data), preset=None, threads=2,
+                   **options)
+    ckpt = load_checkpoint(str(out))
+    assert ckpt["widths"] == result.widths and ckpt["parent"]["sha256"] == sha256_file(parent)
+    unfinetuned = tmp_path / "ft.unfinetuned.pt"
+    assert ckpt["init_weights"]["sha256"] == weights_sha256(load_checkpoint(str(unfinetuned))["state_dict"])
+    assert ckpt["settings"]["init_sha256"] == ckpt["init_weights"]["sha256"]
+    assert result.fine_tune["holdout_acc"] is not None and result.fine_tune["best_epoch"] == 1
+    # the fine-tuned weights moved away from the pruned start
+    start = load_checkpoint(str(unfinetuned))["state_dict"]["classifier.6.weight"]
+    assert not torch.equal(start, ckpt["state_dict"]["classifier.6.weight"])
+    again = prune(str(parent), str(out), keep=0.5, fine_tune_epochs=1, data=str(data), preset=None, threads=2,
+                  reuse=True, **options)
+    assert again.fine_tune["reused"] is True
