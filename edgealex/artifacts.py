@@ -66,11 +66,19 @@ def is_disk_error(exc):
 
 def disk_error(path, exc, what="output", kept="the previous version, if any, is unchanged"):
     """The one user error for a failed write (``exc``: an OSError with a :data:`DISK_ERRNOS` errno)."""
-    reason = "the disk is full" if exc.errno in (errno.ENOSPC, errno.EDQUOT) else (exc.strerror or str(exc))
+    full = exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    reason = "the disk is full" if full else (exc.strerror or str(exc))
+    if full or exc.errno == errno.EFBIG:
+        fix = "free space on that disk (df -h) or write to another folder, then run the command again"
+    elif exc.errno == errno.EROFS:
+        fix = "that file system is mounted read-only: remount it read-write or write to another folder"
+    elif exc.errno in (errno.EACCES, errno.EPERM):
+        fix = ("check the permissions of the folder and of the file it replaces (ls -l; lsattr shows an "
+               "immutable 'i' flag) or write to another folder")
+    else:
+        fix = "check the disk (dmesg) or write to another folder, then run the command again"
     return WriteFailed(path, f"could not write the {what}: {reason} ({errno.errorcode.get(exc.errno, exc.errno)}); "
-                             f"nothing half-written was left, {kept}",
-                       "free space on that disk (df -h) or write to another folder, then run the command again",
-                       os_error=exc)
+                             f"nothing half-written was left, {kept}", fix, os_error=exc)
 
 
 @contextlib.contextmanager
@@ -83,6 +91,9 @@ def atomic_path(final_path, what="output file"):
     final_path = str(final_path)
     folder = os.path.dirname(os.path.abspath(final_path))
     ensure_dir(folder, "folder for the " + what)
+    if os.path.isdir(final_path):  # rename() cannot put a file there (EISDIR): say so before any work
+        raise EdgeAlexError(final_path, f"is a folder; the {what} cannot be written under that name",
+                            "remove or rename that folder, or choose another output path")
     try:
         fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix="-" + os.path.basename(final_path), dir=folder)
     except OSError as exc:  # no inode left (a tmpfs's nr_inodes, a quota) fails here, before any byte
@@ -110,7 +121,9 @@ def staging_dir(final_dir, what="output folder", owned=None):
 
     On any exception (Ctrl-C, SIGTERM through the CLI's handler, a full disk, a bug) the staging
     folder is removed and ``final_dir`` is left exactly as it was. The swap at the end runs with
-    SIGINT/SIGTERM deferred, so an interrupt lands before it or after it, never in the middle.
+    SIGINT/SIGTERM deferred, so an interrupt lands before it or after it, never in the middle. The
+    output is locked (:class:`OutputLock`) for the whole block: a second process writing the same
+    folder meanwhile gets a user error at once.
 
     Args:
         final_dir (str): the output folder.
@@ -122,7 +135,8 @@ def staging_dir(final_dir, what="output folder", owned=None):
             the staging folder is a hidden sibling and the whole folder is swapped.
 
     Raises:
-        EdgeAlexError: the folder cannot be created, or a write the storage refused.
+        EdgeAlexError: the folder cannot be created, another process is writing it, or a write the
+            storage refused.
     """
     final_dir = os.path.abspath(str(final_dir))
     if os.path.exists(final_dir) and not os.path.isdir(final_dir):
@@ -131,11 +145,17 @@ def staging_dir(final_dir, what="output folder", owned=None):
     if owned is None:
         ensure_dir(os.path.dirname(final_dir), "folder for the " + what)
         home = os.path.dirname(final_dir)
+        lock = OutputLock(final_dir, what)
     else:
         home = ensure_dir(final_dir, what)
+        lock = OutputLock(final_dir, what, lock_path=final_dir)
+    # Two commands writing one folder at once: the second is refused at once (before, both built a
+    # stage and their swaps could interleave).
+    lock.acquire()
     try:
         stage = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".staging-", dir=home)
     except OSError as exc:  # e.g. /proc: "writable" for root, yet no folder can be made there
+        lock.release()
         raise EdgeAlexError(final_dir, f"cannot write the {what} there ({exc.strerror or exc})",
                             "choose a writable location with -o/--out")
     try:
@@ -153,6 +173,8 @@ def staging_dir(final_dir, what="output folder", owned=None):
         if is_disk_error(exc):
             raise disk_error(final_dir, exc, what)
         raise
+    finally:
+        lock.release()
 
 
 def _swap_folder(stage, final_dir):
@@ -161,21 +183,46 @@ def _swap_folder(stage, final_dir):
         old = tempfile.mkdtemp(prefix="." + os.path.basename(final_dir) + ".old-", dir=os.path.dirname(final_dir))
         os.rmdir(old)
         os.rename(final_dir, old)
-    os.rename(stage, final_dir)
+    try:
+        os.rename(stage, final_dir)
+    except BaseException:
+        if old is not None:  # put the previous folder back before the error goes on
+            os.rename(old, final_dir)
+        raise
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 
 
 def _swap_files(stage, final_dir, previous):
+    """Move the previous files aside, the staged ones in, then delete the previous ones. A rename that
+    fails half-way (an immutable file, a busy mount point) undoes the ones done: the previous files
+    go back where they were and the error goes on, so nothing of the previous output is lost."""
     old = tempfile.mkdtemp(prefix=".old-", dir=final_dir)
+    moved, placed = [], []
     try:
         for name in previous:
             os.rename(os.path.join(final_dir, name), os.path.join(old, name))
+            moved.append(name)
         for name in os.listdir(stage):
             os.replace(os.path.join(stage, name), os.path.join(final_dir, name))
+            placed.append(name)
         os.rmdir(stage)
+    except BaseException:
+        for name in placed:
+            _remove_path(os.path.join(final_dir, name))
+        for name in moved:
+            os.rename(os.path.join(old, name), os.path.join(final_dir, name))
+        raise
     finally:
         shutil.rmtree(old, ignore_errors=True)
+
+
+def _remove_path(path):
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path, ignore_errors=True)
+    else:
+        with contextlib.suppress(OSError):
+            os.remove(path)
 
 
 @contextlib.contextmanager
@@ -206,14 +253,19 @@ class OutputLock:
     Args:
         path (str): the output path.
         what (str): what it is, for the message. Defaults to "output".
+        lock_path (str or None): where the lock file goes. Defaults to None: ``.<name>.lock``
+            beside the output. An existing folder (an output folder that may sit in a folder the
+            user cannot write, see :func:`staging_dir`) is locked itself: no lock file, no inode
+            (a full disk has none to spare), no pid in the message.
     """
 
-    def __init__(self, path, what="output"):
+    def __init__(self, path, what="output", lock_path=None):
         self.path = os.path.abspath(str(path))
         self.what = what
         folder, name = os.path.split(self.path)
-        self.lock_path = os.path.join(folder, "." + name + ".lock")
+        self.lock_path = str(lock_path) if lock_path else os.path.join(folder, "." + name + ".lock")
         self._fd = None
+        self._folder = False
 
     def acquire(self):
         """Take the lock or raise EdgeAlexError naming the process that holds it. Returns self."""
@@ -221,12 +273,14 @@ class OutputLock:
             import fcntl
         except ImportError:  # pragma: no cover - not on the Linux/Jetson targets
             return self
+        if os.path.isdir(self.lock_path):
+            return self._acquire_folder(fcntl)
         while True:
             try:
                 fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o666)
             except OSError as exc:
                 raise EdgeAlexError(self.path, f"cannot create the lock file {self.lock_path} ({exc.strerror or exc})",
-                                    "choose a writable output folder")
+                                    "choose a writable location for the output")
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except OSError as exc:
@@ -254,13 +308,31 @@ class OutputLock:
             self._fd = fd
             return self
 
+    def _acquire_folder(self, fcntl):
+        try:
+            fd = os.open(self.lock_path, os.O_RDONLY)
+        except OSError as exc:
+            raise EdgeAlexError(self.path, f"cannot open the folder to lock it ({exc.strerror or exc})",
+                                "choose a readable output folder")
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            raise EdgeAlexError(self.path, f"another process is writing this {self.what} right now",
+                                "wait for it to finish, or give this command another output folder")
+        self._fd, self._folder = fd, True
+        return self
+
     def release(self):
         """Remove the lock file and drop the lock (idempotent)."""
         if self._fd is None:
             return
         fd, self._fd = self._fd, None
-        with contextlib.suppress(OSError):
-            os.remove(self.lock_path)  # while still holding it: see acquire()
+        if not self._folder:
+            with contextlib.suppress(OSError):
+                os.remove(self.lock_path)  # while still holding it: see acquire()
         os.close(fd)
 
     def __enter__(self):
@@ -287,13 +359,18 @@ def check_output_paths(outputs, inputs=()):
 
     Raises:
         EdgeAlexError: an output given twice, an output that is one of the inputs, an output
-            whose name is an existing folder, or whose folder does not exist.
+            whose name is an existing folder or a FIFO/device/socket, or whose folder does not exist.
     """
     seen = {}
     for path, what in outputs:
         real = os.path.realpath(str(path))
         if os.path.isdir(real):
             raise EdgeAlexError(path, f"the {what} would replace an existing folder", "give a file name, not a folder")
+        kind = _special_file(real)
+        if kind:  # a FIFO blocks the open until a reader comes (forever, past --duration); none can be pwritten
+            raise EdgeAlexError(path, f"is {kind}, not a regular file; the {what} is written as a file",
+                                "give a regular file name (to stream results to another program use mqtt:// or "
+                                "http://; to discard them, null://)")
         folder = os.path.dirname(real)
         if not os.path.isdir(folder):
             raise EdgeAlexError(path, f"the folder for the {what} does not exist", "create it or pick another path")
@@ -305,6 +382,23 @@ def check_output_paths(outputs, inputs=()):
             if source and _same_file(real, source):
                 raise EdgeAlexError(path, f"the {what} would overwrite the {source_what} it reads",
                                     "pick another output path")
+
+
+def _special_file(path):
+    """"a FIFO", "a device", "a socket" for such an existing path, else None."""
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISFIFO(mode):
+        return "a FIFO (named pipe)"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
 
 
 def _same_file(real_path, other):

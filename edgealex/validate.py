@@ -15,7 +15,7 @@ from edgealex.errors import EdgeAlexError
 
 
 def check_float(option, value, low=None, high=None, low_open=False, high_open=False, allow_none=False,
-                example=None):
+                example=None, uri=None):
     """A finite float inside ``[low, high]`` (bounds optional, each may be open), or a user error.
 
     Args:
@@ -27,6 +27,8 @@ def check_float(option, value, low=None, high=None, low_open=False, high_open=Fa
         high_open (bool): ``high`` itself is not allowed (``< high``). Defaults to False.
         allow_none (bool): None passes through (an unset optional). Defaults to False.
         example (str or None): a valid value shown in the fix. Defaults to a value inside the range.
+        uri (str or None): the source or sink URI whose query option ``option`` is (e.g. "fps"):
+            the error names the URI and says ``option=value``. Defaults to None (a CLI option).
 
     Returns:
         float or None: the value as a float.
@@ -54,11 +56,15 @@ def check_float(option, value, low=None, high=None, low_open=False, high_open=Fa
             example = f"{high - 1 if high_open else high:g}"
         else:
             example = "1"
-    fix = f"pass {option} {example} ({wanted if low is None and high is None else 'a finite number ' + wanted})"
+    wanted_text = wanted if low is None and high is None else "a finite number " + wanted
+    if uri is None:
+        subject, name, fix = option, "", f"pass {option} {example} ({wanted_text})"
+    else:
+        subject, name, fix = uri, f"{option} ", f"set {option}={example} in the URI ({wanted_text})"
     if number is None:
-        raise EdgeAlexError(option, f"{value!r} is not a number", fix)
+        raise EdgeAlexError(subject, f"{name}{value!r} is not a number", fix)
     if not math.isfinite(number):
-        raise EdgeAlexError(option, f"{value} is not a finite number", fix)
+        raise EdgeAlexError(subject, f"{name}{value} is not a finite number", fix)
     below = low is not None and (number < low or (low_open and number == low))
     above = high is not None and (number > high or (high_open and number == high))
     if below or above:
@@ -66,5 +72,5 @@ def check_float(option, value, low=None, high=None, low_open=False, high_open=Fa
             rule = "between {:g} and {:g}{}".format(low, high, f" ({wanted})" if low_open or high_open else "")
         else:
             rule = lower or upper
-        raise EdgeAlexError(option, f"must be {rule}, got {number:g}", fix)
+        raise EdgeAlexError(subject, f"{name}must be {rule}, got {number:g}", fix)
     return number

@@ -2,6 +2,7 @@
 
 import json
 import os
+import shutil
 import time
 
 import numpy as np
@@ -380,3 +381,21 @@ def test_jsonl_sink_fsync_every_writes_out_the_buffered_lines_first(tmp_path):
     sink.write(SinkItem(_frame(3, 8, 8), _Result(3), None))  # the 4th line: fsync, so flush first
     assert [json.loads(line)["frame"] for line in path.read_text().splitlines()] == [0, 1, 2, 3]
     sink.close({"frames": 4})
+
+
+def test_jsonl_log_deleted_while_written_is_an_error_not_a_silent_loss(tmp_path):
+    # Before: close() wrote the sidecar (recreating a removed folder for it) and the run ended with
+    # exit 0 and "wrote", while every verdict had gone into a file without a name.
+    from edgealex.camera.sink import JsonlSink, SinkItem
+
+    folder = tmp_path / "logs"
+    folder.mkdir()
+    path = folder / "v.jsonl"
+    sink = JsonlSink(str(path), flush_s=0.0)
+    sink.open({})
+    for n in range(3):
+        sink.write(SinkItem(_frame(n, 8, 8), _Result(n), None))
+    shutil.rmtree(str(folder))  # rm -rf of the log's folder (its lock file included)
+    with pytest.raises(EdgeAlexError, match="the log was deleted .* its 3 lines are lost"):
+        sink.close({"frames": 3})
+    assert not folder.exists()  # no orphan sidecar in a recreated folder

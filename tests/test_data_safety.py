@@ -203,3 +203,54 @@ def test_conflicting_outputs_are_refused_before_the_first_frame(tmp_path, engine
     assert result.returncode == 1 and expected in result.stderr, result.stderr
     assert not witness.exists() and _sha(clip) == before
     assert not _leftovers(tmp_path)
+
+
+def test_a_video_that_cannot_replace_the_previous_one_is_said_once_with_the_right_fix(tmp_path, engine):
+    """The previous video cannot be replaced at close (immutable: EPERM, as a read-only or foreign-owned
+    file would be): one user error, said once (it was logged by the loop and raised, so printed twice),
+    with a fix about permissions (it said "free space on that disk")."""
+    from test_deploy_safety import immutable
+
+    video = tmp_path / "v.mp4"
+    write_video(str(video), ["ok", "scratch"])
+    before = _sha(video)
+    with immutable(video):
+        result = _cli("run", engine, "--source", SYNTH + "&count=5", "--sink", video)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("could not write the annotated video: Operation not permitted (EPERM)") == 1, \
+        result.stderr
+    assert "free space" not in result.stderr and "lsattr" in result.stderr, result.stderr
+    assert _sha(video) == before
+
+
+def test_a_sidecar_name_taken_by_a_folder_is_refused_before_the_first_frame(tmp_path, engine):
+    """Before: the run went to the end, then died with a traceback (IsADirectoryError) writing the
+    sidecar of its log, exit 0."""
+    (tmp_path / "v.jsonl.json").mkdir()
+    witness = tmp_path / "witness.jsonl"
+    result = _cli("run", engine, "--source", SYNTH + "&count=5", "--sink", tmp_path / "v.jsonl", "--sink", witness)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "v.jsonl.json | the sink's sidecar would replace an existing folder" in result.stderr
+    assert not witness.exists() and not (tmp_path / "v.jsonl").exists()
+
+
+def test_atomic_writes_refuse_a_final_name_that_is_a_folder(tmp_path):
+    # Every writer (export's and build's sidecars, results, configs) goes through atomic_path.
+    from edgealex.artifacts import write_json_atomic
+
+    (tmp_path / "m.onnx.json").mkdir()
+    with pytest.raises(EdgeAlexError, match="is a folder; the output file cannot be written under that name"):
+        write_json_atomic(tmp_path / "m.onnx.json", {"a": 1})
+    assert os.listdir(tmp_path) == ["m.onnx.json"]
+
+
+def test_a_fifo_or_device_as_a_sink_is_refused_before_the_first_frame(tmp_path, engine):
+    """Before: a FIFO as the JSONL log blocked the run in open() forever (past --duration), waiting
+    for a reader; a link to /dev/null ended in a traceback (ftruncate: EINVAL)."""
+    fifo = tmp_path / "f.jsonl"
+    os.mkfifo(str(fifo))
+    (tmp_path / "null.jsonl").symlink_to("/dev/null")
+    for sink, kind in ((fifo, "a FIFO (named pipe)"), (tmp_path / "null.jsonl", "a device")):
+        result = _cli("run", engine, "--source", SYNTH + "&count=5", "--duration", "5", "--sink", sink, timeout=60)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"is {kind}, not a regular file" in result.stderr and "null://" in result.stderr

@@ -354,6 +354,19 @@ def test_stretch_vs_crop_agreement_is_measured_and_stated(tmp_path):
     assert json.loads(r.stdout)["agreement"]["agreement"] < 1.0  # black bars on 40x24 frames change the input
 
 
+def test_unreadable_holdout_images_are_counted_in_the_stated_agreement(tmp_path, tiny):
+    # Before: "... on 100.0% of 4 held-out images" with no word about the files it could not read.
+    images = _images(tmp_path / "holdout", LABELS, 4)
+    first = sorted(p for p in os.listdir(images) if os.path.isdir(os.path.join(images, p)))[0]
+    with open(os.path.join(images, first, "broken.png"), "wb") as handle:
+        handle.write(b"\x89PNG\r\n\x1a\n truncated")
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "--images", images)
+    assert r.exit_code == 0, r.output
+    line = [x for x in r.stdout.splitlines() if x.startswith("Stretch-vs-crop agreement")]
+    assert len(line) == 1 and "of 4 held-out images" in line[0] and "1 unreadable image file(s) skipped" in line[0], \
+        r.stdout
+
+
 def test_without_images_the_agreement_is_not_measured_and_says_how(tmp_path, tiny):
     r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds")
     assert r.exit_code == 0, r.output
@@ -435,6 +448,16 @@ def test_key_file_writer_refuses_values_that_would_break_the_line():
 def test_unsupported_source_is_refused(tmp_path, tiny):
     r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "-s", "ftp://host/clip.mp4")
     assert r.exit_code == 1 and "not a source deepstream-app can open" in r.output
+    assert not os.path.exists(tmp_path / "ds")
+
+
+@pytest.mark.parametrize("uri, why", [("rtsp://", "has no host"), ("rtsp:///stream", "has no host"),
+                                      ("http://:8080/x.mp4", "has no host"), ("rtsp://[::1/x", "is not a valid URI"),
+                                      ("file://", "has no file path"), ("file://clip.mp4", "has no file path")])
+def test_uris_without_host_or_path_are_refused(tmp_path, tiny, uri, why):
+    # Before, these went into deepstream_app.txt as they were and failed only on the device.
+    r = invoke("deploy", "deepstream", tiny, "-o", tmp_path / "ds", "-s", uri)
+    assert r.exit_code == 1 and why in r.output, r.output
     assert not os.path.exists(tmp_path / "ds")
 
 

@@ -839,3 +839,11 @@ def test_uri_float_parameters_refuse_nan_and_negatives(cpu_engine, uri, needle):
     r = invoke("run", cpu_engine, "--source", uri, "--max-frames", "2")
     one_line_error(r, needle)
     assert "not a finite number" in r.output or "must be >= 0" in r.output
+
+
+@pytest.mark.parametrize("uri, said", [("synthetic://?fps=-1", "fps must be >= 0, got -1"),
+                                       ("synthetic://?fps=nan", "fps nan is not a finite number")])
+def test_uri_number_options_name_the_uri_and_the_option(cpu_engine, uri, said):
+    # Before: "synthetic://?fps=-1 fps | ...  Note: pass synthetic://?fps=-1 fps 0 (...)", a fix nobody can type.
+    r = invoke("run", cpu_engine, "--source", uri, "--max-frames", "2")
+    one_line_error(r, f"{uri} | {said}", "set fps=0 in the URI")

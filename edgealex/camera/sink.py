@@ -171,7 +171,7 @@ class JsonlSink(FrameSink):
     def __init__(self, path, fsync_every=0, flush_s=0.2):
         self.uri = self.path = str(path)
         self.fsync_every = int(fsync_every)
-        self.flush_s = check_float(f"{self.uri} flush_s", flush_s, low=0, example="0.2")
+        self.flush_s = check_float("flush_s", flush_s, low=0, example="0.2", uri=self.uri)
         self._flushed_at = 0.0
         self._fd = None
         self._lock = None
@@ -291,7 +291,13 @@ class JsonlSink(FrameSink):
             if self._started:
                 with contextlib.suppress(OSError):
                     os.fsync(fd)
+            deleted = self._started and _unlinked(fd)
             os.close(fd)
+            if deleted:  # its lines went into a file nobody can open: say so, write no orphan sidecar
+                raise EdgeAlexError(self.path, f"the log was deleted (or its folder removed) while this run wrote it; "
+                                               f"its {self._committed_lines} lines are lost",
+                                    "leave the log and its folder in place while edgealex runs (rotate logs by "
+                                    "starting a new run, or with logrotate's copytruncate)")
             if not self._started:  # no line this run: the previous log (if any) stays, with its sidecar
                 if self._created:
                     with contextlib.suppress(OSError):
@@ -306,6 +312,14 @@ class JsonlSink(FrameSink):
             lock.release()
         if self._failed is not None and self._failed is not reported:
             raise self._failed
+
+
+def _unlinked(fd):
+    """True when the file open on ``fd`` has no name left (deleted, or its folder removed)."""
+    try:
+        return os.fstat(fd).st_nlink == 0
+    except OSError:
+        return False
 
 
 def _write_all(fd, data, offset, done=None):

@@ -219,7 +219,7 @@ class FrameSource:
         self.width = int(width) if width else None
         self.height = int(height) if height else None
         check_pixels(self.width, self.height, self.uri, "frame size")
-        fps = check_float(f"{self.uri} fps", fps, low=0, allow_none=True, example="0")
+        fps = check_float("fps", fps, low=0, allow_none=True, example="0", uri=self.uri)
         self.fps = float(fps) if fps else 0.0
         self.loop = bool(loop)
         self.stats = SourceStats()

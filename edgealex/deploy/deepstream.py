@@ -1,6 +1,8 @@
 """``edgealex deploy deepstream``: a DeepStream deployment of an edgealex classifier.
 
-Writes into one folder (every file atomically, after every check has passed):
+Writes into one folder, after every check has passed (built in a staging folder and swapped in at the
+end, :func:`edgealex.artifacts.staging_dir`: a failure leaves the previous deployment intact; other
+files in the folder are left alone):
 
 - ``<model>.deepstream.onnx`` -- the exported ONNX with the per-channel 1/std folded into the first
   convolution, a Softmax appended and a batch axis for N sources (:mod:`edgealex.deploy.graph`);
@@ -26,8 +28,8 @@ import shutil
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from edgealex.artifacts import (atomic_path, ensure_dir, environment_summary, sha256_bytes, sha256_file,
-                                sidecar_path, write_bytes_atomic, write_json_atomic, write_text_atomic)
+from edgealex.artifacts import (environment_summary, read_json, sha256_bytes, sha256_file, sidecar_path, staging_dir,
+                                write_bytes_atomic, write_json_atomic, write_text_atomic)
 from edgealex.deploy.common import (deepstream_release_for, engine_batch_is_dynamic, load_engine_record,
                                     nvinfer_labels_text, profile_max_batch)
 from edgealex.deploy.keyfile import COMMENT, format_key_file
@@ -50,6 +52,7 @@ INFER_CONFIG = "config_infer_primary.txt"
 APP_CONFIG = "deepstream_app.txt"
 LABELS = "labels.txt"
 CALIB_DIR = "calib"
+MANIFEST = "deploy.json"
 GIE_ID = 1
 
 
@@ -94,6 +97,9 @@ def parse_source(uri, width=1280, height=720, fps=30):
         if not number.isdigit():
             raise EdgeAlexError(text, "is not a /dev/videoN device", "use v4l2:///dev/video0 or /dev/video0")
         return Source(text, SOURCE_V4L2, True, [("camera-v4l2-dev-node", int(number))] + camera)
+    network = text.startswith(("rtsp://", "rtsps://", "http://", "https://"))
+    if network or text.startswith("file://"):
+        _check_uri(text, network)
     if text.startswith("rtsp://") or text.startswith("rtsps://"):
         return Source(text, SOURCE_RTSP, True, [("uri", text)])
     if text.startswith("file://") or text.startswith("http://") or text.startswith("https://"):
@@ -102,6 +108,21 @@ def parse_source(uri, width=1280, height=720, fps=30):
         raise EdgeAlexError(text or "--sources", "is not a source deepstream-app can open",
                             "use csi://N, /dev/videoN, rtsp://..., file:///path.mp4 or a video file path")
     return Source(text, SOURCE_URI, False, [("uri", "file://" + os.path.abspath(text))])
+
+
+def _check_uri(text, network):
+    """A network URI needs a host, a file URI a path (deepstream-app would fail on the device, after the copy)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text)
+        host = parts.hostname
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise EdgeAlexError(text, f"is not a valid URI ({exc})", "use e.g. rtsp://HOST:8554/stream or file:///path.mp4")
+    if network and not host:
+        raise EdgeAlexError(text, "has no host", "use e.g. rtsp://HOST:8554/stream (user:password@HOST if needed)")
+    if not network and parts.path in ("", "/"):
+        raise EdgeAlexError(text, "has no file path", "use file:///absolute/path/video.mp4")
 
 
 def ds_engine_name(onnx_name, batch, precision, dla_core=None, gpu_id=0):
@@ -558,49 +579,108 @@ def deploy_deepstream(model, out_dir, sources=None, engine=None, calib=None, pre
     infer_text = nvinfer_config(settings)
     app_text = app_config(settings, src_list)
 
-    # 5. Write (each file atomically).
-    ensure_dir(out_dir)
+    # 5. Write: every file into a staging folder inside out_dir, swapped in at the end, so a failure
+    # (a full disk, Ctrl-C, SIGTERM) leaves the previous deployment there exactly as it was.
+    _check_out_dir(out_dir, calib)
     files = {}
-    onnx_path = os.path.join(out_dir, onnx_name)
-    files["onnx"] = write_bytes_atomic(onnx_path, onnx_bytes)
-    files["onnx_sidecar"] = write_json_atomic(sidecar_path(onnx_path), {
-        "artifact": "onnx", "path": os.path.abspath(onnx_path), "sha256": onnx_sha256,
-        "model": derived.info.to_dict(), "parity": parity, "derived_from": os.path.abspath(model),
-        "derived_from_sha256": source_sha256, "rewrite": derived.to_dict()})
-    if calib_files:
-        calib_dir = ensure_dir(os.path.join(out_dir, CALIB_DIR))
-        for name, data in sorted(calib_files.items()):
-            files["calib/" + name] = write_bytes_atomic(os.path.join(calib_dir, name), data)
-        files["calib/calibration.json"] = write_json_atomic(os.path.join(calib_dir, "calibration.json"), _calib_manifest(
-            offer, onnx_sha256, derived, cache_names, qdq_name, qdq_parity))
-    if record is not None:
-        files["engine"] = _copy_atomic(str(engine), os.path.join(out_dir, os.path.basename(str(engine))))
-        files["engine_sidecar"] = _copy_atomic(sidecar_path(str(engine)),
-                                               sidecar_path(os.path.join(out_dir, os.path.basename(str(engine)))))
-    files["labels"] = write_text_atomic(os.path.join(out_dir, LABELS), labels_text)
-    files["infer_config"] = write_text_atomic(os.path.join(out_dir, INFER_CONFIG), infer_text)
-    files["app_config"] = write_text_atomic(os.path.join(out_dir, APP_CONFIG), app_text)
-    result = DeepStreamResult(
-        out_dir=os.path.abspath(out_dir), files=files, command=command, precision=precision, batch=count,
-        batch_mode=batch_mode, sources=[s.uri for s in src_list], parity=parity, qdq_parity=qdq_parity,
-        agreement=agreement, engine=files.get("engine"), trt_version=trt_version,
-        deepstream_release=ds_release[0] if ds_release else None, rewrite=derived.to_dict(), warnings=warnings)
-    files["readme"] = write_text_atomic(os.path.join(out_dir, "README.md"), readme_text(result, info, settings))
-    manifest = result.to_dict()
-    manifest.update({"artifact": "deepstream-deployment", "model": os.path.abspath(model),
-                     "model_sha256": source_sha256, "environment": environment_summary()})
-    files["manifest"] = write_json_atomic(os.path.join(out_dir, "deploy.json"), manifest)
+    inputs = [model, engine, sidecar_path(str(engine)) if engine else None, calib, images]
+    with staging_dir(out_dir, "DeepStream deployment",
+                     owned=lambda folder: _deployment_files(folder, onnx_name, onnx_sha256, inputs)) as stage:
+        def put(rel, write, data):
+            write(os.path.join(stage, rel), data)
+            return os.path.join(os.path.abspath(out_dir), rel)
+
+        onnx_path = os.path.join(out_dir, onnx_name)
+        files["onnx"] = put(onnx_name, write_bytes_atomic, onnx_bytes)
+        files["onnx_sidecar"] = put(sidecar_path(onnx_name), write_json_atomic, {
+            "artifact": "onnx", "path": os.path.abspath(onnx_path), "sha256": onnx_sha256,
+            "model": derived.info.to_dict(), "parity": parity, "derived_from": os.path.abspath(model),
+            "derived_from_sha256": source_sha256, "rewrite": derived.to_dict()})
+        if calib_files:
+            os.mkdir(os.path.join(stage, CALIB_DIR))
+            for name, data in sorted(calib_files.items()):
+                files["calib/" + name] = put(os.path.join(CALIB_DIR, name), write_bytes_atomic, data)
+            files["calib/calibration.json"] = put(os.path.join(CALIB_DIR, "calibration.json"), write_json_atomic,
+                                                  _calib_manifest(offer, onnx_sha256, derived, cache_names, qdq_name,
+                                                                  qdq_parity))
+        if record is not None:
+            engine_name = os.path.basename(str(engine))
+            files["engine"] = put(engine_name, _copy_file, str(engine))
+            files["engine_sidecar"] = put(sidecar_path(engine_name), _copy_file, sidecar_path(str(engine)))
+        files["labels"] = put(LABELS, write_text_atomic, labels_text)
+        files["infer_config"] = put(INFER_CONFIG, write_text_atomic, infer_text)
+        files["app_config"] = put(APP_CONFIG, write_text_atomic, app_text)
+        result = DeepStreamResult(
+            out_dir=os.path.abspath(out_dir), files=files, command=command, precision=precision, batch=count,
+            batch_mode=batch_mode, sources=[s.uri for s in src_list], parity=parity, qdq_parity=qdq_parity,
+            agreement=agreement, engine=files.get("engine"), trt_version=trt_version,
+            deepstream_release=ds_release[0] if ds_release else None, rewrite=derived.to_dict(), warnings=warnings)
+        files["readme"] = put("README.md", write_text_atomic, readme_text(result, info, settings))
+        manifest = result.to_dict()
+        manifest.update({"artifact": "deepstream-deployment", "model": os.path.abspath(model),
+                         "model_sha256": source_sha256, "environment": environment_summary()})
+        files["manifest"] = put(MANIFEST, write_json_atomic, manifest)
     for text in warnings:
         logger.warning("%s", text)
     return result
 
 
-def _copy_atomic(src, dst):
-    if os.path.abspath(src) == os.path.abspath(dst):
-        return dst
-    with atomic_path(dst, "engine copy") as tmp:
-        shutil.copyfile(src, tmp)
-    return dst
+def _copy_file(dst, src):
+    """Copy ``src`` to ``dst`` (a path in the staging folder; the engine may be the one in the output folder)."""
+    shutil.copyfile(src, dst)
+
+
+def _check_out_dir(out_dir, calib):
+    """Refuse an output folder whose ``calib/`` is the calibration this command reads (it would be replaced)."""
+    if calib and os.path.realpath(str(calib)) == os.path.realpath(os.path.join(out_dir, CALIB_DIR)):
+        raise EdgeAlexError(str(calib), f"is the {CALIB_DIR}/ folder of the output folder, which the deployment "
+                                        "replaces with the calibration carried over to the DeepStream ONNX",
+                            "keep the calibration outside the output folder (or pass another -o)")
+
+
+def _deployment_files(out_dir, onnx_name, onnx_sha256, inputs=()):
+    """Entries of a previous DeepStream deployment in ``out_dir`` that a new one replaces (names only).
+
+    The names this command writes, the files the previous ``deploy.json`` lists, and the engine
+    nvinfer built from the previous DeepStream ONNX when that ONNX is not the one written now (nvinfer
+    loads ``model-engine-file`` whenever it exists and never compares it with ``onnx-file``, so a stale
+    engine would silently run the old model). Other files in the folder are left alone, and so are
+    ``inputs`` (paths this run reads: a previous deployment's ONNX deployed again, a copied engine
+    passed with --engine) and the folders that hold them.
+    """
+    if not os.path.isdir(out_dir):
+        return []
+    found = {onnx_name, sidecar_path(onnx_name), CALIB_DIR, LABELS, INFER_CONFIG, APP_CONFIG, "README.md", MANIFEST}
+    previous = {}
+    manifest = os.path.join(out_dir, MANIFEST)
+    if os.path.isfile(manifest):
+        try:
+            previous = read_json(manifest, "previous deployment manifest")
+        except EdgeAlexError:
+            previous = {}
+    listed = previous.get("files") if isinstance(previous, dict) else None
+    for path in (listed.values() if isinstance(listed, dict) else ()):
+        if isinstance(path, str) and os.path.isabs(path):
+            rel = os.path.relpath(path, os.path.abspath(out_dir))
+            if not rel.startswith(os.pardir) and rel != os.curdir:
+                found.add(rel.split(os.sep)[0])
+    old_sidecar = os.path.join(out_dir, sidecar_path(onnx_name))
+    stale = True
+    if os.path.isfile(old_sidecar):
+        try:
+            stale = read_json(old_sidecar, "previous DeepStream ONNX sidecar").get("sha256") != onnx_sha256
+        except (EdgeAlexError, AttributeError):
+            stale = True
+    if stale:  # nvinfer's engines built from the previous ONNX (ds_engine_name), next to it
+        found.update(name for name in os.listdir(out_dir)
+                     if name.startswith(onnx_name + "_b") and name.endswith(".engine"))
+    read = [os.path.realpath(str(p)) for p in inputs if p]
+
+    def is_input(name):
+        real = os.path.realpath(os.path.join(out_dir, name))
+        return any(p == real or p.startswith(real + os.sep) for p in read)
+
+    return sorted(n for n in found if os.path.lexists(os.path.join(out_dir, n)) and not is_input(n))
 
 
 def _calib_manifest(offer, onnx_sha256, derived, caches, qdq_name, qdq_parity):
@@ -734,6 +814,8 @@ def agreement_sentence(agreement):
     if "accuracy_edgealex" in agreement:
         text += " (accuracy {:.1%} with the crop, {:.1%} as nvinfer sees it)".format(
             agreement["accuracy_edgealex"], agreement["accuracy_nvinfer"])
+    if agreement.get("skipped"):
+        text += "; {} unreadable image file(s) skipped".format(agreement["skipped"])
     return text + "."
 
 

@@ -9,6 +9,10 @@ Layout (TS docs/user_guide/model_repository.md; facts §2.1)::
     REPO/NAME/edgealex.json        the preprocessing contract, labels and provenance
     REPO/NAME/README.md            how to start the server and call the model
 
+The entry is built in a staging folder inside ``REPO/NAME`` and swapped in at the end
+(:func:`edgealex.artifacts.staging_dir`): a failure leaves the previous entry as it was; other
+files of ``REPO/NAME`` (other versions, an earlier ``1/model.plan``) are left alone.
+
 - An exported ONNX or an ONNX Runtime engine from ``edgealex build`` (FP32, Q/DQ INT8 or ORT
   INT8) is served by the ONNX Runtime backend: the batch axis becomes dynamic (Triton's
   ``max_batch_size > 0`` needs ``[-1] + dims``) and a Softmax is appended, so outputs and the
@@ -30,7 +34,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from edgealex.artifacts import (atomic_path, ensure_dir, environment_summary, read_json, sha256_file, sidecar_path,
+from edgealex.artifacts import (environment_summary, read_json, sha256_file, sidecar_path, staging_dir,
                                 write_bytes_atomic, write_json_atomic, write_text_atomic)
 from edgealex.deploy.common import (engine_batch_is_dynamic, load_engine_record, profile_max_batch,
                                     triton_labels_text, triton_release_for)
@@ -179,30 +183,40 @@ def deploy_triton(model, repo, name=None, max_batch_size=None, queue_delay_us=DE
     else:
         plan = _ort_entry(model, record, name, max_batch_size, queue_delay_us, instances, kind, warnings)
 
-    model_dir = os.path.join(str(repo), name)
-    ensure_dir(os.path.join(model_dir, "1"), "model version folder")
-    other = os.path.join(model_dir, "1", "model.plan" if plan["file"] == "model.onnx" else "model.onnx")
+    model_dir = os.path.abspath(os.path.join(str(repo), name))
+    version = os.path.join(model_dir, VERSION)
+    other = os.path.join(version, "model.plan" if plan["file"] == "model.onnx" else "model.onnx")
     if os.path.exists(other):
         warnings.append(f"{other} from an earlier deployment is left in place; Triton ignores it ({plan['platform']} "
-                        f"loads 1/{plan['file']}), delete it to avoid confusion")
-    files = {}
-    if plan["copy_from"]:
-        files["model"] = _copy_atomic(plan["copy_from"], os.path.join(model_dir, "1", plan["file"]))
-    else:
-        files["model"] = write_bytes_atomic(os.path.join(model_dir, "1", plan["file"]), plan["bytes"])
-    files["labels"] = write_text_atomic(os.path.join(model_dir, "labels.txt"), triton_labels_text(plan["labels"]))
-    files["config"] = write_text_atomic(os.path.join(model_dir, "config.pbtxt"), plan["config"])
+                        f"loads {VERSION}/{plan['file']}), delete it to avoid confusion")
     command = f"tritonserver --model-repository={os.path.abspath(str(repo))}"
-    result = TritonResult(repo=os.path.abspath(str(repo)), name=name, model_dir=os.path.abspath(model_dir), files=files,
-                          platform=plan["platform"], max_batch_size=plan["max_batch_size"],
-                          dynamic_batching=plan["dynamic_batching"], command=command, parity=plan.get("parity"),
-                          trt_version=plan.get("trt_version"), triton_release=plan.get("triton_release"),
-                          warnings=warnings)
-    files["edgealex"] = write_json_atomic(os.path.join(model_dir, "edgealex.json"), {
-        "artifact": "triton-model", "source": os.path.abspath(model), "source_sha256": sha256_file(model),
-        "source_kind": what, "model": plan["info"], "input_contract": plan["contract"], "result": result.to_dict(),
-        "environment": environment_summary()})
-    files["readme"] = write_text_atomic(os.path.join(model_dir, "README.md"), _readme(result, plan))
+    files = {}
+    # Built in a staging folder inside the model folder (Triton ignores non-numeric sub-folders) and
+    # swapped in at the end: a failure (a full disk, Ctrl-C, SIGTERM) leaves the previous entry intact.
+    with staging_dir(model_dir, "Triton model folder", owned=_entry_files) as stage:
+        _carry_version_folder(version, os.path.join(stage, VERSION), keep_out=plan["file"])
+
+        def put(rel, write, data):
+            write(os.path.join(stage, rel), data)
+            return os.path.join(model_dir, rel)
+
+        model_rel = os.path.join(VERSION, plan["file"])
+        if plan["copy_from"]:
+            files["model"] = put(model_rel, _copy_file, plan["copy_from"])
+        else:
+            files["model"] = put(model_rel, write_bytes_atomic, plan["bytes"])
+        files["labels"] = put("labels.txt", write_text_atomic, triton_labels_text(plan["labels"]))
+        files["config"] = put("config.pbtxt", write_text_atomic, plan["config"])
+        result = TritonResult(repo=os.path.abspath(str(repo)), name=name, model_dir=model_dir, files=files,
+                              platform=plan["platform"], max_batch_size=plan["max_batch_size"],
+                              dynamic_batching=plan["dynamic_batching"], command=command, parity=plan.get("parity"),
+                              trt_version=plan.get("trt_version"), triton_release=plan.get("triton_release"),
+                              warnings=warnings)
+        files["edgealex"] = put("edgealex.json", write_json_atomic, {
+            "artifact": "triton-model", "source": os.path.abspath(model), "source_sha256": sha256_file(model),
+            "source_kind": what, "model": plan["info"], "input_contract": plan["contract"], "result": result.to_dict(),
+            "environment": environment_summary()})
+        files["readme"] = put("README.md", write_text_atomic, _readme(result, plan))
     for text in warnings:
         logger.warning("%s", text)
     return result
@@ -310,10 +324,34 @@ def _contract(spec, output_name, probs):
             "layout": "NCHW float32", "output": output_name, "output_is_probabilities": bool(probs)}
 
 
-def _copy_atomic(src, dst):
-    with atomic_path(dst, "model file") as tmp:
-        shutil.copyfile(src, tmp)
-    return dst
+def _copy_file(dst, src):
+    shutil.copyfile(src, dst)
+
+
+VERSION = "1"
+ENTRY_FILES = (VERSION, "labels.txt", "config.pbtxt", "edgealex.json", "README.md")
+
+
+def _entry_files(model_dir):
+    """The previous entry's files in the model folder that a new one replaces (other files are left alone)."""
+    return [name for name in ENTRY_FILES if os.path.lexists(os.path.join(model_dir, name))]
+
+
+def _carry_version_folder(previous, staged, keep_out):
+    """Start the staged version folder with what the previous one held besides ``keep_out`` (hard links,
+    copies where links are refused), since the swap replaces the whole version folder."""
+    if not os.path.isdir(previous):
+        os.mkdir(staged)
+        return
+
+    def link_or_copy(src, dst):
+        try:
+            os.link(src, dst)
+        except OSError:
+            shutil.copy2(src, dst)
+
+    shutil.copytree(previous, staged, symlinks=True, copy_function=link_or_copy,
+                    ignore=lambda folder, names: [keep_out] if os.path.samefile(folder, previous) else [])
 
 
 def _readme(result, plan):

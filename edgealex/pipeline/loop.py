@@ -509,13 +509,16 @@ def run_loop(runner, source, sinks=(), model_info=None, threshold=DEFAULT_THRESH
         summary.engine = run_context["engine"]
         _station_figures(summary, ordered, loop.tally)
     except BaseException:
-        _close_all(opened_sinks, None)
+        for sink, problem in _close_all(opened_sinks, None):  # the error on its way out is the one reported
+            _log_close_problem(sink, problem)
         _release(runner if activated else None, source if opened else None)
         raise
     problems = _close_all(opened_sinks, summary.to_dict())
     _release(runner if activated else None, source if opened else None)
     if problems:
-        raise problems[0]
+        for sink, problem in problems[1:]:  # the first is raised (and said once, by the CLI)
+            _log_close_problem(sink, problem)
+        raise problems[0][1]
     return summary
 
 
@@ -558,14 +561,18 @@ def _warm_up(classifier, count):
 
 
 def _close_all(sinks, summary):
+    """Close every sink (the others too when one fails). Returns ``(sink, exception)`` pairs, in sink order."""
     problems = []
     for sink in sinks:
         try:
             sink.close(summary)
         except Exception as exc:  # close the others anyway
-            logger.error("closing sink %s: %s", getattr(sink, "uri", sink), exc)
-            problems.append(exc)
+            problems.append((sink, exc))
     return problems
+
+
+def _log_close_problem(sink, exc):
+    logger.error("closing sink %s: %s", getattr(sink, "uri", sink), exc)
 
 
 def _release(runner, source):
@@ -850,7 +857,7 @@ def run_inspection(engine, source="synthetic://", sinks=(), threshold=DEFAULT_TH
     Returns:
         LoopSummary: the run's figures.
     """
-    from edgealex.artifacts import check_output_paths
+    from edgealex.artifacts import check_output_paths, sidecar_path
     from edgealex.camera.sink import open_sink
     from edgealex.camera.source import open_source
     from edgealex.runtime.registry import load_runner
@@ -860,7 +867,8 @@ def run_inspection(engine, source="synthetic://", sinks=(), threshold=DEFAULT_TH
     outputs = [open_sink(uri) for uri in sinks]
     frames = open_source(source, **(source_options or {}))
     # Conflicting outputs are refused before anything loads (a second lock check runs at open).
-    check_output_paths([(s.path, "sink") for s in outputs if getattr(s, "path", None)],
+    files = [s.path for s in outputs if getattr(s, "path", None)]
+    check_output_paths([(path, "sink") for path in files] + [(sidecar_path(path), "sink's sidecar") for path in files],
                        inputs=[(str(engine), "engine"), (getattr(frames, "path", None), "source")])
     runner = load_runner(engine, **(runner_options or {}))
     if duration_s is not None:  # --duration counts from the start of the command's work
