@@ -362,13 +362,14 @@ def test_cli_run_user_errors(engine, args, expected):
 
 
 def test_cli_run_plain_exported_onnx(tmp_path):
-    from typer.testing import CliRunner
+    from conftest import cli_runner
 
     from edgealex.cli.main import app
 
     model = colour_classifier(tmp_path / "plain.onnx")
-    result = CliRunner().invoke(app, ["run", model, "--source", "synthetic://?fps=0&count=3&width=64&height=64",
-                                      "--json"])
+    # the "no --sink" warning goes to stderr: stdout must stay pure JSON on every click (cli_runner)
+    result = cli_runner().invoke(app, ["run", model, "--source", "synthetic://?fps=0&count=3&width=64&height=64",
+                                       "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["frames"] == 3
 
