@@ -66,7 +66,7 @@ def load_runner(path, verify_hash=True, **options):
         labels and preprocessing, ``runner.record`` the sidecar (or None).
 
     Raises:
-        EdgeAlexError: missing file, unknown artifact type, a sidecar that does not match the file
+        EdgeAlexError: missing file (or a folder in its place), unknown artifact type, a sidecar that does not match the file
             or this machine, or an option the runner does not take.
     """
     from edgealex.engine import EngineRecord, check_record, read_record
