@@ -443,6 +443,33 @@ def _json_default(value):
     raise TypeError(f"not JSON serialisable: {type(value)!r}")
 
 
+def check_input_file(path, what, fix, folder_fix="pass the file itself"):
+    """Refuse an input path that is a folder or where no file is, before anything opens it.
+
+    The one check behind every loader of a model, engine or other input file, so a folder named
+    like the file (``model.onnx/``) is called a folder, not missing.
+
+    Args:
+        path (str or os.PathLike): the input file.
+        what (str): what it should be ("ONNX model", "engine", ...), for the message.
+        fix (str): the Note for a missing file (e.g. "build it with `edgealex build`").
+        folder_fix (str): the Note for a folder.
+
+    Returns:
+        str: ``path`` as a string.
+
+    Raises:
+        EdgeAlexError: "is a folder, not a(n) <what> file" or "the <what> does not exist".
+    """
+    path = str(path)
+    if os.path.isdir(path):
+        article = "an" if what[:1].lower() in "aeiou" else "a"
+        raise EdgeAlexError(path, f"is a folder, not {article} {what} file", folder_fix)
+    if not os.path.isfile(path):
+        raise EdgeAlexError(path, f"the {what} does not exist", fix)
+    return path
+
+
 def read_json(path, what="JSON file"):
     """Read a JSON file or raise a user error naming the file and the problem."""
     path = str(path)

@@ -15,7 +15,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-from edgealex.artifacts import (environment_summary, read_json, sha256_file, sidecar_path, validate_sidecar,
+from edgealex.artifacts import (check_input_file, environment_summary, read_json, sha256_file, sidecar_path, validate_sidecar,
                                 write_json_atomic)
 from edgealex.errors import EdgeAlexError
 
@@ -187,9 +187,8 @@ def write_record(engine_path, record):
 
 def read_record(engine_path):
     """The :class:`EngineRecord` of an engine, or a user error when the sidecar is missing or bad."""
-    engine_path = str(engine_path)
-    if not os.path.isfile(engine_path):
-        raise EdgeAlexError(engine_path, "the engine does not exist", "build it with `edgealex build`")
+    engine_path = check_input_file(engine_path, "engine", "build it with `edgealex build`",
+                                   folder_fix="pass the .engine file itself")
     side = sidecar_path(engine_path)
     if not os.path.isfile(side):
         raise EdgeAlexError(engine_path, f"the engine has no provenance sidecar ({os.path.basename(side)} is missing)", "rebuild it with `edgealex build`, which writes both")

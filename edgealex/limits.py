@@ -17,6 +17,10 @@ fails. :data:`MAX_IMAGE_PIXELS` bounds width x height everywhere, checked before
 268 million pixels (16384 x 16384) is above the largest industrial camera sensors (151 MP) and
 the 16384-pixel side limit of JPEG decoders on Jetson, and its BGR frame (805 MB) still fits
 the memory of an 8 GB board.
+
+The PNG signature and chunk walk (:data:`PNG_SIGNATURE`, :func:`png_chunks`) live here too, with the
+header parsing, for :mod:`edgealex.preprocess` (truncated PNGs, eXIf orientation) and
+:mod:`edgealex.calib.images` (palette PNGs).
 """
 
 import struct
@@ -25,6 +29,7 @@ from edgealex.errors import EdgeAlexError
 
 MAX_IMAGE_PIXELS = 1 << 28  # 268,435,456 = 16384 x 16384
 ENV_OPENCV_LIMIT = "OPENCV_IO_MAX_IMAGE_PIXELS"
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"  # the 8 bytes every PNG starts with (PNG spec, section 5.2)
 
 
 def check_pixels(width, height, subject, what="image"):
@@ -50,7 +55,7 @@ def image_header_size(data):
     """(width, height) from the header of PNG, JPEG or BMP bytes; None for other formats or a
     header too short to tell (the decoder then decides)."""
     head = bytes(data[:32])
-    if head.startswith(b"\x89PNG\r\n\x1a\n") and len(head) >= 24 and head[12:16] == b"IHDR":
+    if head.startswith(PNG_SIGNATURE) and len(head) >= 24 and head[12:16] == b"IHDR":
         return struct.unpack(">II", head[16:24])
     if head.startswith(b"BM") and len(head) >= 26:
         width, height = struct.unpack("<ii", head[18:26])
@@ -58,6 +63,24 @@ def image_header_size(data):
     if head.startswith(b"\xff\xd8"):
         return _jpeg_size(data)
     return None
+
+
+def png_chunks(data):
+    """Walk the chunks of PNG bytes (the caller has checked :data:`PNG_SIGNATURE`).
+
+    Args:
+        data (bytes or memoryview of bytes): the whole file.
+
+    Yields:
+        (bytes, int, int): the chunk type (b"IHDR", b"IDAT", ...), the offset of its data and the
+        length its header declares, for every chunk whose 8-byte header lies inside ``data``; the
+        data itself (and its 4-byte CRC) may run past the end, which the caller checks if it needs to.
+    """
+    pos = len(PNG_SIGNATURE)
+    while pos + 8 <= len(data):
+        length, kind = struct.unpack(">I4s", data[pos:pos + 8])
+        yield kind, pos + 8, length
+        pos += 12 + length
 
 
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from edgealex._optional import require
+from edgealex.artifacts import check_input_file
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.preprocess import Preprocess
@@ -112,12 +113,8 @@ def check_onnx_path(path, what="ONNX model"):
     Raises:
         EdgeAlexError: the path is a folder, or no file is there.
     """
-    path = str(path)
-    if os.path.isdir(path):
-        raise EdgeAlexError(path, f"is a folder, not an {what} file", "pass the .onnx file itself")
-    if not os.path.isfile(path):
-        raise EdgeAlexError(path, f"the {what} does not exist", "check the path or run `edgealex export`")
-    return path
+    return check_input_file(path, what, "check the path or run `edgealex export`",
+                            folder_fix="pass the .onnx file itself")
 
 
 def load_onnx(path, what="ONNX model"):

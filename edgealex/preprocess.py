@@ -18,7 +18,7 @@ from typing import Tuple
 
 from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
-from edgealex.limits import check_image_header, check_pixels
+from edgealex.limits import PNG_SIGNATURE, check_image_header, check_pixels, png_chunks
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -354,19 +354,14 @@ def _png_cut_short(data):
         length, type and CRC) passes the end of the data; False for anything else, including a
         complete PNG (bytes after IEND are ignored, as libpng does).
     """
-    import struct
-
     full = data if isinstance(data, bytes) else memoryview(data).cast("B")
-    if bytes(full[:8]) != b"\x89PNG\r\n\x1a\n":
+    if bytes(full[:8]) != PNG_SIGNATURE:
         return False
-    i = 8
-    while i + 8 <= len(full):
-        length, kind = struct.unpack(">I4s", full[i:i + 8])
-        if i + 12 + length > len(full):
+    for kind, start, length in png_chunks(full):
+        if start + length + 4 > len(full):  # its data and CRC pass the end
             return True
         if kind == b"IEND":
             return False
-        i += 12 + length
     return True  # no IEND: OpenCV's decoder fails on it too, after libpng's message
 
 
@@ -433,17 +428,14 @@ def exif_orientation(data):
                     tiff = buf[i + 10:i + 2 + length]
                     break
                 i += 2 + length
-        elif buf[:8] == b"\x89PNG\r\n\x1a\n":
+        elif buf[:8] == PNG_SIGNATURE:
             full = data if isinstance(data, bytes) else memoryview(data).cast("B")  # no copy of the file
-            i = 8
-            while i + 8 <= len(full):
-                length, kind = struct.unpack(">I4s", full[i:i + 8])
+            for kind, start, length in png_chunks(full):
                 if kind == b"eXIf":
-                    tiff = full[i + 8:i + 8 + length]
+                    tiff = full[start:start + length]
                     break
                 if kind in (b"IDAT", b"IEND"):
                     break
-                i += 12 + length
         elif buf[:4] == b"RIFF" and buf[8:12] == b"WEBP":
             full = data if isinstance(data, bytes) else memoryview(data).cast("B")  # no copy of the file
             i = 12

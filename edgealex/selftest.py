@@ -30,7 +30,7 @@ import traceback
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-from edgealex.artifacts import atomic_path, ensure_dir, environment_summary, write_json_atomic, write_text_atomic
+from edgealex.artifacts import atomic_path, check_input_file, ensure_dir, environment_summary, write_json_atomic, write_text_atomic
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 
@@ -229,9 +229,8 @@ def run_selftest(model, out_dir=".", source="synthetic://", seconds=DEFAULT_SECO
     """
     from edgealex.target import resolve_target
 
-    model = str(model)
-    if not os.path.isfile(model):
-        raise EdgeAlexError(model, "the ONNX model does not exist", "pass the FP32 ONNX from `edgealex export`")
+    model = check_input_file(model, "ONNX model", "pass the FP32 ONNX from `edgealex export`",
+                             folder_fix="pass the .onnx file itself")
     if seconds <= 0 or bench_seconds <= 0 or idle_s < 0:
         raise EdgeAlexError("--seconds/--bench-seconds/--idle", "must be positive (idle may be 0)",
                             "e.g. --seconds 10 --bench-seconds 5 --idle 5")

@@ -284,6 +284,47 @@ def test_load_runner_bad_paths(tmp_path, name, content, expected):
         load_runner(str(path))
 
 
+@pytest.mark.parametrize("name", ["model.engine", "model.onnx"])
+def test_a_folder_named_like_an_engine_or_model_is_called_a_folder(tmp_path, name):
+    """Engine and runtime loaders share the ONNX loaders' input-file check (artifacts.check_input_file):
+    a folder is called a folder, not a missing file."""
+    from edgealex.engine import read_record
+    from edgealex.runtime.ort import OrtRunner
+    from edgealex.runtime.registry import load_runner
+
+    folder = tmp_path / name
+    folder.mkdir()
+    kind = "an engine" if name.endswith(".engine") else "an ONNX model"
+    with pytest.raises(EdgeAlexError, match=f"is a folder, not {kind} file"):
+        load_runner(str(folder))
+    if name.endswith(".engine"):
+        with pytest.raises(EdgeAlexError, match="is a folder, not an engine file"):
+            read_record(str(folder))
+    else:
+        with pytest.raises(EdgeAlexError, match="is a folder, not a model file"):
+            OrtRunner(str(folder)).activate()
+
+
+def test_bench_triton_matrix_and_weights_call_a_folder_a_folder(tmp_path):
+    """bench, deploy triton, the bench matrix and --weights use the same input-file check."""
+    from edgealex.bench.harness import BenchOptions, run_bench
+    from edgealex.bench.matrix import matrix_engines
+    from edgealex.deploy.triton import deploy_triton
+    from edgealex.models.alexnet import _torch_load
+
+    (tmp_path / "m.onnx").mkdir()
+    (tmp_path / "e.engine").mkdir()
+    (tmp_path / "w.pth").mkdir()
+    with pytest.raises(EdgeAlexError, match="is a folder, not an engine file"):
+        run_bench([str(tmp_path / "e.engine")], BenchOptions(), str(tmp_path / "bench"))
+    with pytest.raises(EdgeAlexError, match="is a folder, not a model file"):
+        deploy_triton(str(tmp_path / "m.onnx"), str(tmp_path / "repo"))
+    with pytest.raises(EdgeAlexError, match="is a folder, not an ONNX model file"):
+        matrix_engines(str(tmp_path / "m.onnx"), "cpu", str(tmp_path / "engines"))
+    with pytest.raises(EdgeAlexError, match="is a folder, not a checkpoint file"):
+        _torch_load(str(tmp_path / "w.pth"))
+
+
 def test_load_runner_unknown_option(tmp_path):
     from edgealex.runtime.registry import load_runner
 

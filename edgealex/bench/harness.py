@@ -27,7 +27,7 @@ from typing import Callable, List, Optional, Tuple
 
 import numpy as np
 
-from edgealex.artifacts import ensure_dir
+from edgealex.artifacts import check_input_file, ensure_dir
 from edgealex.bench import energy as E
 from edgealex.bench.result import RunRecord, session_stamp, unique_run_id, write_power_csv, write_trace_csv
 from edgealex.bench.stats import latency_stats, summarize
@@ -605,8 +605,7 @@ def run_bench(engines, options, out_dir, skipped=None):
     if not engines:
         raise EdgeAlexError("edgealex bench", "no engine given", "pass an engine or ONNX file (or --matrix)")
     for path in engines:
-        if not os.path.isfile(str(path)):
-            raise EdgeAlexError(str(path), "the engine does not exist", "build it with `edgealex build`")
+        check_input_file(path, "engine", "build it with `edgealex build`")
     subjects = engine_subjects(engines, options.runner_options)
     for subject in subjects:  # a batch outside an engine's profile is refused before anything runs
         if options.batches and subject.engine.get("sidecar"):

@@ -11,7 +11,7 @@ ONNX (sha256 in its sidecar) and this machine's backend version is reused. INT8 
 import glob
 import os
 
-from edgealex.artifacts import sha256_file
+from edgealex.artifacts import check_input_file, sha256_file
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 
@@ -72,8 +72,8 @@ def matrix_engines(onnx, target_name, out_dir, calib=None):
     """
     if not onnx:
         raise EdgeAlexError("--matrix", "needs the FP32 ONNX to build from", "pass --onnx model.onnx")
-    if not os.path.isfile(onnx):
-        raise EdgeAlexError(onnx, "the ONNX model does not exist", "check --onnx or run `edgealex export`")
+    check_input_file(onnx, "ONNX model", "check --onnx or run `edgealex export`",
+                     folder_fix="pass the .onnx file itself")
     from edgealex.build.api import build_engine
     from edgealex.target import resolve_target
 

@@ -13,6 +13,7 @@ from typing import Dict, List, Tuple
 
 from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
+from edgealex.limits import PNG_SIGNATURE
 from edgealex.preprocess import preprocess, read_image
 
 MAX_LISTED_SKIPS = 50  # the report lists this many skipped files by name, and counts the rest
@@ -52,7 +53,7 @@ def _is_palette_png(path):
             head = handle.read(26)
     except OSError:
         return False
-    return len(head) == 26 and head[:8] == b"\x89PNG\r\n\x1a\n" and head[25] == 3
+    return len(head) == 26 and head[:8] == PNG_SIGNATURE and head[25] == 3
 
 
 @contextlib.contextmanager

@@ -519,9 +519,9 @@ def open_sink(uri):
         return NullSink()
     if lowered.startswith("display://") or lowered == "display":
         return DisplaySink(text)
-    if lowered.startswith(("http://", "mqtt://", "gpio://")):  # the station sinks (issue 14)
-        from edgealex.station import open_station_sink
+    from edgealex.station import is_station_uri, open_station_sink  # light: stdlib only
 
+    if is_station_uri(text):  # the station sinks (issue 14): http://, mqtt://, gpio://
         return open_station_sink(text)
     path = text[len("file://"):] if lowered.startswith("file://") else text
     suffix = os.path.splitext(path)[1].lower()

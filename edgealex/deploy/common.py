@@ -6,8 +6,6 @@ Facts: integration-facts.md §1.0 (DeepStream per JetPack), §1.4 (nvinfer label
 labels), §2.2 (Triton per TensorRT).
 """
 
-import os
-
 from packaging.version import InvalidVersion, Version
 
 from edgealex.engine import check_record, read_record
@@ -185,8 +183,3 @@ def triton_release_for(trt_version, jetson):
         tuple or None: (release text, source) or None when the table has no row.
     """
     return _match(_TRITON, trt_version, jetson)
-
-
-def relative_to(path, folder):
-    """``path`` relative to ``folder`` with "/" (what config files refer to)."""
-    return os.path.relpath(os.path.abspath(path), os.path.abspath(folder)).replace(os.sep, "/")

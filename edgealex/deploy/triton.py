@@ -34,7 +34,7 @@ import shutil
 from dataclasses import dataclass, field
 from typing import List, Optional
 
-from edgealex.artifacts import (environment_summary, read_json, sha256_file, sidecar_path, staging_dir,
+from edgealex.artifacts import (check_input_file, environment_summary, read_json, sha256_file, sidecar_path, staging_dir,
                                 write_bytes_atomic, write_json_atomic, write_text_atomic)
 from edgealex.deploy.common import (engine_batch_is_dynamic, load_engine_record, profile_max_batch,
                                     triton_labels_text, triton_release_for)
@@ -163,9 +163,7 @@ def deploy_triton(model, repo, name=None, max_batch_size=None, queue_delay_us=DE
     Raises:
         EdgeAlexError: bad inputs, a batch the engine cannot take, a failed parity check.
     """
-    model = str(model)
-    if not os.path.isfile(model):
-        raise EdgeAlexError(model, "does not exist", "pass an ONNX from `edgealex export` or an engine from `edgealex build`")
+    model = check_input_file(model, "model", "pass an ONNX from `edgealex export` or an engine from `edgealex build`")
     if kind not in KINDS:
         raise EdgeAlexError(f"--kind {kind}", "unknown instance kind", "use auto, gpu or cpu")
     if int(instances) < 1 or int(queue_delay_us) < 0:

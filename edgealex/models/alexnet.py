@@ -25,9 +25,9 @@ torch is imported when a model is built, never at import time.
 """
 
 import functools
-import os
 
 from edgealex._optional import require
+from edgealex.artifacts import check_input_file
 from edgealex.errors import EdgeAlexError
 
 ARCHS = ("alexnet", "alexnet-v1", "alexnet-se", "alexnet-dw", "alexnet-bn")
@@ -475,9 +475,7 @@ def _init_normal(model):
 
 def _torch_load(path):
     torch = require("torch", "loading checkpoints")
-    path = str(path)
-    if not os.path.isfile(path):
-        raise EdgeAlexError(path, "the checkpoint does not exist", "check the --weights path")
+    path = check_input_file(path, "checkpoint", "check the --weights path")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:

@@ -17,9 +17,9 @@ TensorRT EP settings are passed as provider options, never as environment variab
 """
 
 import json
-import os
 
 from edgealex._optional import require
+from edgealex.artifacts import check_input_file
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.runtime.base import Runner, TensorSpec
@@ -142,8 +142,7 @@ class OrtRunner(Runner):
     # -- lifecycle -------------------------------------------------------------------------------
     def activate_impl(self):
         ort = require("onnxruntime", "the ONNX Runtime backend")
-        if not os.path.isfile(self.model_path):
-            raise EdgeAlexError(self.model_path, "the model does not exist", "check the path or run `edgealex build`")
+        check_input_file(self.model_path, "model", "check the path or run `edgealex build`")
         providers = resolve_providers(self.options.get("providers"), ort.get_available_providers())
         per_provider = {provider_name(k): dict(v) for k, v in (self.options.get("provider_options") or {}).items()}
         stray = [name for name in per_provider if name not in providers]

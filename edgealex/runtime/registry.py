@@ -16,7 +16,7 @@ Backends are imported only when a runner of that kind is requested.
 import inspect
 import os
 
-from edgealex.artifacts import read_json, sidecar_path, validate_sidecar
+from edgealex.artifacts import check_input_file, read_json, sidecar_path, validate_sidecar
 from edgealex.errors import EdgeAlexError
 
 TRT_SUFFIXES = (".engine", ".plan", ".trt")
@@ -66,16 +66,15 @@ def load_runner(path, verify_hash=True, **options):
         labels and preprocessing, ``runner.record`` the sidecar (or None).
 
     Raises:
-        EdgeAlexError: missing file, unknown artifact type, a sidecar that does not match the file
+        EdgeAlexError: missing file (or a folder in its place), unknown artifact type, a sidecar that does not match the file
             or this machine, or an option the runner does not take.
     """
     from edgealex.engine import EngineRecord, check_record, read_record
 
     path = str(path)
-    if not os.path.isfile(path):
-        raise EdgeAlexError(path, "the engine does not exist" if os.path.splitext(path)[1] else "no such file",
-                            "build one with `edgealex build` or export an ONNX with `edgealex export`")
     suffix = os.path.splitext(path)[1].lower()
+    check_input_file(path, "ONNX model" if suffix in ONNX_SUFFIXES else "engine" if suffix else "file",
+                     "build one with `edgealex build` or export an ONNX with `edgealex export`")
     if suffix in ONNX_SUFFIXES:
         from edgealex.runtime.ort import OrtRunner
 

@@ -14,11 +14,11 @@ A DLA engine gets ``runtime.DLA_core`` set before it is deserialized. Every Tens
 value that can signal failure is checked.
 """
 
-import os
 
 import numpy as np
 
 from edgealex._optional import require
+from edgealex.artifacts import check_input_file
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.runtime.base import Runner, TensorSpec
@@ -135,8 +135,8 @@ class TrtRunner(Runner):
             raise
 
     def _activate(self, trt, open_cuda):
-        if not os.path.isfile(self.engine_path):
-            raise EdgeAlexError(self.engine_path, "the engine does not exist", "build it with `edgealex build`")
+        check_input_file(self.engine_path, "engine", "build it with `edgealex build`",
+                         folder_fix="pass the .engine file itself")
         self._cuda = open_cuda(self.cuda_backend, self.device)
         self._logger = make_logger(trt)
         self._runtime = trt.Runtime(self._logger)
