@@ -86,27 +86,40 @@ def png_chunks(data):
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def _jpeg_size(data):
+def jpeg_segments(data):
+    """Yield ``(marker, pos, length)`` for each JPEG marker segment before the scan (SOS, 0xDA, is
+    the last one yielded); ``pos`` indexes the segment's 0xFF, ``length`` its big-endian length
+    field (0 for markers without one). 0xFF fill bytes between segments are skipped (ITU T.81
+    B.1.1.2); the walk stops at anything that is not a marker."""
     view = memoryview(data)
     pos, end = 2, len(view)
     while pos + 4 <= end:
         if view[pos] != 0xFF:
-            return None
+            return
         marker = view[pos + 1]
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
         if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:  # no length field
+            yield marker, pos, 0
             pos += 2
             continue
         length = (view[pos + 2] << 8) | view[pos + 3]
+        yield marker, pos, length
+        if marker == 0xDA:
+            return
+        pos += 2 + length
+
+
+def _jpeg_size(data):
+    end = len(data)
+    for marker, pos, _length in jpeg_segments(data):
         if marker in _JPEG_SOF and pos + 9 <= end:
-            height = (view[pos + 5] << 8) | view[pos + 6]
-            width = (view[pos + 7] << 8) | view[pos + 8]
+            height = (data[pos + 5] << 8) | data[pos + 6]
+            width = (data[pos + 7] << 8) | data[pos + 8]
             return width, height
         if marker == 0xDA:  # start of scan without a frame header: not a JPEG we can size
             return None
-        pos += 2 + length
     return None
 
 

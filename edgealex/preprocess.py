@@ -18,7 +18,7 @@ from typing import Tuple
 
 from edgealex._optional import require
 from edgealex.errors import EdgeAlexError
-from edgealex.limits import PNG_SIGNATURE, check_image_header, check_pixels, png_chunks
+from edgealex.limits import PNG_SIGNATURE, check_image_header, check_pixels, jpeg_segments, png_chunks
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -414,20 +414,11 @@ def exif_orientation(data):
     buf = bytes(data[:65536 + 64]) if not isinstance(data, bytes) else data
     tiff = None
     try:
-        if buf[:2] == b"\xff\xd8":  # JPEG: walk the markers before the scan
-            i = 2
-            while i + 4 <= len(buf) and buf[i] == 0xFF:
-                marker = buf[i + 1]
-                if marker == 0xDA:
-                    break
-                if marker in (0x01, 0xD8) or 0xD0 <= marker <= 0xD7:
-                    i += 2
-                    continue
-                length = struct.unpack(">H", buf[i + 2:i + 4])[0]
+        if buf[:2] == b"\xff\xd8":  # JPEG: the APP1 "Exif" segment before the scan
+            for marker, i, length in jpeg_segments(buf):
                 if marker == 0xE1 and buf[i + 4:i + 10] == b"Exif\x00\x00":
                     tiff = buf[i + 10:i + 2 + length]
                     break
-                i += 2 + length
         elif buf[:8] == PNG_SIGNATURE:
             full = data if isinstance(data, bytes) else memoryview(data).cast("B")  # no copy of the file
             for kind, start, length in png_chunks(full):

@@ -283,6 +283,25 @@ def test_jpeg_orientation_is_applied_for_every_tag_value(tmp_path, orientation):
     assert np.mean(np.abs(got.astype(int) - pil.astype(int))) < 2.0
 
 
+def test_orientation_after_fill_bytes_before_the_exif_segment(tmp_path):
+    """0xFF fill bytes may precede any JPEG marker (ITU T.81 B.1.1.2): the EXIF walk skips them as
+    the pixel-limit header reader does, instead of reading a fill byte as a marker and a huge length."""
+    import cv2
+
+    from edgealex.preprocess import exif_orientation, read_image
+
+    path = _save_with_orientation(tmp_path / "o6.jpg", _asymmetric(), 6, quality=95)
+    data = open(path, "rb").read()
+    at = data.index(b"\xff\xe1Exif"[:2])  # the APP1 (Exif) marker
+    padded = tmp_path / "o6-fill.jpg"
+    padded.write_bytes(data[:at] + b"\xff\xff" + data[at:])  # two fill bytes before APP1
+    assert exif_orientation(padded.read_bytes()) == 6
+    got = read_image(str(padded))
+    assert got.shape == (320, 240, 3)
+    assert np.array_equal(got, read_image(path))
+    assert cv2.imread(str(padded), cv2.IMREAD_UNCHANGED).shape == (240, 320, 3)  # the decoder takes the file
+
+
 def test_orientation_keeps_16_bit_depth(tmp_path):
     from edgealex.preprocess import read_image
 
