@@ -474,8 +474,8 @@ def _init_normal(model):
 
 
 def _torch_load(path):
+    path = check_input_file(path, "checkpoint", "check the --weights path")  # the path first, torch or not
     torch = require("torch", "loading checkpoints")
-    path = check_input_file(path, "checkpoint", "check the --weights path")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
