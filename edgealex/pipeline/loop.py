@@ -403,10 +403,13 @@ class _Tally:
 
 
 def image_fingerprint(image):
-    """A 64-bit content fingerprint of a frame (blake2b of every 4th pixel of every 4th row).
+    """A 64-bit content fingerprint of a frame (blake2b of every 8th pixel of every 8th row).
 
     Counts distinct images behind an accuracy figure: a source that repeats frames (a looped
-    clip, a small pool) judges fewer distinct images than frames. Costs ~0.1 ms for 1280x720.
+    clip, a small pool) judges fewer distinct images than frames. Two frames that differ only
+    between the sampled pixels count once, so the count errs low, never high. Runs on the sink
+    thread for every frame with ground truth: ~0.08 ms for 1280x720 on the 2-vCPU AMD EPYC (the
+    every-4th sampling took 0.30-0.36 ms there, 15% of a 2 ms INT8 frame).
 
     Args:
         image (np.ndarray): HxWxC uint8.
@@ -414,7 +417,7 @@ def image_fingerprint(image):
     Returns:
         bytes: 8-byte digest.
     """
-    sample = np.ascontiguousarray(np.asarray(image)[::4, ::4])
+    sample = np.ascontiguousarray(np.asarray(image)[::8, ::8])
     return hashlib.blake2b(sample.tobytes(), digest_size=8).digest()
 
 
