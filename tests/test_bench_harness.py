@@ -212,9 +212,12 @@ def test_killed_run_leaves_a_readable_measuring_record(tmp_path):
     assert not [f for f in os.listdir(os.path.dirname(path)) if f.startswith(".tmp-")]  # no half-written file
 
 
-def test_interrupted_run_is_marked_failed(tmp_path):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_interrupted_run_is_marked_failed(tmp_path, sig):
+    """Ctrl-C, and SIGTERM as systemd or `docker stop` send it: the result must not stay at
+    'measuring' for ever."""
     proc, path = _start_long_run(tmp_path)
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     proc.wait(timeout=60)
     assert proc.returncode != 0
     d = load_result(path)

@@ -1,5 +1,6 @@
-"""SIGTERM is Ctrl-C for every long command, and an interrupted `calibrate --force` keeps the
-previous calibration (real signals to real subprocesses)."""
+"""An interrupted `calibrate --force` keeps the previous calibration, under SIGTERM as under Ctrl-C
+(real signals to real subprocesses). `run` and `bench` get both signals beside their Ctrl-C tests
+(tests/test_loop.py, tests/test_bench_harness.py)."""
 
 import glob
 import json
@@ -12,7 +13,6 @@ import time
 import pytest
 
 from conftest import default_sigint
-from test_bench_harness import _start_long_run, load_result
 from test_calib import tiny_model, write_colour_folder
 
 pytest.importorskip("onnxruntime")
@@ -69,39 +69,3 @@ def test_interrupted_calibrate_force_keeps_a_whole_calibration(tmp_path, sig):
     assert not [n for n in os.listdir(out) if n.startswith(".")], os.listdir(out)
     assert not glob.glob(os.path.join(env["TMPDIR"], "edgealex-*"))
     assert "Traceback" not in err
-
-
-def test_sigterm_marks_a_bench_run_failed_like_ctrl_c(tmp_path):
-    """`docker stop` / systemd send SIGTERM: the result must not stay at 'measuring' for ever."""
-    proc, path = _start_long_run(tmp_path)
-    proc.send_signal(signal.SIGTERM)
-    proc.wait(timeout=60)
-    assert proc.returncode != 0
-    data = load_result(path)
-    assert data["status"] == "failed" and data["error"]["type"] == "KeyboardInterrupt"
-
-
-def test_sigterm_stops_run_cleanly(tmp_path):
-    """`edgealex run` under SIGTERM ends like Ctrl-C: exit 0, summary 'interrupted', complete log."""
-    from test_runtime_models import ort_engine
-
-    engine = ort_engine(tmp_path)
-    log = tmp_path / "v.jsonl"
-    proc = subprocess.Popen([sys.executable, "-m", "edgealex", "run", engine, "--source",
-                             "synthetic://?width=96&height=64&fps=30&pool=1", "--sink", str(log), "--json"],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, universal_newlines=True,
-                            env=dict(os.environ, PYTHONPATH=REPO))
-    try:
-        for _ in range(1200):
-            if proc.poll() is not None or (log.exists() and log.read_text().count("\n") >= 3):
-                break
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGTERM)
-        out, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    assert proc.returncode == 0, err
-    summary = json.loads(out)
-    assert summary["stopped_by"] == "interrupted"
-    assert len(log.read_text().splitlines()) == summary["frames"]

@@ -278,7 +278,10 @@ def test_summary_format_labels_both_rates(engine):
 
 
 # -- Ctrl-C and the CLI ------------------------------------------------------------------------------------------
-def test_sigint_stops_cleanly_with_complete_jsonl(tmp_path, engine):
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_cleanly_with_complete_jsonl(tmp_path, engine, sig):
+    """Ctrl-C, and SIGTERM as systemd or `docker stop` send it, end a run the same way: exit 0,
+    summary 'interrupted', a complete log, sidecar and video."""
     log = tmp_path / "live.jsonl"
     video = tmp_path / "live.avi"
     env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -295,7 +298,7 @@ def test_sigint_stops_cleanly_with_complete_jsonl(tmp_path, engine):
                 break
             time.sleep(0.05)
         assert proc.poll() is None, proc.communicate()
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         out, err = proc.communicate(timeout=60)
     finally:
         if proc.poll() is None:
