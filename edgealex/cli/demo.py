@@ -19,14 +19,23 @@ def demo(
     seed: Annotated[int, typer.Option(help="Dataset seed.")] = 0,
     keep_resume: Annotated[bool, typer.Option(help="Keep the training's resume state (model/*.last.pt, ~0.5 GB) "
                                                    "to continue training later.")] = False,
+    compact: Annotated[bool, typer.Option(help="Run the pipeline with a compressed model: the trained AlexNet "
+                                               "pruned (L1, structured) and fine-tuned by distillation from it; bench "
+                                               "its INT8 engine against PyTorch eager FP32 AlexNet (issue 15's target).")]
+    = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ):
     """Synthesize data, train, export, calibrate INT8, build, run the inspection loop, bench and report."""
     from edgealex.demo import run_demo
     from edgealex.log import is_quiet
 
-    result = run_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()),
-                      keep_resume=keep_resume)
+    if compact:
+        from edgealex.demo_compact import run_compact_demo
+
+        result = run_compact_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()))
+    else:
+        result = run_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()),
+                          keep_resume=keep_resume)
     if json_out:
         emit_json(result.to_dict())
     else:
