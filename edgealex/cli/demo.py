@@ -19,6 +19,9 @@ def demo(
     seed: Annotated[int, typer.Option(help="Dataset seed.")] = 0,
     keep_resume: Annotated[bool, typer.Option(help="Keep the training's resume state (model/*.last.pt, ~0.5 GB) "
                                                    "to continue training later.")] = False,
+    keep_checkpoint: Annotated[bool, typer.Option(help="Keep the trained PyTorch checkpoint "
+                                                       "(model/alexnet-defects.pt, as large as the FP32 ONNX) after "
+                                                       "export; without it the ONNX holds the weights.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ):
     """Synthesize data, train, export, calibrate INT8, build, run the inspection loop, bench and report."""
@@ -26,7 +29,7 @@ def demo(
     from edgealex.log import is_quiet
 
     result = run_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()),
-                      keep_resume=keep_resume)
+                      keep_resume=keep_resume, keep_checkpoint=keep_checkpoint)
     if json_out:
         emit_json(result.to_dict())
     else:
