@@ -554,6 +554,27 @@ def read_sidecar(path, what, **checks):
     return validate_sidecar(read_json(path, what), str(path), **checks)
 
 
+def folder_bytes(path):
+    """Bytes held by the files under ``path``, each file counted once however many hard links it
+    has (engines built for ONNX Runtime are hard links of their ONNX), symlinks not followed.
+
+    Returns:
+        int: the sum of ``st_size`` over distinct (device, inode) pairs; 0 for a missing folder.
+    """
+    seen, total = set(), 0
+    for root, _dirs, files in os.walk(str(path)):
+        for name in files:
+            try:
+                st = os.lstat(os.path.join(root, name))
+            except OSError:  # removed while walking
+                continue
+            key = (st.st_dev, st.st_ino)
+            if key not in seen and not os.path.islink(os.path.join(root, name)):
+                seen.add(key)
+                total += st.st_size
+    return total
+
+
 def sidecar_path(artifact_path):
     """``model.onnx`` -> ``model.onnx.json``: the provenance record that travels with an artifact."""
     return str(artifact_path) + SIDECAR_SUFFIX

@@ -26,7 +26,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-from edgealex.artifacts import ensure_dir, read_json, sha256_file, sidecar_path, write_json_atomic
+from edgealex.artifacts import ensure_dir, folder_bytes, read_json, sha256_file, sidecar_path, write_json_atomic
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 
@@ -128,6 +128,9 @@ class DemoResult:
             lines.append("  energy per frame: " + reason)
         for name, reason in self.skipped:
             lines.append(f"  skipped {name}: {reason}")
+        if f.get("disk_mb") is not None:
+            kept = "kept" if a.get("checkpoint") else "not kept: --keep-checkpoint"
+            lines.append(f"  disk: {f['disk_mb']:.0f} MB in {self.out_dir} (training checkpoint {kept})")
         lines.append("  artifacts:")
         for key in ("dataset", "checkpoint", "onnx", "calibration", "engines_dir", "video", "verdicts",
                     "bench_dir", "report_html", "summary"):
@@ -160,7 +163,8 @@ class _Steps:
         self.result.cached[self.name] = bool(cached)
 
 
-def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=True, keep_resume=False):
+def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=True, keep_resume=False,
+             keep_checkpoint=False):
     """Run the whole pipeline under ``out_dir``; reuse what earlier runs left there.
 
     Args:
@@ -171,6 +175,11 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
         progress (bool): progress bars on a terminal. Defaults to True.
         keep_resume (bool): keep the training's resume state (``model/*.last.pt``, ~0.5 GB) to
             continue training later. Defaults to False.
+        keep_checkpoint (bool): keep the trained checkpoint (``model/alexnet-defects.pt``, as large
+            as the FP32 ONNX) after export. Without it the ONNX is the one copy of the weights: its
+            initializers are the same float32 tensors (the export's parity check compares them), the
+            PyTorch baselines are rebuilt from it, and a second run reuses the training through the
+            training record (``.pt.json``) and the ONNX's provenance. Defaults to False.
 
     Returns:
         DemoResult
@@ -199,7 +208,6 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     steps.start("train", "train {} on it ({} preset)".format("AlexNet", profile.train_preset))
     trained = _train(paths, profile, progress=progress, keep_resume=keep_resume)
     steps.done(cached=trained.reused)
-    result.artifacts["checkpoint"] = trained.path
     result.figures.update({"val_accuracy": trained.best_val_acc, "train_holdout_accuracy": trained.holdout_acc,
                            "train_epochs": (trained.settings or {}).get("epochs"),
                            "train_images_per_s": trained.train_images_per_s})
@@ -211,6 +219,11 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     onnx_path, cached = _export(paths, trained.path)
     steps.done(cached=cached)
     result.artifacts["onnx"] = onnx_path
+    if keep_checkpoint:
+        result.artifacts["checkpoint"] = trained.path
+    elif os.path.isfile(trained.path):
+        os.remove(trained.path)  # the ONNX holds the same weights (see keep_checkpoint)
+        logger.info("removed %s: its weights are in %s (--keep-checkpoint keeps it)", trained.path, onnx_path)
 
     steps.start("calibrate", "calibrate INT8 on the calib split, gate on the holdout split")
     calib, cached = _calibrate(paths, onnx_path, profile)
@@ -240,7 +253,8 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
                            "loop_distinct_images": (loop.get("accuracy") or {}).get("distinct_images")})
 
     steps.start("bench", "benchmark the engines and the baselines side by side")
-    session = _bench(paths, engines, trained.path, onnx_path, profile, tgt, progress)
+    session = _bench(paths, engines, trained.path if keep_checkpoint else onnx_path, onnx_path, profile, tgt,
+                     progress)
     steps.done()
     result.figures["bench"] = _bench_rows(session)
     result.skipped += [list(s) for s in session.skipped]
@@ -255,6 +269,7 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     result.artifacts["report_md"] = report.markdown
 
     result.seconds = round(time.perf_counter() - started, 1)
+    result.figures["disk_mb"] = round(folder_bytes(out_dir) / 1e6, 1)
     result.artifacts["summary"] = os.path.join(out_dir, SUMMARY_FILE)
     write_json_atomic(result.artifacts["summary"], result.to_dict())
     return result
@@ -307,7 +322,8 @@ def _train(paths, profile, progress=True, keep_resume=False):
         bar = BarProgress()
     save_every = 1 if keep_resume else 10 ** 6
     return train(paths["data"], paths["checkpoint"], preset=profile.train_preset, reuse=True, keep_last=keep_resume,
-                 save_every=save_every, progress=bar, memory_format=memory_format, **overrides)
+                 save_every=save_every, progress=bar, memory_format=memory_format, exported_onnx=paths["onnx"],
+                 **overrides)
 
 
 def _sized_training(paths, profile, settings):
@@ -350,6 +366,10 @@ def _export(paths, checkpoint):
     from edgealex.export.onnx import export_onnx
 
     onnx_path = paths["onnx"]
+    if not os.path.isfile(checkpoint):
+        # train() reused the run through its record and this ONNX (it checked the provenance)
+        logger.info("reusing %s: exported from the recorded checkpoint (not kept)", onnx_path)
+        return onnx_path, True
     weights_sha256 = sha256_file(checkpoint)
     if os.path.isfile(onnx_path) and os.path.isfile(sidecar_path(onnx_path)):
         try:

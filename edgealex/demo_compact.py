@@ -2,7 +2,8 @@
 
 1. synthesize the defect dataset and train (or reuse) the demo AlexNet exactly as ``edgealex demo``
    does (:mod:`edgealex.demo`'s steps; its checkpoint ``model/alexnet-defects.pt`` is the teacher
-   and is kept, since the student learns from it and the benchmark runs it in PyTorch),
+   and is kept, since the student learns from it and the benchmark runs it in PyTorch; where a plain
+   demo removed it after export, the teacher is rebuilt from the exported ONNX's initializers),
 2. prune it (:func:`edgealex.models.prune.prune`, L1 structured pruning: ``keep`` of every conv
    layer's filters and hidden FC neurons) and fine-tune the pruned model with knowledge distillation
    from the trained AlexNet (Hinton loss through the same trainer),
@@ -23,7 +24,7 @@ import shutil
 import time
 from dataclasses import dataclass
 
-from edgealex.artifacts import ensure_dir, write_json_atomic
+from edgealex.artifacts import ensure_dir, folder_bytes, write_json_atomic
 from edgealex.demo import DemoResult
 from edgealex.log import logger
 
@@ -112,15 +113,20 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
 
     steps.start("train", "train AlexNet on it ({} preset): the teacher and the reference".format(profile.train_preset))
     teacher = D._train(teacher_paths, profile, progress=progress)
+    teacher_path = teacher.path
+    if not os.path.isfile(teacher_path):
+        # an earlier plain demo removed the checkpoint after export and train() reused the run
+        # through its record and the ONNX: the teacher is rebuilt from the ONNX's initializers
+        teacher_path = _teacher_from_onnx(teacher_paths["onnx"], paths["teacher"])
     steps.done(cached=teacher.reused)
-    result.artifacts["teacher_checkpoint"] = teacher.path
+    result.artifacts["teacher_checkpoint"] = teacher_path
     result.figures.update({"teacher_val_accuracy": teacher.best_val_acc,
                            "teacher_train_holdout_accuracy": teacher.holdout_acc,
                            "train_epochs": (teacher.settings or {}).get("epochs")})
 
     steps.start("compress", f"prune to {keep:.0%} of the filters/neurons, fine-tune {cprofile.fine_tune_epochs} "
                             "epoch(s) distilling from the AlexNet")
-    pruned = _compress(paths, teacher.path, profile, cprofile, keep, progress)
+    pruned = _compress(paths, teacher_path, profile, cprofile, keep, progress)
     steps.done(cached=bool((pruned.fine_tune or {}).get("reused")))
     result.artifacts["checkpoint"] = pruned.path
     result.figures.update({"compact_widths": pruned.widths, "compact_keep": pruned.keep,
@@ -161,7 +167,7 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
 
     steps.start("bench", "benchmark the compact engines against PyTorch eager FP32 AlexNet, batch 1")
     bench_engines = [run_engine] + [e for e in engines if e != run_engine and _precision_of(e) == "fp32"][:1]
-    session = _bench(paths, bench_engines, teacher.path, profile, tgt, progress)
+    session = _bench(paths, bench_engines, teacher_path, profile, tgt, progress)
     steps.done()
     result.figures["bench"] = D._bench_rows(session)
     result.skipped += [list(s) for s in session.skipped]
@@ -178,6 +184,7 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
     result.artifacts["report_md"] = report.markdown
 
     result.seconds = round(time.perf_counter() - started, 1)
+    result.figures["disk_mb"] = round(folder_bytes(out_dir) / 1e6, 1)
     result.artifacts["summary"] = os.path.join(out_dir, SUMMARY_FILE)
     write_json_atomic(result.artifacts["summary"], result.to_dict())
     return result
@@ -191,7 +198,29 @@ def _compact_layout(out_dir, teacher_paths):
     model_dir = os.path.join(out_dir, COMPACT_DIR, "model")
     paths["checkpoint"] = os.path.join(model_dir, "alexnet-compact.pt")
     paths["onnx"] = os.path.join(model_dir, "alexnet-compact.onnx")
+    paths["teacher"] = os.path.join(model_dir, "alexnet-teacher-from-onnx.pt")
     return paths
+
+
+def _teacher_from_onnx(onnx_path, out_path):
+    """Write the AlexNet checkpoint that ``onnx_path`` was exported from, rebuilt from its float32
+    initializers (:func:`edgealex.models.alexnet.checkpoint_from_onnx`), with the ONNX's labels and
+    preprocessing; its weights (and so the distillation cache key) are the trained ones.
+
+    Raises:
+        EdgeAlexError: the ONNX is missing or does not hold the model's parameters.
+    """
+    from edgealex.models.alexnet import checkpoint_from_onnx, model_from_checkpoint, save_checkpoint
+    from edgealex.modelinfo import from_model_proto, load_onnx
+
+    ckpt = checkpoint_from_onnx(onnx_path)
+    info = from_model_proto(load_onnx(onnx_path, "ONNX"), onnx_path, allow_default=False)
+    model = model_from_checkpoint(ckpt, source=onnx_path)
+    ensure_dir(os.path.dirname(out_path), "compact model folder")
+    save_checkpoint(out_path, model, ckpt["labels"], info.preprocess,
+                    rebuilt_from={"onnx": onnx_path, "weights_sha256": (info.provenance or {}).get("weights_sha256")})
+    logger.info("teacher rebuilt from %s (the training checkpoint was not kept): %s", onnx_path, out_path)
+    return out_path
 
 
 def _compress(paths, teacher, profile, cprofile, keep, progress):

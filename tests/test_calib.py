@@ -133,6 +133,10 @@ def test_outputs_trt_compatible_qdq_caches_report(tiny, folders, tmp_path):
     weight_dq = next(n for n in qdq.graph.node if n.output[0] == conv.input[1])
     inits = {i.name: numpy_helper.to_array(i) for i in qdq.graph.initializer}
     assert inits[weight_dq.input[1]].shape == (3,)  # one scale per output channel
+    # the weight is an INT8 initializer read by the DequantizeLinear directly (no FP32 copy, no Q)
+    assert inits[weight_dq.input[0]].dtype == np.int8 and inits[weight_dq.input[0]].shape == (3, 3, 3, 3)
+    assert not any(n.op_type == "QuantizeLinear" and n.input[0] in inits for n in qdq.graph.node)
+    assert inspect_qdq(qdq)["min_tensorrt"] == "10.0"
     assert conv.input[2] == "conv_b" and "conv_b" in inits  # bias stays FP32
     assert inspect_qdq(qdq)["trt_compatible"]
     # ... and the logits stay float: the graph output comes straight from the Gemm, not from a Q/DQ pair
@@ -390,6 +394,9 @@ def test_exported_alexnet_end_to_end(alexnet_onnx, tmp_path):
     qdq = onnx.load(result.qdq_onnx, load_external_data=False)
     check = inspect_qdq(qdq)
     assert check["trt_compatible"] and check["nonzero_zero_points"] == [] and check["relu_nodes"] == 7
+    # the 8 weight tensors (5 conv, 3 FC) are stored once, as INT8: a quarter of the FP32 file, not as large
+    assert check["int8_weights"] == 8 and check["float_weight_qdq"] == 0 and check["min_tensorrt"] == "10.0"
+    assert os.path.getsize(result.qdq_onnx) < 0.3 * os.path.getsize(alexnet_onnx)
     cache = read_cache(result.caches[8502])
     fp32 = onnx.load(alexnet_onnx, load_external_data=False)
     names = {o for n in fp32.graph.node for o in n.output} | {"input"}

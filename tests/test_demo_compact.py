@@ -93,3 +93,24 @@ def test_compact_summary_figures_are_measured(compact_run):
     assert "compact model: pruned to 50%" in text and "issue 15 target" in text
     assert ("MET:" if c["target_met"] else "NOT MET:") in text
     assert "ratio {:.1f}x".format(c["ratio"]) in text
+
+
+def test_compact_after_a_plain_demo_rebuilds_the_teacher_from_the_onnx(compact_run):
+    """The plain demo removes the AlexNet checkpoint after export; the compact demo then rebuilds the
+    teacher from the ONNX's initializers (the same weights) and reuses its compressed model."""
+    out, _, first = compact_run
+    runner = CliRunner()
+    plain = runner.invoke(app, ["demo", "--fast", "--out", str(out), "--json"])
+    assert plain.exit_code == 0, plain.output
+    assert not os.path.exists(os.path.join(str(out), "model", "alexnet-defects.pt"))
+    again = runner.invoke(app, ["demo", "--compact", "--fast", "--out", str(out), "--json"])
+    assert again.exit_code == 0, again.output
+    summary = json.loads(again.stdout[again.stdout.index("{"):])
+    teacher = summary["artifacts"]["teacher_checkpoint"]
+    assert teacher == os.path.join(str(out), "compact", "model", "alexnet-teacher-from-onnx.pt")
+    assert summary["cached"]["train"] is True and summary["cached"]["compress"] is True
+    c, c0 = summary["figures"]["compact"], first["figures"]["compact"]
+    assert c["teacher_fp32_accuracy"] == c0["teacher_fp32_accuracy"]
+    assert c["compact_fp32_accuracy"] == c0["compact_fp32_accuracy"]
+    teacher_acc, _ = _holdout_accuracy(teacher, os.path.join(str(out), "data", "holdout"))
+    assert c["teacher_fp32_accuracy"] == pytest.approx(teacher_acc)

@@ -159,6 +159,59 @@ def test_reuse_skips_identical_training(trained, easy):
     assert again.reused and again.best_val_acc == trained.best_val_acc and again.history == trained.history
 
 
+def test_reuse_through_the_exported_onnx_when_the_checkpoint_is_gone(trained, easy, tmp_path):
+    """`edgealex demo` keeps only the ONNX (issue 17 item 8): the training record plus an ONNX whose
+    provenance names the recorded checkpoint stand for the removed checkpoint, and nothing else does."""
+    import shutil
+
+    from edgealex.export.onnx import export_onnx
+
+    ckpt = tmp_path / "model.pt"
+    shutil.copy(trained.path, ckpt)
+    shutil.copy(trained.sidecar, str(ckpt) + ".json")
+    onnx_path = str(tmp_path / "model.onnx")
+    export_onnx(onnx_path, arch="alexnet", weights=str(ckpt))
+    os.remove(ckpt)
+    again = train(str(easy), str(ckpt), preset=None, reuse=True, device="cpu", exported_onnx=onnx_path, **TINY)
+    assert again.reused and again.history == trained.history and not ckpt.exists()
+
+    # an ONNX that is not the recorded one (changed after export) does not stand for it: the run trains
+    with open(onnx_path, "ab") as handle:
+        handle.write(b"\0")
+    fresh = train(str(easy), str(ckpt), preset=None, reuse=True, device="cpu", exported_onnx=onnx_path,
+                  **dict(TINY, epochs=1))
+    assert not fresh.reused and ckpt.exists()
+
+
+def test_torch_baseline_from_the_exported_onnx(tmp_path):
+    """The PyTorch model rebuilt from an ONNX's initializers (the demo keeps no checkpoint) gives the
+    ONNX's logits; exports that rewrite layers (BatchNorm folded, pooling rewritten below 224 px)
+    keep no parameter names and are refused by name."""
+    import onnxruntime as ort
+    from edgealex.bench.baselines import torch_model_fn
+    from edgealex.export.onnx import export_onnx
+    from edgealex.models.alexnet import checkpoint_from_onnx
+    from edgealex.modelinfo import read_model_info
+
+    onnx_path = str(tmp_path / "m.onnx")
+    export_onnx(onnx_path, arch="alexnet", num_classes=3, seed=5)
+    fn, note = torch_model_fn(read_model_info(onnx_path), onnx_path)
+    x = np.random.default_rng(3).standard_normal((2, 3, 224, 224)).astype(np.float32)
+    with torch.no_grad():
+        torch_logits = fn().eval()(torch.from_numpy(x)).numpy()  # the bench runner sets eval() too
+    session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    onnx_logits = session.run(None, {session.get_inputs()[0].name: x[:1]})[0]
+    assert np.allclose(torch_logits[:1], onnx_logits, atol=1e-4) and note == f"weights {onnx_path}"
+
+    for arch, size in (("alexnet-bn", 224), ("alexnet", 64)):
+        path = str(tmp_path / f"{arch}-{size}.onnx")
+        export_onnx(path, arch=arch, num_classes=2, input_size=size, resize=size + 8)
+        with pytest.raises(EdgeAlexError) as err:
+            checkpoint_from_onnx(path)
+        assert f"initializers do not hold the {arch} model's parameters" in str(err.value)
+        assert ".pt" in err.value.note
+
+
 def test_presets_are_valid_settings():
     assert {"demo", "fast", "recipe2012"} <= set(PRESETS)
     for name in PRESETS:

@@ -87,17 +87,18 @@ class TorchRunner(Runner):
 
 
 def torch_model_fn(model_info, weights=None, seed=0):
-    """A factory for the PyTorch model: from an edgealex checkpoint, else random init.
+    """A factory for the PyTorch model: from an edgealex checkpoint (or the FP32 ONNX exported
+    from one: its initializers are the same float32 weights), else random init.
 
     Returns:
         (callable, str): the factory and a note ("weights: FILE" or "random init: timing only").
     """
-    from edgealex.models.alexnet import build_model, load_checkpoint, model_from_checkpoint
+    from edgealex.models.alexnet import build_model, checkpoint_from_onnx, load_checkpoint, model_from_checkpoint
 
     if weights:
         # Loaded and fitted now, while the subjects are prepared: a bad --torch-weights is refused
         # before any engine is measured, not after. A pruned checkpoint rebuilds from its own widths.
-        ckpt = load_checkpoint(weights)
+        ckpt = checkpoint_from_onnx(weights) if str(weights).lower().endswith(".onnx") else load_checkpoint(weights)
         model = model_from_checkpoint(ckpt, source=str(weights), arch=model_info.arch)
         return (lambda: model), f"weights {weights}"
 

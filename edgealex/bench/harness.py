@@ -59,7 +59,7 @@ class BenchOptions:
         source (str): frame source URI for loop mode.
         baselines (tuple): compare-mode baselines: ("auto",), ("none",) or names from
             :data:`edgealex.bench.baselines.BASELINES`.
-        torch_weights (str): edgealex checkpoint for the PyTorch baselines.
+        torch_weights (str): edgealex checkpoint (or the FP32 ONNX exported from it) for the PyTorch baselines.
         onnx (str): raw ONNX for the bare ONNX Runtime baseline (default: an FP32 .onnx engine).
         runner_options (dict): passed to ``load_runner`` (e.g. intra_op_num_threads).
         seed (int): seed of the synthetic inputs.

@@ -41,11 +41,24 @@ PERCENTILE_NUM_BINS = 2048
 # such as Relu kept (facts §2.6, §10.5). Biases stay FP32: ORT would otherwise feed Conv/Gemm through
 # an INT32 DequantizeLinear, which TensorRT's Q/DQ support (INT8 only) does not cover; ORT's CPU
 # fusion into QLinearConv/QGemm quantizes a float bias itself (checked: same fused graph).
+#
+# Weights are stored once, as INT8 initializers feeding DequantizeLinear (AddQDQPairToWeight off):
+# a quarter of the FP32 bytes instead of FP32 weights plus a Q/DQ pair. Which TensorRT takes that:
+# the ONNX parser imports an INT8 initializer as INT8 weights and hands it to addConstant ->
+# addDequantize in every version the targets name (onnx-tensorrt release/8.2-GA
+# onnx2trt_utils.cpp convertOnnxWeights, builtin_op_importers.cpp QuantDequantLinearHelper), but
+# only from the 9.x/10.x API on is a constant's output typed by its weights ("The output type is
+# weights.type", NvInfer.h IConstantLayer::setWeights at TensorRT v9.3.0 and v10.0.0); the 8.2.1,
+# 8.5.3 and 8.6.1 headers say any non-INT32 constant is "a tensor of real values", which
+# IDequantizeLayer (INT8 input only) does not take. So the Q/DQ ONNX is for TensorRT >= 10 (where
+# the build plan uses it, edgealex.build.plan.int8_source_preference); TensorRT 8.x (Nano 8.2,
+# Xavier 8.5) and every DLA build take the calibration caches written next to it.
+QDQ_MIN_TENSORRT = "10.0"
 TRT_QDQ_EXTRA_OPTIONS = {
     "ActivationSymmetric": True,
     "WeightSymmetric": True,
     "QDQKeepRemovableActivations": True,
-    "AddQDQPairToWeight": True,
+    "AddQDQPairToWeight": False,
     "QuantizeBias": False,
 }
 
@@ -168,8 +181,8 @@ def _quantize(model_path, out_path, ranges_path, method, **kwargs):
 
 def quantize_trt_qdq(model_path, out_path, ranges_path, method):
     """The TensorRT-compatible Q/DQ model: symmetric INT8 activations and per-channel weights,
-    every zero-point 0, Relu kept, FP32 weights followed by Q/DQ pairs (TensorRT folds them),
-    FP32 biases.
+    every zero-point 0, Relu kept, weights stored as INT8 initializers feeding DequantizeLinear
+    (TensorRT >= 10, see :data:`QDQ_MIN_TENSORRT`), FP32 biases.
 
     Returns:
         str: ``out_path``.
@@ -284,20 +297,29 @@ def inspect_qdq(model):
         dict: ``quantize_nodes``, ``dequantize_nodes``, ``zero_points`` (how many checked),
         ``nonzero_zero_points`` (node names), ``non_int8_zero_points`` (node names whose
         zero-point is not INT8, e.g. UINT8), ``missing_zero_points``, ``relu_nodes``,
-        ``per_channel_weights`` (DequantizeLinear with a vector scale), ``trt_compatible`` (bool).
+        ``per_channel_weights`` (DequantizeLinear with a vector scale), ``int8_weights``
+        (DequantizeLinear fed by an INT8 initializer), ``float_weight_qdq`` (QuantizeLinear fed
+        by a float initializer: FP32 weights stored with a Q/DQ pair), ``min_tensorrt`` (the
+        oldest TensorRT that takes the file: :data:`QDQ_MIN_TENSORRT` with INT8 weights, else
+        "8.0"), ``trt_compatible`` (bool).
     """
     onnx = require("onnx", PURPOSE)
     inits = _initializers(model)
     init_types = {init.name: init.data_type for init in model.graph.initializer}
     summary = {"quantize_nodes": 0, "dequantize_nodes": 0, "zero_points": 0, "nonzero_zero_points": [],
                "non_int8_zero_points": [], "missing_zero_points": [], "relu_nodes": 0,
-               "per_channel_weights": 0}
+               "per_channel_weights": 0, "int8_weights": 0, "float_weight_qdq": 0}
     for node in model.graph.node:
         if node.op_type == "Relu":
             summary["relu_nodes"] += 1
         if node.op_type not in ("QuantizeLinear", "DequantizeLinear"):
             continue
         summary["quantize_nodes" if node.op_type == "QuantizeLinear" else "dequantize_nodes"] += 1
+        stored = init_types.get(node.input[0])
+        if node.op_type == "DequantizeLinear" and stored == onnx.TensorProto.INT8:
+            summary["int8_weights"] += 1
+        elif node.op_type == "QuantizeLinear" and stored == onnx.TensorProto.FLOAT:
+            summary["float_weight_qdq"] += 1
         label = node.name or node.output[0]
         if len(node.input) < 3 or not node.input[2]:
             summary["missing_zero_points"].append(label)  # defaults to UINT8 0: not INT8
@@ -314,6 +336,7 @@ def inspect_qdq(model):
         scale = inits.get(node.input[1])
         if node.op_type == "DequantizeLinear" and scale is not None and scale.size > 1:
             summary["per_channel_weights"] += 1
+    summary["min_tensorrt"] = QDQ_MIN_TENSORRT if summary["int8_weights"] else "8.0"
     summary["trt_compatible"] = bool(summary["quantize_nodes"]) and not (
         summary["nonzero_zero_points"] or summary["non_int8_zero_points"] or summary["missing_zero_points"])
     return summary

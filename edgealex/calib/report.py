@@ -101,7 +101,11 @@ def render_markdown(report):
         lines += ["", "No accuracy: the held-out images have no class folders named like the model's labels."]
     lines += ["", "## Outputs", ""]
     outputs, sizes = report["outputs"], report["sizes"]
-    lines.append(f"- `{name(outputs['qdq_onnx'])}`: Q/DQ ONNX for TensorRT explicit INT8 (TensorRT >= 8.x GPU) and ORT CPU; "
+    check = report["qdq_check"]
+    weights = (f"{check['int8_weights']} weight tensors stored as INT8 initializers"
+               if check.get("int8_weights") else "FP32 weights with Q/DQ pairs")
+    lines.append(f"- `{name(outputs['qdq_onnx'])}`: Q/DQ ONNX for TensorRT explicit INT8 (TensorRT >= "
+                 f"{check.get('min_tensorrt', '8.0')} GPU; TensorRT 8.x and DLA take the caches below) and ORT CPU; {weights}; "
                  f"{report['qdq_check']['quantize_nodes']} QuantizeLinear, {report['qdq_check']['zero_points']} zero-points checked, "
                  f"{len(report['qdq_check']['nonzero_zero_points'])} non-zero; {report['qdq_check']['relu_nodes']} Relu kept; "
                  f"{sizes['qdq_bytes'] / 1e6:.1f} MB")

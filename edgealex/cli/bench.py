@@ -40,7 +40,7 @@ def bench(
     target: Annotated[Optional[str], typer.Option(help="Target profile (rails, power modes); default: detected.")] = None,
     source: Annotated[str, typer.Option(help="Frame source for --mode loop.")] = "synthetic://",
     baselines: Annotated[str, typer.Option(help="compare mode: auto | none | any of ort,torch,torch-int8.")] = "auto",
-    torch_weights: Annotated[Optional[Path], typer.Option(help="edgealex checkpoint for the PyTorch baselines.")] = None,
+    torch_weights: Annotated[Optional[Path], typer.Option(help="edgealex checkpoint (or the FP32 ONNX exported from it) for the PyTorch baselines.")] = None,
     onnx: Annotated[Optional[Path], typer.Option(help="Raw FP32 ONNX (bare ONNX Runtime baseline; --matrix input).")] = None,
     threads: Annotated[Optional[int], typer.Option(help="Intra-op threads for ONNX Runtime and PyTorch.")] = None,
     matrix: Annotated[bool, typer.Option(help="Sweep the target's precisions x devices, building missing engines "

@@ -42,9 +42,9 @@ def calibrate(
         accuracy = gate.accuracy.get(key)
         extra = f", accuracy {accuracy:.1%} (FP32 {gate.accuracy['fp32']:.1%})" if accuracy is not None else ""
         echo(f"  {key}: top-1 agreement with FP32 {value:.1%} ({gate.agree_counts[key]}/{gate.images}){extra}")
-    echo(f"  Q/DQ ONNX (TensorRT explicit INT8, ORT CPU): {result.qdq_onnx}")
+    echo(f"  Q/DQ ONNX (TensorRT >= 10 explicit INT8, ORT CPU): {result.qdq_onnx}")
     if result.ort_int8_onnx:
-        echo(f"  ORT-native INT8 ONNX (CPU only):            {result.ort_int8_onnx}")
+        echo(f"  ORT-native INT8 ONNX (CPU only):                  {result.ort_int8_onnx}")
     for number, path in sorted(result.caches.items()):
-        echo(f"  TensorRT cache TRT-{number}:                 {path}")
+        echo(f"  TensorRT cache TRT-{number} (implicit INT8, DLA):      {path}")
     echo(f"  report: {result.report_md}   manifest: {result.manifest_path}")

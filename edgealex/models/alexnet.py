@@ -517,6 +517,51 @@ def load_checkpoint(path):
     raise EdgeAlexError(str(path), "the file holds no state_dict", "pass a PyTorch state_dict or an edgealex checkpoint")
 
 
+def checkpoint_from_onnx(path):
+    """The weights of an ONNX exported by ``edgealex export``, as a checkpoint dict.
+
+    The legacy exporter keeps every parameter as an initializer named like its ``state_dict`` key
+    (``features.0.weight`` ...), so the FP32 PyTorch model can be rebuilt exactly from the ONNX
+    when the training checkpoint was not kept (``edgealex demo``). Models whose export folded
+    layers (BatchNorm into the convolutions) have no such names and are refused.
+
+    Args:
+        path (str): an FP32 ONNX with edgealex metadata (arch, labels, preprocessing, widths).
+
+    Returns:
+        dict: like :func:`load_checkpoint`: ``state_dict`` (float32 tensors), ``arch``, ``widths``,
+        ``num_classes``, ``labels``, ``format`` "onnx-initializers".
+
+    Raises:
+        EdgeAlexError: not a readable ONNX, no edgealex metadata, or a parameter of the model is
+            missing from the initializers or has another shape.
+    """
+    torch = require("torch", "PyTorch weights from an ONNX")
+    numpy_helper = require("onnx.numpy_helper", "PyTorch weights from an ONNX")
+    from edgealex.modelinfo import load_onnx, from_model_proto
+
+    proto = load_onnx(path, "ONNX")
+    info = from_model_proto(proto, path, allow_default=False)
+    widths = (info.provenance or {}).get("widths")
+    model = build_model(info.arch or "alexnet", num_classes=info.num_classes, widths=widths)
+    inits = {init.name: init for init in proto.graph.initializer}
+    state_dict, problems = {}, []
+    for key, value in model.state_dict().items():
+        init = inits.get(key)
+        array = numpy_helper.to_array(init) if init is not None else None
+        if array is None or tuple(array.shape) != tuple(value.shape):
+            problems.append(key if array is None else f"{key} {tuple(array.shape)} != {tuple(value.shape)}")
+            continue
+        state_dict[key] = torch.from_numpy(array.astype("float32", copy=True))
+    if problems:
+        raise EdgeAlexError(str(path), "its initializers do not hold the {} model's parameters ({}{})".format(
+            info.arch, ", ".join(problems[:3]), ", ..." if len(problems) > 3 else ""),
+            "pass the edgealex checkpoint (.pt) it was exported from (exports that rewrite layers keep no "
+            "parameter names: BatchNorm folded into the convolutions, the pooling rewritten below 224 px)")
+    return {"format": "onnx-initializers", "state_dict": state_dict, "arch": info.arch, "widths": widths,
+            "num_classes": info.num_classes, "labels": list(info.labels or [])}
+
+
 def save_checkpoint(path, model, labels, preprocess, **extra):
     """Atomically write an edgealex checkpoint (loads with ``weights_only=True``)."""
     torch = require("torch")

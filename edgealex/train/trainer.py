@@ -30,8 +30,8 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.artifacts import (ensure_dir, environment_summary, read_sidecar, sha256_bytes, sha256_file,
-                                sidecar_path, write_json_atomic)
+from edgealex.artifacts import (ensure_dir, environment_summary, read_json, read_sidecar, sha256_bytes,
+                                sha256_file, sidecar_path, write_json_atomic)
 from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
@@ -415,9 +415,11 @@ def _confusion(targets, predictions, num_classes):
     return matrix.tolist()
 
 
-def _reusable(out_path, data_hash, settings):
+def _reusable(out_path, data_hash, settings, exported_onnx=None):
     side = sidecar_path(out_path)
-    if not (os.path.isfile(side) and os.path.isfile(out_path)):
+    if not os.path.isfile(side):
+        return None
+    if not os.path.isfile(out_path) and exported_onnx is None:
         return None
     try:
         record = read_sidecar(side, "training record", require_sha256=False)
@@ -426,14 +428,29 @@ def _reusable(out_path, data_hash, settings):
     if (record.get("format") != TRAIN_FORMAT or record.get("data_hash") != data_hash
             or record.get("settings_key") != settings.key() or not record.get("complete")):
         return None
-    if record.get("checkpoint_sha256") != sha256_file(out_path):
+    if os.path.isfile(out_path):
+        return record if record.get("checkpoint_sha256") == sha256_file(out_path) else None
+    return record if exported_weights_sha256(exported_onnx) == record.get("checkpoint_sha256") else None
+
+
+def exported_weights_sha256(onnx_path):
+    """The checkpoint sha256 an ONNX was exported from (its sidecar's provenance), or None when the
+    ONNX, its sidecar or the record is missing, unreadable or no longer matches the file."""
+    side = sidecar_path(onnx_path)
+    if not (os.path.isfile(onnx_path) and os.path.isfile(side)):
         return None
-    return record
+    try:
+        record = read_json(side, "ONNX sidecar")
+    except EdgeAlexError:
+        return None
+    if not isinstance(record, dict) or record.get("sha256") != sha256_file(onnx_path):
+        return None
+    return ((record.get("model") or {}).get("provenance") or {}).get("weights_sha256")
 
 
 def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None, lr=None, preset="demo",
           resume=None, reuse=False, keep_last=True, save_every=1, threads=None, device=None, progress=None,
-          memory_format="channels_last", init_weights=None, teacher=None, **overrides):
+          memory_format="channels_last", init_weights=None, teacher=None, exported_onnx=None, **overrides):
     """Train an AlexNet on an ImageFolder dataset and keep the best checkpoint by val accuracy.
 
     Args:
@@ -446,6 +463,10 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
             typically a larger ``epochs``, override them.
         reuse (bool): return the recorded result when ``out_path`` was already trained on the same
             data hash with the same settings. Defaults to False.
+        exported_onnx (str): with ``reuse``, an ONNX exported from ``out_path``: when the checkpoint
+            itself was removed after export (``edgealex demo`` keeps only the ONNX), its training
+            record (``out_path`` + ".json") and this ONNX stand for it if the ONNX's provenance
+            names the recorded checkpoint sha256. Defaults to None (the checkpoint must exist).
         keep_last (bool): keep the resume state after training. Defaults to True.
         save_every (int): write the resume state every N epochs (and after the last one); it holds
             weights and optimizer state (~0.5 GB for AlexNet with SGD). Defaults to 1.
@@ -505,7 +526,7 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     data = find_train_data(data_dir)
     _check_auxiliary(aux, settings, data, resume)
     if reuse and resume is None:
-        record = _reusable(out_path, data.data_hash, settings)
+        record = _reusable(out_path, data.data_hash, settings, exported_onnx)
         if record is not None:
             logger.info(f"reusing {out_path}: trained on the same data ({data.data_hash[:12]}) with the same settings")
             result = TrainResult.from_dict(record["result"])
