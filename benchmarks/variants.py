@@ -133,8 +133,13 @@ def phase_train(args, data):
     # options, the other seeds on the normal setting, then on the hard one
     # a run cut short still has every variant for its first seeds on both settings; the training
     # options (one run each) come last
-    for seed in args.seeds:
-        one_seed(seed)
+    if args.order == "seed":
+        for seed in args.seeds:
+            one_seed(seed)
+    else:  # every seed of the normal setting first, then the hard one
+        for setting in SETTINGS:
+            for seed in args.seeds:
+                one_seed(seed, (setting,))
     if not args.skip_options:
         options_once()
     return runs
@@ -440,6 +445,18 @@ def claims(acc, params, runs, seeds):
     return out
 
 
+def _missing_text(missing):
+    if not missing:
+        return "Every training of the matrix finished (variants x settings x seeds).\n"
+    by_cell = {}
+    for key in missing:
+        setting, seed, name = key.split("/")
+        by_cell.setdefault(f"{setting} seed {seed}", []).append(name)
+    cells = "; ".join(f"{cell}: {', '.join(names)}" for cell, names in by_cell.items())
+    return (f"**Not measured (the run was stopped at the time limit):** {len(missing)} trainings of the matrix — "
+            f"{cells}. The n in each accuracy cell says how many seeds it rests on.\n")
+
+
 def markdown(meta, rows, claim_rows, speed, args, target):
     lines = ["# Model variants and compression on this CPU (issue 15)", "",
              f"Machine: {meta['cpu_model']} ({meta['cpu_count']} vCPUs); cpuinfo flags "
@@ -458,6 +475,7 @@ def markdown(meta, rows, claim_rows, speed, args, target):
              "(lr 0.002). Accuracy = FP32 PyTorch on the holdout split, mean ± half the range over the seeds. "
              "Speed: ONNX Runtime engines of the seed-0 normal checkpoints, batch 1, "
              f"{args.rounds} interleaved rounds of {args.seconds} s per subject, median.", "",
+             _missing_text(meta.get("missing_runs") or []),
              "| variant | params | ONNX MB | FP32 img/s | INT8 img/s | INT8 × PyTorch-eager AlexNet | holdout % normal | holdout % hard | INT8 agreement | ESTIMATE Nano FP16 img/s | ESTIMATE AGX Xavier INT8 img/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -501,6 +519,29 @@ def markdown(meta, rows, claim_rows, speed, args, target):
     lines += ["", f"Accuracy condition (within 0.5 pts of FP32 AlexNet on both settings): {t['accuracy_note']}.",
               f"Verdict: **{t['verdict']}**.", ""]
     return "\n".join(lines) + "\n"
+
+
+def _options_from(claim_rows, path):
+    """The training-option rows not trained in this run, taken from an earlier results file (and said so)."""
+    earlier = json.load(open(path))
+    sc = earlier["scale"]
+    note = (f"measured in an earlier reduced-scale run ({sc['input_size']} px input, {sc['per_class']} images per "
+            f"class, {sc['epochs']} epochs; AlexNet {earlier['runs'].get('normal/0/alexnet', {}).get('holdout_acc', 0) * 100:.0f}% "
+            "there), not at this scale")
+    by_claim = {c["claim"]: c for c in earlier["claims"]}
+    out = []
+    for c in claim_rows:
+        old = by_claim.get(c["claim"])
+        if c.get("holdout") is None and "baseline_holdout" in c and old and old.get("holdout") is not None:
+            c = dict(old, verdict=old["verdict"] + " — " + note, scale_note=note)
+        out.append(c)
+    return out
+
+
+def missing_runs(runs, seeds):
+    """Trainings of the matrix (variant x setting x seed) that are not in ``runs``."""
+    return [f"{setting}/{seed}/{name}" for setting in SETTINGS for seed in seeds for name in FULL + COMPRESSED
+            if f"{setting}/{seed}/{name}" not in runs]
 
 
 def target_check(rows, speed, acc, args):
@@ -566,6 +607,10 @@ def main():
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.5)
     parser.add_argument("--skip-options", action="store_true", help="train no training-option rows")
+    parser.add_argument("--options-from", help="an earlier variants.json whose training-option rows fill the ones "
+                                               "not trained here (labelled with that run's scale)")
+    parser.add_argument("--order", choices=("seed", "setting"), default="seed",
+                        help="seed: each seed on both settings in turn; setting: all seeds on normal, then hard")
     parser.add_argument("--note", default="", help="a sentence on the load during the run, for the .md")
     args = parser.parse_args()
     os.makedirs(args.work, exist_ok=True)
@@ -588,8 +633,11 @@ def main():
         speed = json.load(open(os.path.join(args.work, "speed.json")))
         rows, params, acc = phase_table(args, runs, speed)
         claim_rows = claims(acc, params, runs, args.seeds)
+        if args.options_from:
+            claim_rows = _options_from(claim_rows, args.options_from)
         target = target_check(rows, speed, acc, args)
         meta["loadavg_after"] = machine()["loadavg"]
+        meta["missing_runs"] = missing_runs(runs, args.seeds)
         data_out = {"machine": meta, "scale": vars(args), "rows": rows, "claims": claim_rows, "target": target,
                     "speed": speed, "runs": runs}
         write_results(args.out, "variants", json.loads(dumps(data_out)), markdown(meta, rows, claim_rows, speed, args,
