@@ -399,10 +399,14 @@ def claims(acc, params, runs, seeds):
             reasons.append("undertrained at this scale: " + ", ".join(weak))
         if noisy:
             reasons.append("difference within the seed spread on " + ", ".join(noisy))
-        n = min((acc[(name, s_)] or {"n": 0})["n"] for name in pair for s_ in SETTINGS)
+        measured = [s_ for s_ in SETTINGS if all(acc[(name, s_)] for name in pair)]
+        n = min((acc[(name, s_)]["n"] for name in pair for s_ in measured), default=0)
         if n < 2:
             reasons.append(f"{n} seed(s)")
-        return text + (" here, not conclusive (" + "; ".join(reasons) + ")" if reasons else " here")
+        text += " here" + (" (" + ", ".join(measured) + " setting only; " + ", ".join(
+            s_ for s_ in SETTINGS if s_ not in measured) + " not measured)" if measured and len(measured) < len(SETTINGS)
+            else "")
+        return text + (", not conclusive (" + "; ".join(reasons) + ")" if reasons else "")
 
     d = [delta("alexnet-se", "alexnet", s) for s in SETTINGS]
     out.append({"claim": "SE after conv5: top-1 +1.8 pts", "normal_delta_pts": d[0], "hard_delta_pts": d[1],
@@ -489,7 +493,10 @@ def markdown(meta, rows, claim_rows, speed, args, target):
              f"{' (not 224)' if args.input_size < 224 else ' (as deployed)'}, "
              f"{args.epochs} epochs of the demo recipe (SGD, He init, warm-up 0.5 epoch, step decay), "
              f"seeds {', '.join(map(str, args.seeds))}; pruned models fine-tuned {args.fine_tune_epochs} epochs "
-             "(lr 0.002). Accuracy = FP32 PyTorch on the holdout split, mean ± half the range over the seeds. "
+             f"(lr 0.002); slim students distilled from the seed's alexnet with T {DISTILL_T:g}, alpha {DISTILL_ALPHA:g} "
+             f"at lr {DISTILL_LR:g} (the soft term's gradient is T x that of plain cross-entropy: at lr 0.01 a student "
+             "collapsed to one class, 20.0% on the normal setting, seed 0), and the same slim model also trained "
+             "alone at that lr. Accuracy = FP32 PyTorch on the holdout split, mean ± half the range over the seeds. "
              "Speed: ONNX Runtime engines of the seed-0 normal checkpoints, batch 1, "
              f"{args.rounds} interleaved rounds of {args.seconds} s per subject, median.", "",
              _missing_text(meta.get("missing_runs") or []),
@@ -566,18 +573,21 @@ def target_check(rows, speed, acc, args):
     best = None
     for name in ("alexnet-pruned30", "slim30-distilled", "alexnet-pruned70"):
         ok = True
-        notes = []
+        notes, unmeasured = [], []
         for setting in SETTINGS:
             a, b = acc[(name, setting)], acc[("alexnet", setting)]
             if not a or not b:
-                ok = False
+                unmeasured.append(setting)
+                notes.append(f"{setting} not measured")
                 continue
             d = (a["mean"] - b["mean"]) * 100
             notes.append(f"{setting} {d:+.1f} pts")
             ok = ok and d >= -0.5
         ratio = speed["trained"][f"int8/{name}"]["img_per_s_median"] / base
+        ok = ok and len(unmeasured) < len(SETTINGS)
         cand = {"model": name, "trained_int8": speed["trained"][f"int8/{name}"]["img_per_s_median"],
-                "trained_ratio": ratio, "accuracy_ok": ok, "accuracy_note": f"{name}: " + ", ".join(notes)}
+                "trained_ratio": ratio, "accuracy_ok": ok, "unmeasured_settings": unmeasured,
+                "accuracy_note": f"{name}: " + ", ".join(notes)}
         if best is None or (cand["accuracy_ok"], ratio >= 10, ratio) > (best["accuracy_ok"], best["trained_ratio"] >= 10,
                                                                          best["trained_ratio"]):
             best = cand
@@ -587,6 +597,9 @@ def target_check(rows, speed, acc, args):
     met = best["accuracy_ok"] and best["trained_ratio"] >= 10
     best["verdict"] = "{} ({}: {:.1f}x at {} px, accuracy within 0.5 pts: {})".format(
         "met" if met else "not met", best["model"], best["trained_ratio"], args.input_size, best["accuracy_ok"])
+    if met and best["unmeasured_settings"]:
+        best["verdict"] = best["verdict"].replace("met (", "met on the measured setting only, {} not measured (".format(
+            ", ".join(best["unmeasured_settings"])), 1)
     return best
 
 
