@@ -381,3 +381,21 @@ def test_matrix_error_states_each_reason_once():
     assert text.count("TensorRT is not installed") == 1
     assert text == ("x fp32 on gpu, x fp16 on gpu, x fp16 on dla0: TensorRT is not installed; "
                     "x int8 on gpu: INT8 needs --calib")
+
+
+def test_run_ids_are_reserved_so_two_benches_in_one_second_do_not_collide(tmp_path):
+    """Two `bench` processes started in the same second on the same engine used to pick the same
+    result name (the check looked for the JSON, which is written a moment later): the name is now
+    reserved by creating the file, across processes."""
+    import subprocess
+    import sys
+
+    from edgealex.bench.result import unique_run_id
+
+    stem = "model-fp32-cpu-b1-20261130-101500"
+    first = unique_run_id(tmp_path, stem)
+    code = f"from edgealex.bench.result import unique_run_id; print(unique_run_id({str(tmp_path)!r}, {stem!r}))"
+    second = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True,
+                            check=True).stdout.strip()
+    assert (first, second) == (stem, stem + "-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [stem + "-2.json", stem + ".json"]
