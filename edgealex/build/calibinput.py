@@ -116,6 +116,10 @@ def read_calib_arg(calib, onnx_sha256):
     if os.path.isfile(calib) and os.path.basename(calib) == CALIBRATION_JSON:
         calib_dir = os.path.dirname(os.path.abspath(calib))
         return _read_output_dir(calib_dir, calib, onnx_sha256)
+    if os.path.isfile(calib) and calib.lower().endswith(".onnx"):
+        raise EdgeAlexError(calib, "--calib takes the calibration folder, not one of its ONNX models",
+                            "pass the folder `edgealex calibrate -o` wrote (its calibration.json says which model "
+                            "and cache each TensorRT version takes), or a .cache file, or an image folder")
     if os.path.isfile(calib):
         cache = read_cache(calib)
         side = sidecar_path(calib)

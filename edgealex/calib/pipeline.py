@@ -299,7 +299,9 @@ def _finish_int8(tmp_path, final_path, info, quantization, kind, sidecar_extra):
     model = onnx.load(tmp_path)
     float_outputs = calib_ort.keep_outputs_float(model)
     check = calib_ort.inspect_qdq(model)
-    derived = _derived_info(info, model.graph.output[0].name, dict(quantization, kind=kind))
+    # the oldest TensorRT that takes this file travels in the ONNX itself, so `build` can refuse it
+    derived = _derived_info(info, model.graph.output[0].name,
+                            dict(quantization, kind=kind, min_tensorrt=check["min_tensorrt"]))
     attach(model, derived)
     with atomic_path(final_path, "INT8 ONNX") as tmp:
         onnx.save(model, tmp)
