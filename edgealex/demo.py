@@ -193,8 +193,9 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     profile_name = "fast" if fast else "full"
     profile = PROFILES[profile_name]
     out_dir = os.path.abspath(str(out_dir))
-    ensure_dir(out_dir, "demo folder")
     tgt = resolve_target(target)
+    _check_builder(tgt)
+    ensure_dir(out_dir, "demo folder")
     result = DemoResult(out_dir=out_dir, profile=profile_name, target=tgt.name)
     steps = _Steps(result, 8)
     paths = _layout(out_dir)
@@ -273,6 +274,18 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     result.artifacts["summary"] = os.path.join(out_dir, SUMMARY_FILE)
     write_json_atomic(result.artifacts["summary"], result.to_dict())
     return result
+
+
+def _check_builder(tgt):
+    """Refuse a TensorRT target where nothing can build for it, before minutes of training."""
+    from edgealex._optional import available
+    from edgealex.build.trtexec import find_trtexec
+
+    if tgt.backend == "tensorrt" and not (available("tensorrt") or find_trtexec()):
+        raise EdgeAlexError(f"--target {tgt.name}", "builds TensorRT engines, and this machine has neither "
+                            "TensorRT's Python bindings nor trtexec, so the demo would fail after training",
+                            "leave --target out to run on this machine's CPU (ONNX Runtime), or run the demo "
+                            "on a machine with TensorRT")
 
 
 def _layout(out_dir):

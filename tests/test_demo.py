@@ -125,3 +125,22 @@ def summary_text(summary):
     from edgealex.demo import DemoResult
 
     return DemoResult(**{k: v for k, v in summary.items() if k in DemoResult.__dataclass_fields__}).format()
+
+
+def test_a_tensorrt_target_without_tensorrt_is_refused_before_anything_is_made(tmp_path):
+    """Found by a fresh-user attack (issue 17): `demo --target agx-xavier` on a machine without
+    TensorRT trained for minutes, then failed with a message about options the demo does not have."""
+    import shutil
+
+    if shutil.which("trtexec") or os.path.exists("/usr/src/tensorrt/bin/trtexec"):
+        pytest.skip("trtexec is installed here: the target can be built")
+    pytest.importorskip("onnx")
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here: the target can be built")
+    except ImportError:
+        pass
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(app, ["demo", "--fast", "--target", "agx-xavier", "--out", str(out)])
+    assert r.exit_code == 1 and r.output.startswith("--target agx-xavier | builds TensorRT engines")
+    assert "Note: leave --target out" in r.output and not out.exists()
