@@ -25,7 +25,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-from edgealex.artifacts import ensure_dir, folder_bytes, read_json, sha256_file, sidecar_path, write_json_atomic
+from edgealex.artifacts import ensure_dir, folder_bytes, read_json, sha256_file, write_json_atomic
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 
