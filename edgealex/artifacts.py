@@ -495,9 +495,10 @@ def read_json(path, what="JSON file", expect=dict):
         raise EdgeAlexError(path, f"the {what} is not valid JSON ({exc})",
                             "regenerate it; it may be truncated or corrupt")
     if expect is not None and not isinstance(data, expect):
-        raise EdgeAlexError(path, "the {} holds {}, not {}".format(what, _TYPE_NAMES.get(type(data), "something else"),
-                                                                 _TYPE_NAMES.get(expect, expect.__name__)),
-                            "regenerate it; it may have been overwritten or corrupted")
+        found = type(data).__name__ if type(data) in (list, dict) else _TYPE_NAMES.get(type(data), "value")
+        raise EdgeAlexError(path, "the {} is a JSON {}, not {}".format(
+            what, found.replace("an ", "").replace("a ", ""), "an object" if expect is dict else "a list"),
+            "regenerate it; it may have been overwritten or corrupted")
     return data
 
 
@@ -569,7 +570,7 @@ def validate_sidecar(data, source, artifact=None, schema_max=None, fields=None, 
 
 def read_sidecar(path, what, **checks):
     """:func:`read_json` + :func:`validate_sidecar` (same keyword arguments)."""
-    return validate_sidecar(read_json(path, what), str(path), **checks)
+    return validate_sidecar(read_json(path, what, expect=None), str(path), **checks)  # it names the fix
 
 
 def folder_bytes(path):

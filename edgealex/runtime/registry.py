@@ -81,7 +81,7 @@ def load_runner(path, verify_hash=True, **options):
         record = None
         side = sidecar_path(path)
         if os.path.isfile(side):
-            data = validate_sidecar(read_json(side, "sidecar"), side, require_sha256=False,
+            data = validate_sidecar(read_json(side, "sidecar", expect=None), side, require_sha256=False,
                                     fix="rebuild the engine with `edgealex build` (or remove the stray sidecar)")
             if data.get("artifact") == "engine":
                 record = EngineRecord.from_dict(data, source=side)
