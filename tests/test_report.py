@@ -165,3 +165,49 @@ def test_report_reads_a_run_that_was_killed_mid_measurement(tmp_path):
     result = render_report([str(tmp_path)], str(tmp_path / "rep"))
     md = open(result.markdown).read()
     assert "| crashed b1 | engine | ort | int8 | cpu | 1 | n/a |" in md and "measuring" in md
+
+
+def _calibrated(tmp_path):
+    """A tiny ONNX and its `edgealex calibrate` output folder (real calibration on noise images)."""
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    from edgealex.calib.pipeline import calibrate
+    from test_bench_harness import LABELS
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    rng = np.random.default_rng(0)
+    for label in LABELS[:2]:
+        os.makedirs(str(tmp_path / "images" / label))
+        for i in range(8):
+            cv2.imwrite(str(tmp_path / "images" / label / f"{i}.png"), rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    calibrate(model, str(tmp_path / "images"), str(tmp_path / "calib"), min_agreement=0.0, progress=False)
+    return model, tmp_path / "calib"
+
+
+def test_ort_native_int8_row_shows_the_ort_models_holdout_agreement(tmp_path):
+    """Issue 17 follow-up A: an ORT-native INT8 engine's row shows calibration.json's
+    agreements.int8_ort (not the Q/DQ model's calibration_agreement) beside accuracy.int8_ort."""
+    import shutil
+
+    model, calib = _calibrated(tmp_path)
+    manifest = json.loads((calib / "calibration.json").read_text())
+    manifest["agreements"]["int8_ort"], manifest["accuracy"]["int8_ort"] = 0.9, 0.1
+    (calib / "calibration.json").write_text(json.dumps(manifest))
+    r = invoke(["build", model, "--target", "cpu", "--precision", "int8", "--calib", str(calib), "-o",
+                str(tmp_path / "eng")])
+    assert r.exit_code == 0, r.output
+    engine = [str(p) for p in (tmp_path / "eng").glob("*int8*.onnx")]
+    r = invoke(["bench"] + engine + ["--iterations", "3", "--warmup-iters", "1", "--power", "none", "-o",
+                                      str(tmp_path / "res")])
+    assert r.exit_code == 0, r.output
+    r = invoke(["report", str(tmp_path / "res"), "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    (row,) = [line for line in (tmp_path / "rep" / "report.md").read_text().splitlines() if "| tiny-int8" in line]
+    assert "10.0% of 3 img (holdout)" in row and "90.0% of 3 img vs FP32 (holdout)" in row
+    assert "100.0%" not in row  # the Q/DQ model's figure is not shown for the ORT-native engine
+    shutil.rmtree(str(calib))  # the per-model figure can no longer be found: not measured, never the Q/DQ one
+    r = invoke(["report", str(tmp_path / "res"), "-o", str(tmp_path / "rep2")])
+    assert r.exit_code == 0, r.output
+    (row,) = [line for line in (tmp_path / "rep2" / "report.md").read_text().splitlines() if "| tiny-int8" in line]
+    assert "100.0%" not in row and "90.0%" not in row

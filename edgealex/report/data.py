@@ -150,13 +150,59 @@ def accuracy(result):
         return "{:.1%} of {} img".format(acc["top1_accuracy"], acc["images"]), agree_text, "--eval-images"
     cal = _get(result, "engine", "sidecar", "calibration") or {}
     count = cal.get("calibration_holdout_images")
-    if count and isinstance(cal.get("calibration_agreement"), (int, float)):
-        key = {"qdq": "int8_qdq", "ort-native": "int8_ort"}.get(cal.get("method"))
-        acc_value = (cal.get("calibration_accuracy") or {}).get(key) if key else None
+    key = INT8_KINDS.get(cal.get("method"), "int8_qdq")  # cache builds share the Q/DQ model's scales
+    agree = holdout_agreement(cal, key)
+    if count and isinstance(agree, (int, float)):
+        acc_value = (cal.get("calibration_accuracy") or {}).get(key)
         acc_text = "not measured" if acc_value is None else f"{acc_value:.1%} of {count} img (holdout)"
-        return acc_text, "{:.1%} of {} img vs FP32 (holdout)".format(cal["calibration_agreement"], count), \
-            "calibration holdout"
+        return acc_text, "{:.1%} of {} img vs FP32 (holdout)".format(agree, count), "calibration holdout"
     return "not measured", "not measured", None
+
+
+# the engine sidecar's calibration "method" (the artifact the build took) -> calibration.json's key
+INT8_KINDS = {"qdq": "int8_qdq", "ort-native": "int8_ort"}
+
+
+def holdout_agreement(cal, key):
+    """Held-out top-1 agreement with FP32 of the INT8 model ``key`` ("int8_qdq" / "int8_ort") an
+    engine was built from, or None when it was not recorded.
+
+    Args:
+        cal (dict): the engine sidecar's ``calibration`` section.
+        key (str): a key of calibration.json's ``agreements``.
+
+    ``calibration_agreement`` is the Q/DQ model's figure only; the per-model figures are the sidecar's
+    ``calibration_agreements`` or, for sidecars written before it was recorded, the ``agreements`` of
+    the calibration.json the build read, when that file is still there and is the same calibration
+    (same ``created_at`` and images manifest sha256).
+    """
+    agreements = cal.get("calibration_agreements")
+    if not isinstance(agreements, dict):
+        agreements = _manifest_agreements(cal)
+    if isinstance(agreements, dict) and isinstance(agreements.get(key), (int, float)):
+        return agreements[key]
+    if key == "int8_qdq":
+        return cal.get("calibration_agreement")
+    return None
+
+
+def _manifest_agreements(cal):
+    from edgealex.artifacts import read_json
+
+    source = cal.get("source")
+    if not source:
+        return None
+    path = os.path.join(source, "calibration.json") if os.path.isdir(source) else source
+    if not (os.path.basename(path) == "calibration.json" and os.path.isfile(path)):
+        return None
+    try:
+        data = read_json(path, "calibration manifest")
+    except EdgeAlexError:
+        return None
+    if not isinstance(data, dict) or cal.get("calibration_created_at") is None or any(
+            data.get(k) != cal.get("calibration_" + k) for k in ("created_at", "images_manifest_sha256")):
+        return None
+    return data.get("agreements")
 
 
 def net_energy(pw):
