@@ -355,8 +355,12 @@ def engine_subjects(engines, runner_options):
     return subjects
 
 
-def baseline_subjects(options, engines, model_info):
-    """Baselines for compare mode, and (name, reason) for those that cannot run here."""
+def baseline_subjects(options, engines, model_info, engine=None):
+    """Baselines for compare mode, and (name, reason) for those that cannot run here.
+
+    ``engine`` (the first engine's result section, with its sidecar) is what ``--torch-weights`` is
+    checked against: weights that are provably another model are warned about once and noted in
+    the baselines' ``engine`` section (``weights_mismatch``)."""
     from edgealex._optional import available
     from edgealex._sides import workstation_python_problem
     from edgealex.bench.baselines import BASELINES, BareOrtRunner, TorchRunner, check_baseline_names, torch_model_fn
@@ -397,14 +401,20 @@ def baseline_subjects(options, engines, model_info):
         if model_info is None:
             skipped.append((name, "the model architecture is unknown (no edgealex metadata in the engine)"))
             continue
-        fn, note = torch_model_fn(model_info, options.torch_weights, options.seed)
+        fn, note, mismatch = torch_model_fn(model_info, options.torch_weights, options.seed, engine=engine)
+        if mismatch:
+            mismatch = f"--torch-weights {options.torch_weights} is not the engine's model: {mismatch}"
+            if name == "torch" or "torch" not in wanted:  # said once for both PyTorch baselines
+                logger.warning("%s; its accuracy and agreement are not the engine's", mismatch)
+            note += "; NOT the engine's model"
         int8 = name == "torch-int8"
         threads = options.runner_options.get("intra_op_num_threads")
         info = {"path": os.path.abspath(options.torch_weights) if options.torch_weights else None,
                 "name": "pytorch-" + ("int8-dynamic" if int8 else "eager-fp32"),
                 "backend": "pytorch", "precision": "int8-dynamic" if int8 else "fp32", "device": "cpu",
                 "target": None, "sidecar": None, "note": note + ("; torch.ao.quantization.quantize_dynamic on Linear"
-                                                                  if int8 else "; eager mode")}
+                                                                  if int8 else "; eager mode"),
+                "weights_mismatch": mismatch}
         subjects.append(Subject(info["name"], lambda b, _fn=fn, _i=int8, _t=threads: TorchRunner(
             _fn, shape, int8_dynamic=_i, threads=_t), info, "baseline"))
     return subjects, skipped
@@ -618,7 +628,7 @@ def run_bench(engines, options, out_dir, skipped=None):
     session.skipped = list(skipped or [])
     if options.mode == "compare":
         model_info = _model_info_of(engines[0])
-        extra, skipped = baseline_subjects(options, engines, model_info)
+        extra, skipped = baseline_subjects(options, engines, model_info, subjects[0].engine)
         subjects += extra
         session.skipped += skipped
         for name, reason in skipped:

@@ -530,7 +530,8 @@ def checkpoint_from_onnx(path):
 
     Returns:
         dict: like :func:`load_checkpoint`: ``state_dict`` (float32 tensors), ``arch``, ``widths``,
-        ``num_classes``, ``labels``, ``format`` "onnx-initializers".
+        ``num_classes``, ``labels``, ``format`` "onnx-initializers", and the export ``provenance``
+        (``weights_sha256`` of the checkpoint it came from, or ``init``).
 
     Raises:
         EdgeAlexError: not a readable ONNX, no edgealex metadata, or a parameter of the model is
@@ -559,7 +560,8 @@ def checkpoint_from_onnx(path):
             "pass the edgealex checkpoint (.pt) it was exported from (exports that rewrite layers keep no "
             "parameter names: BatchNorm folded into the convolutions, the pooling rewritten below 224 px)")
     return {"format": "onnx-initializers", "state_dict": state_dict, "arch": info.arch, "widths": widths,
-            "num_classes": info.num_classes, "labels": list(info.labels or [])}
+            "num_classes": info.num_classes, "labels": list(info.labels or []),
+            "provenance": dict(info.provenance or {})}
 
 
 def save_checkpoint(path, model, labels, preprocess, **extra):
