@@ -442,3 +442,20 @@ def test_torch_weights_of_another_model_are_warned_about(tmp_path):
         for label in ("pytorch-eager-fp32", "pytorch-int8-dynamic"):
             assert why in runs[label]["engine"]["weights_mismatch"]
             assert "NOT the engine's model" in runs[label]["engine"]["note"]
+
+
+def test_options_that_would_be_ignored_are_refused_in_every_mode(tmp_path):
+    """Issue 17 follow-up C/F: --calib without --matrix, an unknown --baselines name and a missing
+    --torch-weights are one-line errors (exit 1) in engine mode too, before anything is measured;
+    the missing checkpoint's Note names --torch-weights."""
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    base = ["bench", model, "--iterations", "1", "--warmup-iters", "1", "--power", "none", "-o", str(tmp_path / "r")]
+    cases = ((["--calib", str(tmp_path)], "is only used with --matrix"),
+             (["--baselines", "torch,foo"], "unknown baseline(s) foo"),
+             (["--torch-weights", str(tmp_path / "missing.pt")], "the checkpoint does not exist"))
+    for extra, what in cases:
+        r = invoke(base + extra)
+        assert r.exit_code == 1 and what in r.output and "Traceback" not in r.output, r.output
+        assert r.output.count("\nNote: ") == 1
+    assert "Note: check the --torch-weights path" in invoke(base + cases[2][0]).output
+    assert not glob.glob(str(tmp_path / "r" / "*.json"))

@@ -112,6 +112,15 @@ class BenchOptions:
         for b in self.batches:
             if b < 1:
                 raise EdgeAlexError("--batch", f"batch sizes must be >= 1, got {b}", "e.g. --batch 1,2,4,8")
+        # compare-mode options are checked in every mode: a typo is a user error wherever it is given
+        names = list(self.baselines or ())
+        if names not in ([], ["auto"], ["none"]):
+            from edgealex.bench.baselines import check_baseline_names
+
+            check_baseline_names(names)
+        if self.torch_weights:
+            check_input_file(self.torch_weights, "checkpoint", "check the --torch-weights path: an edgealex "
+                             "checkpoint (.pt) or the FP32 ONNX exported from it")
 
 
 @dataclass
