@@ -1,6 +1,7 @@
 """edgealex report: Markdown + self-contained HTML with every plot embedded, from real bench results."""
 
 import base64
+import html
 import json
 import os
 import time
@@ -122,7 +123,7 @@ def test_report_without_power_or_batch_sweep_says_so_in_a_sentence(tmp_path):
     install or attach, the per-run reasons once in a collapsible detail; one batch size -> a table
     cell, not a one-point plot; accuracy 'not measured' without labelled images."""
     from edgealex.report import render_report
-    from edgealex.report.render import NO_POWER_SENTENCE
+    from edgealex.report.render import POWER_OFF_SENTENCE
 
     model = tiny_onnx(tmp_path / "tiny.onnx")
     res = tmp_path / "res"
@@ -135,7 +136,8 @@ def test_report_without_power_or_batch_sweep_says_so_in_a_sentence(tmp_path):
     page = Page()
     page.feed(html_text)
     assert [img["alt"] for img in page.images] == ["Latency CDF"]
-    assert NO_POWER_SENTENCE in page.cells and len(NO_POWER_SENTENCE) < 300
+    # --power none: measurement was switched off, so no advice on what to install (follow-up D)
+    assert POWER_OFF_SENTENCE in page.cells and len(POWER_OFF_SENTENCE) < 300 and "install" not in html_text
     assert html_text.count("power measurement disabled") == 1  # the reason once, inside <details>
     assert html_text.index("<details>") < html_text.index("power measurement disabled")
     assert "One batch size per engine, so no curve." in page.cells
@@ -201,13 +203,70 @@ def test_ort_native_int8_row_shows_the_ort_models_holdout_agreement(tmp_path):
     r = invoke(["bench"] + engine + ["--iterations", "3", "--warmup-iters", "1", "--power", "none", "-o",
                                       str(tmp_path / "res")])
     assert r.exit_code == 0, r.output
+    bench_output = r.output
     r = invoke(["report", str(tmp_path / "res"), "-o", str(tmp_path / "rep")])
     assert r.exit_code == 0, r.output
     (row,) = [line for line in (tmp_path / "rep" / "report.md").read_text().splitlines() if "| tiny-int8" in line]
     assert "10.0% of 3 img (holdout)" in row and "90.0% of 3 img vs FP32 (holdout)" in row
+    assert "10.0% of 3 img (holdout)" in bench_output  # the bench CLI says what the report says (follow-up D)
     assert "100.0%" not in row  # the Q/DQ model's figure is not shown for the ORT-native engine
     shutil.rmtree(str(calib))  # the per-model figure can no longer be found: not measured, never the Q/DQ one
     r = invoke(["report", str(tmp_path / "res"), "-o", str(tmp_path / "rep2")])
     assert r.exit_code == 0, r.output
     (row,) = [line for line in (tmp_path / "rep2" / "report.md").read_text().splitlines() if "| tiny-int8" in line]
     assert "100.0%" not in row and "90.0%" not in row
+
+
+def test_net_energy_below_idle_reads_the_same_in_the_cli_and_the_report(tmp_path):
+    """Issue 17 follow-up D: a net energy below zero is "below idle" (no negative figure) in the bench
+    CLI table and the report table, with the reason said once in each; no sensor (not --power none)
+    gives the sentence naming what to install or attach."""
+    from edgealex.bench.energy import NET_BELOW_IDLE_REASON
+    from edgealex.bench.harness import BenchOptions, run_bench, summary_lines
+    from edgealex.report import render_report
+    from edgealex.report.render import NO_POWER_SENTENCE
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    log = tmp_path / "meter.csv"
+    now = time.time()
+    log.write_text("timestamp,watts\n" + "".join(f"{now + i * 0.05:.3f},3.0\n" for i in range(-400, 1600)))
+    res = tmp_path / "res"
+    session = run_bench([model], BenchOptions(duration_s=0.2, warmup_s=0.05, idle_s=0.2, power="csv:" + str(log),
+                                              progress=False), str(res))
+    (d,) = session.results
+    pw = d["power"]
+    assert pw["available"] and pw["mj_per_frame_net"] is not None
+    # the idle baseline taken as 6 W (a drifting sensor, a busy idle window): net recomputed as the
+    # harness does (gross - idle W x window / frames) is below zero
+    pw["idle"]["power_w"] = 6.0
+    pw["mj_per_frame_net"] = pw["mj_per_frame_gross"] - 6.0 * pw["window_s"] * 1e3 / d["throughput"]["frames"]
+    assert pw["mj_per_frame_net"] < 0
+    with open(session.paths[0], "w") as handle:
+        json.dump(d, handle)
+    lines = summary_lines(session)
+    row = lines[1]
+    assert "below idle" in row and "{:.1f}".format(pw["mj_per_frame_net"]) not in row
+    assert lines.count(NET_BELOW_IDLE_REASON) == 1
+    assert row.split()[6] == "infer"  # the latency kind, never read as an infinite latency
+    result = render_report([str(res)], str(tmp_path / "rep"))
+    md = open(result.markdown).read()
+    table_row = next(line for line in md.splitlines() if line.startswith("| tiny b1"))
+    assert "| below idle |" in table_row and "(-" not in table_row
+    assert md.count(NET_BELOW_IDLE_REASON) == 1 and "not reported\n" not in md
+    html_text = open(result.html).read()
+    assert html_text.count("below idle (-") == 0
+
+    # a meter that finds no sensor (RAPL under an empty sysfs): the advice sentence
+    empty = tmp_path / "sysfs"
+    empty.mkdir()
+    res2 = tmp_path / "res2"
+    run_bench([model], BenchOptions(iterations=3, warmup_iters=1, power="rapl", sysfs_root=str(empty),
+                                    progress=False), str(res2))
+    html2 = open(render_report([str(res2)], str(tmp_path / "rep2")).html).read()
+    assert html.escape(NO_POWER_SENTENCE) in html2
+
+
+def test_format_ms_never_prints_inf_or_nan():
+    from edgealex.bench.stats import format_ms
+
+    assert [format_ms(v) for v in (float("inf"), float("nan"), None, 1.234)] == ["n/a", "n/a", "n/a", "1.23"]

@@ -861,15 +861,12 @@ def _log_run(d):
 
 
 def accuracy_text(d):
-    """"97.0% of 200 img" / "98.8% of 240 frames (240 distinct)" / "not measured" for one result."""
-    acc = d.get("accuracy") or {}
-    if not acc.get("measured") or acc.get("top1_accuracy") is None:
-        return "not measured"
-    if acc.get("frames") is not None:
-        distinct = acc.get("images")
-        return "{:.1%} of {} frames ({} distinct)".format(acc["top1_accuracy"], acc["frames"],
-                                                         "?" if distinct is None else distinct)
-    return "{:.1%} of {} img".format(acc["top1_accuracy"], acc.get("images"))
+    """One result's accuracy as the report's table shows it (:func:`edgealex.report.data.accuracy`):
+    "97.0% of 200 img", "98.8% of 240 frames (240 distinct images)", the calibration holdout's
+    figure for an INT8 engine built from one, or "not measured"."""
+    from edgealex.report.data import accuracy
+
+    return accuracy(d)[0]
 
 
 def summary_lines(session):
@@ -879,9 +876,10 @@ def summary_lines(session):
     inference alone (the same as fps outside loop mode). Latency is one synchronous inference,
     except loop rows ("e2e"): capture start to sinks done per frame.
     """
+    from edgealex.bench.energy import NET_BELOW_IDLE_REASON, format_net_mj, net_below_idle
     from edgealex.bench.stats import format_ms
 
-    head = "{:<40} {:>5} {:>8} {:>8} {:>8} {:>8} {:>4} {:>7} {:>9} {:>9} {:>7}  {}"
+    head = "{:<40} {:>5} {:>8} {:>8} {:>8} {:>8} {:>5} {:>7} {:>9} {:>10} {:>7}  {}"
     lines = [head.format("run", "batch", "fps", "eng fps", "p50 ms", "p99 ms", "lat", "W", "mJ/frame", "net mJ/f",
                          "x first", "accuracy")]
     for d in session.results:
@@ -891,9 +889,11 @@ def summary_lines(session):
         engine_fps = thr.get("engine_fps") if loop else thr.get("fps")
         lines.append(head.format(
             d.get("label", "?")[:40], d.get("batch"), format_ms(thr.get("fps"), 1), format_ms(engine_fps, 1),
-            format_ms(lat.get("p50_ms")), format_ms(lat.get("p99_ms")), "e2e" if loop else "inf",
+            format_ms(lat.get("p50_ms")), format_ms(lat.get("p99_ms")), "e2e" if loop else "infer",
             format_ms(pw.get("avg_power_w")), format_ms(pw.get("mj_per_frame_gross"), 1),
-            format_ms(pw.get("mj_per_frame_net"), 1), format_ms(ratio), accuracy_text(d)))
+            format_net_mj(pw.get("mj_per_frame_net"), 1), format_ms(ratio), accuracy_text(d)))
+    if any(net_below_idle((d.get("power") or {}).get("mj_per_frame_net")) for d in session.results):
+        lines.append(NET_BELOW_IDLE_REASON)
     power = session.power or {}
     if session.results and not (session.results[0].get("power") or {}).get("available"):
         lines.append("power: " + (session.results[0].get("power") or {}).get("display", "n/a"))

@@ -206,10 +206,13 @@ def _manifest_agreements(cal):
 
 
 def net_energy(pw):
-    """(value, flag) for net mJ/frame: a net below zero (idle drew more than the load) is flagged."""
+    """(value, flag) for net mJ/frame: a net below zero (idle drew more than the load) is flagged
+    with :data:`edgealex.bench.energy.NET_BELOW_IDLE`, without a value."""
+    from edgealex.bench.energy import NET_BELOW_IDLE, net_below_idle
+
     value = pw.get("mj_per_frame_net")
-    if value is not None and value < 0:
-        return None, "below idle"
+    if net_below_idle(value):
+        return None, NET_BELOW_IDLE
     return value, None
 
 
