@@ -459,3 +459,34 @@ def test_options_that_would_be_ignored_are_refused_in_every_mode(tmp_path):
         assert r.output.count("\nNote: ") == 1
     assert "Note: check the --torch-weights path" in invoke(base + cases[2][0]).output
     assert not glob.glob(str(tmp_path / "r" / "*.json"))
+
+
+def test_a_checkpoint_or_a_quantized_onnx_where_it_does_not_belong_names_the_fix(tmp_path):
+    """Issue 17 follow-up F: `bench model.pt` and `run model.pt` point to `edgealex export` (the rule
+    `build model.pt` uses); --torch-weights with an INT8 (Q/DQ) ONNX says it is a quantized model."""
+    torch = pytest.importorskip("torch")
+    cv2 = pytest.importorskip("cv2")
+    from edgealex.calib.pipeline import calibrate
+
+    weights = tmp_path / "model.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, str(weights))
+    for args in (["bench", str(weights), "--iterations", "1", "--power", "none", "--idle", "30", "-o",
+                  str(tmp_path / "r")],
+                 ["run", str(weights), "--source", "synthetic://?fps=0", "--max-frames", "1"]):
+        r = invoke(args)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert "is a PyTorch checkpoint, not an ONNX model or an engine" in r.output
+        assert f"edgealex export --weights {weights} -o model.onnx" in r.output
+        assert "unknown artifact type" not in r.output
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    rng = np.random.default_rng(0)
+    for label in LABELS[:2]:
+        os.makedirs(str(tmp_path / "images" / label))
+        for i in range(6):
+            cv2.imwrite(str(tmp_path / "images" / label / f"{i}.png"), rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    result = calibrate(model, str(tmp_path / "images"), str(tmp_path / "calib"), min_agreement=0.0, progress=False)
+    r = invoke(["bench", model, "--mode", "compare", "--baselines", "torch", "--torch-weights", result.qdq_onnx,
+                "--iterations", "1", "--power", "none", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 1 and "is a quantized (INT8) model" in r.output, r.output
+    assert "Note: pass the FP32 ONNX it was calibrated from, or the edgealex checkpoint (.pt)" in r.output
+    assert "BatchNorm" not in r.output

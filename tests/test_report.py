@@ -270,3 +270,15 @@ def test_format_ms_never_prints_inf_or_nan():
     from edgealex.bench.stats import format_ms
 
     assert [format_ms(v) for v in (float("inf"), float("nan"), None, 1.234)] == ["n/a", "n/a", "n/a", "1.23"]
+
+
+def test_files_that_are_not_results_are_named_in_a_sentence(tmp_path):
+    """Issue 17 follow-up F: `report README.md` says README.md is not JSON (not "1 JSON files are not
+    bench results"); several are counted in the plural and named."""
+    (tmp_path / "README.md").write_text("# results\n")
+    (tmp_path / "other.json").write_text('{"artifact": "engine"}')
+    r = invoke(["report", str(tmp_path / "README.md"), "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 1 and "no benchmark results found (README.md is not JSON)" in r.output, r.output
+    r = invoke(["report", str(tmp_path / "README.md"), str(tmp_path / "other.json"), "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 1 and "2 files are not bench results: README.md (not JSON), other.json (" in r.output
+    assert "JSON files" not in r.output

@@ -623,8 +623,11 @@ def run_bench(engines, options, out_dir, skipped=None):
     options.check()
     if not engines:
         raise EdgeAlexError("edgealex bench", "no engine given", "pass an engine or ONNX file (or --matrix)")
+    from edgealex.modelinfo import refuse_pytorch_checkpoint
+
     for path in engines:
         check_input_file(path, "engine", "build it with `edgealex build`")
+        refuse_pytorch_checkpoint(path, "an ONNX model or an engine")  # before the idle window, not after
     subjects = engine_subjects(engines, options.runner_options)
     for subject in subjects:  # a batch outside an engine's profile is refused before anything runs
         if options.batches and subject.engine.get("sidecar"):

@@ -57,10 +57,25 @@ def load_results(paths, runs=None):
             skipped.append((path, exc.what))
     if not results:
         raise EdgeAlexError(", ".join(str(p) for p in paths) or "(none)", "no benchmark results found" + (
-            f" ({len(skipped)} JSON files are not bench results)" if skipped else ""),
+            " ({})".format(skipped_text(skipped)) if skipped else ""),
             "pass the <run>.json files written by `edgealex bench -o results/`")
     results.sort(key=lambda d: (d.get("created_at") or "", (d.get("session") or {}).get("index", 0)))
     return results, skipped
+
+
+def skipped_text(skipped, show=3):
+    """Why the given files are not bench results, grammatical for one or many:
+    "README.md is not JSON" / "2 files are not bench results: a.json (artifact ...), README.md (not JSON)"."""
+    def why(reason):
+        return "not JSON" if "not valid JSON" in str(reason) else str(reason)
+
+    if len(skipped) == 1:
+        path, reason = skipped[0]
+        name = os.path.basename(str(path))
+        return f"{name} is not JSON" if why(reason) == "not JSON" else f"{name} is not a bench result ({reason})"
+    names = ["{} ({})".format(os.path.basename(str(p)), why(r)) for p, r in skipped[:show]]
+    more = ", ..." if len(skipped) > show else ""
+    return "{} files are not bench results: {}{}".format(len(skipped), ", ".join(names), more)
 
 
 def _file(result, kind):
