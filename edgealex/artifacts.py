@@ -470,17 +470,35 @@ def check_input_file(path, what, fix, folder_fix="pass the file itself"):
     return path
 
 
-def read_json(path, what="JSON file"):
-    """Read a JSON file or raise a user error naming the file and the problem."""
+def read_json(path, what="JSON file", expect=dict):
+    """Read a JSON file or raise a user error naming the file and the problem.
+
+    Args:
+        path (str): the file.
+        what (str): what it is, for messages.
+        expect (type or None): the top-level JSON type the caller reads (``dict``: an object, the
+            default for every edgealex manifest and sidecar; ``list``; None: anything). A file of
+            another type is refused here, once, instead of failing later on ``.get``.
+
+    Raises:
+        EdgeAlexError: missing, unreadable, not JSON, or not of the expected type.
+    """
     path = str(path)
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            data = json.load(handle)
     except FileNotFoundError:
         raise EdgeAlexError(path, f"the {what} does not exist", "check the path")
+    except IsADirectoryError:
+        raise EdgeAlexError(path, f"the {what} is a folder", "pass the JSON file")
     except (ValueError, UnicodeDecodeError) as exc:
         raise EdgeAlexError(path, f"the {what} is not valid JSON ({exc})",
                             "regenerate it; it may be truncated or corrupt")
+    if expect is not None and not isinstance(data, expect):
+        raise EdgeAlexError(path, "the {} holds {}, not {}".format(what, _TYPE_NAMES.get(type(data), "something else"),
+                                                                 _TYPE_NAMES.get(expect, expect.__name__)),
+                            "regenerate it; it may have been overwritten or corrupted")
+    return data
 
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")

@@ -258,7 +258,7 @@ def load_result(path):
 
 def trtexec_rows(path):
     """The entries of a trtexec ``--exportTimes`` JSON, with TensorRT 7 names mapped to 8+ names."""
-    data = read_json(path, "trtexec --exportTimes file")
+    data = read_json(path, "trtexec --exportTimes file", expect=None)
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
         raise EdgeAlexError(path, "not a trtexec --exportTimes trace (expected a JSON list of timing objects)",
                             "run trtexec with --exportTimes=times.json and pass that file")
