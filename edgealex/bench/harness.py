@@ -876,8 +876,8 @@ def summary_lines(session):
     """A one-screen summary table of a session.
 
     fps is what the subject delivered (loop rows: frames through the whole pipeline); engine fps is
-    inference alone (the same as fps outside loop mode). Latency is one synchronous inference,
-    except loop rows ("e2e"): capture start to sinks done per frame.
+    inference alone (the same as fps outside loop mode). Latency is one synchronous inference
+    ("infer"), except loop rows ("e2e"): capture start to sinks done per frame.
     """
     from edgealex.bench.energy import NET_BELOW_IDLE_REASON, format_net_mj, net_below_idle
     from edgealex.bench.stats import format_ms
