@@ -151,3 +151,17 @@ def test_an_input_size_other_than_the_checkpoints_is_refused(tmp_path):
     assert not out.exists() and "Traceback" not in r.output
     r = CliRunner().invoke(app, ["export", "--weights", ckpt, "-o", str(out)])  # the checkpoint's size
     assert r.exit_code == 0 and out.exists(), r.output
+
+
+def test_a_handed_over_model_is_not_recorded_as_a_random_init(tmp_path):
+    """bench --torch-weights tells models apart by the export provenance: a model handed to
+    export_onnx (model=, its weights are the caller's) must not claim "random (seed N)" weights."""
+    from edgealex.export.onnx import export_onnx
+    from edgealex.models.alexnet import build_model
+    from edgealex.modelinfo import read_model_info
+
+    small = {"conv": [8, 8, 8, 8, 8], "fc": [16, 16]}
+    path = str(tmp_path / "handed.onnx")
+    export_onnx(path, model=build_model("alexnet", num_classes=3, seed=7, widths=small), labels=["a", "b", "c"],
+                parity_samples=1)
+    assert read_model_info(path).provenance["init"] is None

@@ -169,6 +169,7 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
 
     check_batch_fits("--batch", batch, spec.input_shape)
     labels = _resolve_labels(labels, num_classes, checkpoint)
+    handed_over = model is not None  # its weights are the caller's: not a random init
     if model is None:
         # a pruned checkpoint carries its own widths (edgealex prune)
         model = build_model(arch, num_classes=len(labels), lrn=lrn, seed=seed,
@@ -184,7 +185,7 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
         "onnx_version": onnx.__version__,
         "weights": os.path.abspath(str(weights)) if weights else None,
         "weights_sha256": sha256_file(weights) if weights else None,
-        "init": None if weights else f"random (seed {seed})",
+        "init": None if weights or handed_over else f"random (seed {seed})",
         "lrn": bool(lrn) if arch == "alexnet-v1" else None,
         "widths": getattr(model, "widths", None),
         "parameters": parameter_count(model),

@@ -517,6 +517,11 @@ def load_checkpoint(path):
     raise EdgeAlexError(str(path), "the file holds no state_dict", "pass a PyTorch state_dict or an edgealex checkpoint")
 
 
+# ONNX operators only a quantized model holds (the Q/DQ and ORT-native INT8 models of `edgealex calibrate`)
+QUANTIZED_OPS = frozenset(("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+                           "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd"))
+
+
 def checkpoint_from_onnx(path):
     """The weights of an ONNX exported by ``edgealex export``, as a checkpoint dict.
 
@@ -530,17 +535,23 @@ def checkpoint_from_onnx(path):
 
     Returns:
         dict: like :func:`load_checkpoint`: ``state_dict`` (float32 tensors), ``arch``, ``widths``,
-        ``num_classes``, ``labels``, ``format`` "onnx-initializers".
+        ``num_classes``, ``labels``, ``format`` "onnx-initializers", and the export ``provenance``
+        (``weights_sha256`` of the checkpoint it came from, or ``init``).
 
     Raises:
-        EdgeAlexError: not a readable ONNX, no edgealex metadata, or a parameter of the model is
-            missing from the initializers or has another shape.
+        EdgeAlexError: not a readable ONNX, a quantized (INT8) model, no edgealex metadata, or a
+            parameter of the model is missing from the initializers or has another shape.
     """
     torch = require("torch", "PyTorch weights from an ONNX")
     numpy_helper = require("onnx.numpy_helper", "PyTorch weights from an ONNX")
     from edgealex.modelinfo import load_onnx, from_model_proto
 
     proto = load_onnx(path, "ONNX")
+    quantized = sorted({n.op_type for n in proto.graph.node if n.op_type in QUANTIZED_OPS})
+    if quantized:  # the INT8 models `edgealex calibrate` writes: no float32 parameters to take
+        raise EdgeAlexError(str(path), "is a quantized (INT8) model ({}): the PyTorch baseline needs the float32 "
+                            "weights".format(", ".join(quantized)),
+                            "pass the FP32 ONNX it was calibrated from, or the edgealex checkpoint (.pt)")
     info = from_model_proto(proto, path, allow_default=False)
     widths = (info.provenance or {}).get("widths")
     model = build_model(info.arch or "alexnet", num_classes=info.num_classes, widths=widths)
@@ -559,7 +570,8 @@ def checkpoint_from_onnx(path):
             "pass the edgealex checkpoint (.pt) it was exported from (exports that rewrite layers keep no "
             "parameter names: BatchNorm folded into the convolutions, the pooling rewritten below 224 px)")
     return {"format": "onnx-initializers", "state_dict": state_dict, "arch": info.arch, "widths": widths,
-            "num_classes": info.num_classes, "labels": list(info.labels or [])}
+            "num_classes": info.num_classes, "labels": list(info.labels or []),
+            "provenance": dict(info.provenance or {})}
 
 
 def save_checkpoint(path, model, labels, preprocess, **extra):
