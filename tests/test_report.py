@@ -210,11 +210,11 @@ def test_ort_native_int8_row_shows_the_ort_models_holdout_agreement(tmp_path):
     assert "10.0% of 3 img (holdout)" in row and "90.0% of 3 img vs FP32 (holdout)" in row
     assert "10.0% of 3 img (holdout)" in bench_output  # the bench CLI says what the report says (follow-up D)
     assert "100.0%" not in row  # the Q/DQ model's figure is not shown for the ORT-native engine
-    shutil.rmtree(str(calib))  # the per-model figure can no longer be found: not measured, never the Q/DQ one
+    shutil.rmtree(str(calib))  # the engine sidecar carries the per-model agreements: still 90%, never the Q/DQ one
     r = invoke(["report", str(tmp_path / "res"), "-o", str(tmp_path / "rep2")])
     assert r.exit_code == 0, r.output
     (row,) = [line for line in (tmp_path / "rep2" / "report.md").read_text().splitlines() if "| tiny-int8" in line]
-    assert "100.0%" not in row and "90.0%" not in row
+    assert "100.0%" not in row and "90.0% of 3 img vs FP32 (holdout)" in row
 
 
 def test_net_energy_below_idle_reads_the_same_in_the_cli_and_the_report(tmp_path):

@@ -87,7 +87,7 @@ class CalibrationChoice:
             out["qdq_sha256" if self.kind == "qdq" else "int8_onnx_sha256"] = self.sha256
         if self.offer is not None and self.offer.record:
             for key in ("images_manifest_sha256", "method", "count", "agreement", "cache_algorithm", "gate_passed",
-                        "created_at", "holdout_images", "accuracy"):
+                        "created_at", "holdout_images", "accuracy", "agreements"):
                 if key in self.offer.record:
                     out.setdefault("calibration_" + key, self.offer.record[key])
         return out
