@@ -401,6 +401,12 @@ def _special_file(path):
     return None
 
 
+def same_file(path, other):
+    """True when ``path`` and ``other`` name one file (hard link, symlink or the same path), also
+    for paths that do not exist yet (compared by their resolved names)."""
+    return _same_file(os.path.realpath(str(path)), other)
+
+
 def _same_file(real_path, other):
     other = str(other)
     try:

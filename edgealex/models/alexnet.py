@@ -24,7 +24,9 @@ pruned checkpoint (``edgealex prune``) stores its widths so ``build_model`` rebu
 torch is imported when a model is built, never at import time.
 """
 
+import errno
 import functools
+import os
 
 from edgealex._optional import require
 from edgealex.artifacts import check_input_file
@@ -474,7 +476,7 @@ def _init_normal(model):
 
 
 def _torch_load(path):
-    path = check_input_file(path, "checkpoint", "check the --weights path")  # the path first, torch or not
+    path = check_input_file(path, "checkpoint", "check the checkpoint's path")  # the path first, torch or not
     torch = require("torch", "loading checkpoints")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -592,7 +594,17 @@ def save_checkpoint(path, model, labels, preprocess, **extra):
         payload["widths"] = widths  # a pruned model: build_model(arch, widths=...) rebuilds it
     payload.update(extra)
     with atomic_path(path, "checkpoint") as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:
+            # torch.save reports a failed write as a RuntimeError ("unexpected pos ..."), without the
+            # OSError's errno: a disk with less room than the tensors is a full disk (atomic_path
+            # then says so in one line and leaves the previous file)
+            st = os.statvfs(os.path.dirname(os.path.abspath(tmp)))
+            needed = sum(t.numel() * t.element_size() for t in payload["state_dict"].values())
+            if st.f_bavail * st.f_frsize < needed:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), tmp) from exc
+            raise
     return str(path)
 
 
@@ -627,7 +639,8 @@ def load_weights(model, state_dict, source="checkpoint", new_head=False):
             parts.append("missing: " + ", ".join(missing[:3]))
         if unexpected:
             parts.append("unexpected: " + ", ".join(unexpected[:3]))
-        hint = "check --arch ({}) and --num-classes".format(getattr(model, "arch", "?"))
+        hint = "pass a checkpoint of this model ({}; for export: check --arch and --num-classes)".format(
+            getattr(model, "arch", "?"))
         if any(k.startswith("classifier.6") for k in wrong[:3]) or any("classifier.6" in w for w in wrong):
             hint += "; pass --new-head to replace the classifier head"
         raise EdgeAlexError(source, "weights do not fit the model (" + " | ".join(parts) + ")", hint)

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.artifacts import (ensure_dir, environment_summary, read_json, read_sidecar, sha256_bytes,
+from edgealex.artifacts import (ensure_dir, environment_summary, read_json, read_sidecar, same_file, sha256_bytes,
                                 sha256_file, sidecar_path, write_json_atomic)
 from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError
@@ -524,6 +524,10 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
         raise EdgeAlexError(out_path, "the checkpoint path is a folder", "pass -o path/to/model.pt")
     # before the first epoch, not after it: the checkpoint, its sidecar and the resume state go there
     ensure_dir(os.path.dirname(os.path.abspath(out_path)), "folder for the checkpoint")
+    for given, option in ((teacher, "--teacher"), (init_weights, "--init-weights")):
+        if given is not None and (same_file(out_path, given) or same_file(last_path_for(out_path), given)):
+            raise EdgeAlexError(out_path, f"would overwrite the {option} checkpoint it learns from",
+                                "choose another -o")
     explicit = dict(overrides, arch=arch, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr)
     aux = _auxiliary_models(init_weights, teacher, explicit)
     resume_state = load_checkpoint(resume) if resume is not None else None
