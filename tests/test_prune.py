@@ -171,3 +171,16 @@ def test_distill_refuses_to_overwrite_its_teacher(tmp_path):
                                     "-o", str(teacher)])
     assert res.exit_code == 1 and "would overwrite the --teacher checkpoint it learns from" in res.output
     assert sha256_file(teacher) == before
+
+
+def test_a_keep_that_the_rounding_overrides_is_warned_about(tmp_path):
+    """Found by a fresh-user attack (issue 15): --keep 0.5 --multiple-of 1000 kept every conv filter
+    and still reported keep 0.5 without a word."""
+    parent = tmp_path / "p.pt"
+    save_checkpoint(str(parent), build_model("alexnet", 2, seed=0, widths=TINY_WIDTHS), ["ok", "hole"], Preprocess())
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--multiple-of", "1000", "-o",
+                                    str(tmp_path / "x.pt")])
+    assert res.exit_code == 0 and "far from the asked fraction" in res.output
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--multiple-of", "1", "-o",
+                                    str(tmp_path / "y.pt")])
+    assert res.exit_code == 0 and "far from the asked fraction" not in res.output

@@ -126,6 +126,11 @@ def prune_model(model, keep, multiple_of=8):
     return new.eval()
 
 
+def _flat(widths):
+    """Every layer width of a ``widths`` record ({"conv": [...], "fc": [...]}) in order."""
+    return [int(w) for key in ("conv", "fc") for w in ((widths or {}).get(key) or [])]
+
+
 def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None, **train_options):
     """Prune a checkpoint and write the smaller one (optionally fine-tuned on ``data``).
 
@@ -186,6 +191,12 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
     existed = os.path.exists(target)
     save_checkpoint(target, pruned, labels, spec, parent=parent, pruning=pruning)
     logger.info(f"pruned {checkpoint}: {before:,} -> {after:,} parameters ({after / before:.1%}), widths {pruned.widths}")
+    off = [f"{w_after}/{w_before}" for w_before, w_after in zip(_flat(model.widths), _flat(pruned.widths))
+           if abs(w_after / w_before - float(keep)) > max(0.1, 0.5 * float(keep))]
+    if off:  # the rounding to --multiple-of (or its floor of one multiple) overrode --keep
+        logger.warning(f"--keep {keep} with --multiple-of {multiple_of} kept {', '.join(off[:4])} channels in "
+                       f"{len(off)} layer(s): far from the asked fraction (a smaller --multiple-of follows --keep "
+                       "more closely)")
     fine = None
     if fine_tune_epochs:
         from edgealex.train.trainer import train
