@@ -401,3 +401,21 @@ def test_messages_cite_primary_sources_not_the_facts_sheet(tmp_path):
     for version in ("8.2.1", "8.4.1", "8.5.2", "10.3.0", "11.4.1"):
         rules = rules_for(version)
         assert "facts" not in rules.source + " ".join(rules.caveats)
+
+
+def test_a_skip_edge_around_a_gpu_layer_splits_the_dla_subgraph(tmp_path):
+    """Found by a fresh-user attack (issue 15): alexnet-se counted 1 DLA subgraph with 4 transitions.
+    SE's Relu feeds both the GPU's GlobalAveragePool and, directly, the Mul that waits for the GPU's
+    result: Relu and Mul cannot be one DLA loadable."""
+    net = Net((1, 8, 16, 16))
+    net.conv(3, pads=[1, 1, 1, 1])
+    net.add("Relu")
+    relu_out = net.last
+    pool = net.add("GlobalAveragePool")  # 16x16: GPU
+    net.add("Sigmoid")
+    net.nodes.append(helper.make_node("Mul", [relu_out, net.last], ["mul_out"], name="mul"))
+    net.last = "mul_out"
+    report = predict(net, tmp_path)
+    assert node(report, pool).device == "gpu" and node(report, "mul").device == "dla"
+    # input>dla (conv, relu) | dla>gpu (pool) | gpu>dla (sigmoid, mul: a second subgraph) | dla>output
+    assert report.dla_subgraphs == 2 and report.transitions == 4

@@ -664,12 +664,17 @@ def _partition(graph, nodes, optimistic, precision):
         return i
 
     crossings = set()
+    # phase[i]: how many device changes the longest path from the inputs to node i crosses (nodes
+    # are in topological order). Two DLA nodes joined by an edge belong to one DLA subgraph only in
+    # the same phase: a DLA node that also waits for a GPU result computed from the other (SE's
+    # Relu -> GlobalAveragePool (GPU) -> ... -> Mul, next to the direct Relu -> Mul edge) starts a
+    # new subgraph, since a DLA loadable runs to completion before the GPU can use its output.
+    phase = {}
     for onnx_node, placed in zip(graph.graph.node, nodes):
         if placed.device == "none":
             continue
         mine = side(placed.index)
-        if mine == "dla":
-            parent.setdefault(placed.index, placed.index)
+        sources = []
         for name in onnx_node.input:
             if not name:
                 continue
@@ -678,11 +683,16 @@ def _partition(graph, nodes, optimistic, precision):
                 continue
             source = producer.get(name)
             theirs = side(source)
+            sources.append((source, theirs))
             if theirs != mine:
                 crossings.add((name, theirs, mine))
-            elif mine == "dla" and source is not None:
-                parent.setdefault(source, source)
-                parent[find(placed.index)] = find(source)
+        phase[placed.index] = max([phase.get(src, 0) + (theirs != mine) for src, theirs in sources] or [0])
+        if mine == "dla":
+            parent.setdefault(placed.index, placed.index)
+            for source, theirs in sources:
+                if theirs == "dla" and source is not None and phase.get(source, 0) == phase[placed.index]:
+                    parent.setdefault(source, source)
+                    parent[find(placed.index)] = find(source)
     for name in graph.outputs:
         source = producer.get(resolve(name))
         if side(source) == "dla":
