@@ -184,3 +184,18 @@ def test_a_keep_that_the_rounding_overrides_is_warned_about(tmp_path):
     res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--multiple-of", "1", "-o",
                                     str(tmp_path / "y.pt")])
     assert res.exit_code == 0 and "far from the asked fraction" not in res.output
+
+
+def test_prune_and_distill_take_the_exported_onnx_as_the_checkpoint(tmp_path):
+    """The demo keeps no training checkpoint (issue 17 item 8): prune and distill's teacher read the
+    FP32 ONNX's weights instead (load_checkpoint dispatches on .onnx), with the same result."""
+    parent = tmp_path / "p.pt"
+    save_checkpoint(str(parent), build_model("alexnet", 2, seed=0), ["ok", "hole"], Preprocess())
+    onnx_path = str(tmp_path / "p.onnx")
+    export_onnx(onnx_path, weights=str(parent))
+    from_pt = prune(str(parent), str(tmp_path / "a.pt"), keep=0.5)
+    from_onnx = prune(onnx_path, str(tmp_path / "b.pt"), keep=0.5)
+    assert from_pt.widths == from_onnx.widths and from_pt.parameters_after == from_onnx.parameters_after
+    a, b = load_checkpoint(str(tmp_path / "a.pt")), load_checkpoint(str(tmp_path / "b.pt"))
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert b["labels"] == ["ok", "hole"] and b["preprocess"] == a["preprocess"]

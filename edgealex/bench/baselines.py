@@ -102,12 +102,12 @@ def torch_model_fn(model_info, weights=None, seed=0, engine=None):
         only") and why the weights are provably not the engine's model (None: the same, or it
         cannot be told).
     """
-    from edgealex.models.alexnet import build_model, checkpoint_from_onnx, load_checkpoint, model_from_checkpoint
+    from edgealex.models.alexnet import build_model, load_checkpoint, model_from_checkpoint
 
     if weights:
         # Loaded and fitted now, while the subjects are prepared: a bad --torch-weights is refused
         # before any engine is measured, not after. A pruned checkpoint rebuilds from its own widths.
-        ckpt = checkpoint_from_onnx(weights) if str(weights).lower().endswith(".onnx") else load_checkpoint(weights)
+        ckpt = load_checkpoint(weights)  # an edgealex checkpoint or the FP32 ONNX exported from one
         model = model_from_checkpoint(ckpt, source=str(weights), arch=model_info.arch)
         return (lambda: model), f"weights {weights}", weights_mismatch(weights, ckpt, model_info, engine)
 

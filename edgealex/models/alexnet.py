@@ -501,12 +501,17 @@ def _first_sentence(text, limit=240):
 
 
 def load_checkpoint(path):
-    """Read a checkpoint safely (``weights_only=True``).
+    """Read a checkpoint safely (``weights_only=True``), or the weights of an FP32 ONNX exported by
+    ``edgealex export`` (a ``.onnx`` path: :func:`checkpoint_from_onnx`), so that every command that
+    takes a checkpoint (bench's PyTorch baselines, prune, distill's teacher, fine-tuning) also takes
+    the ONNX when the training checkpoint was not kept.
 
     Returns:
         dict: ``{"state_dict": ..., "arch": ... or None, "labels": ... or None, "preprocess": ... or None,
         ...}``; a bare torchvision ``state_dict`` comes back wrapped the same way.
     """
+    if str(path).lower().endswith(".onnx"):
+        return checkpoint_from_onnx(path)
     data = _torch_load(path)
     if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT:
         return data
@@ -573,7 +578,7 @@ def checkpoint_from_onnx(path):
             "parameter names: BatchNorm folded into the convolutions, the pooling rewritten below 224 px)")
     return {"format": "onnx-initializers", "state_dict": state_dict, "arch": info.arch, "widths": widths,
             "num_classes": info.num_classes, "labels": list(info.labels or []),
-            "provenance": dict(info.provenance or {})}
+            "preprocess": info.preprocess.to_dict(), "provenance": dict(info.provenance or {})}
 
 
 def save_checkpoint(path, model, labels, preprocess, **extra):
