@@ -401,6 +401,12 @@ def _special_file(path):
     return None
 
 
+def same_file(path, other):
+    """True when ``path`` and ``other`` name one file (hard link, symlink or the same path), also
+    for paths that do not exist yet (compared by their resolved names)."""
+    return _same_file(os.path.realpath(str(path)), other)
+
+
 def _same_file(real_path, other):
     other = str(other)
     try:
@@ -470,17 +476,36 @@ def check_input_file(path, what, fix, folder_fix="pass the file itself"):
     return path
 
 
-def read_json(path, what="JSON file"):
-    """Read a JSON file or raise a user error naming the file and the problem."""
+def read_json(path, what="JSON file", expect=dict):
+    """Read a JSON file or raise a user error naming the file and the problem.
+
+    Args:
+        path (str): the file.
+        what (str): what it is, for messages.
+        expect (type or None): the top-level JSON type the caller reads (``dict``: an object, the
+            default for every edgealex manifest and sidecar; ``list``; None: anything). A file of
+            another type is refused here, once, instead of failing later on ``.get``.
+
+    Raises:
+        EdgeAlexError: missing, unreadable, not JSON, or not of the expected type.
+    """
     path = str(path)
     try:
         with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
+            data = json.load(handle)
     except FileNotFoundError:
         raise EdgeAlexError(path, f"the {what} does not exist", "check the path")
+    except IsADirectoryError:
+        raise EdgeAlexError(path, f"the {what} is a folder", "pass the JSON file")
     except (ValueError, UnicodeDecodeError) as exc:
         raise EdgeAlexError(path, f"the {what} is not valid JSON ({exc})",
                             "regenerate it; it may be truncated or corrupt")
+    if expect is not None and not isinstance(data, expect):
+        found = type(data).__name__ if type(data) in (list, dict) else _TYPE_NAMES.get(type(data), "value")
+        raise EdgeAlexError(path, "the {} is a JSON {}, not {}".format(
+            what, found.replace("an ", "").replace("a ", ""), "an object" if expect is dict else "a list"),
+            "regenerate it; it may have been overwritten or corrupted")
+    return data
 
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
@@ -551,7 +576,7 @@ def validate_sidecar(data, source, artifact=None, schema_max=None, fields=None, 
 
 def read_sidecar(path, what, **checks):
     """:func:`read_json` + :func:`validate_sidecar` (same keyword arguments)."""
-    return validate_sidecar(read_json(path, what), str(path), **checks)
+    return validate_sidecar(read_json(path, what, expect=None), str(path), **checks)  # it names the fix
 
 
 def folder_bytes(path):

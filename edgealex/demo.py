@@ -21,12 +21,11 @@ seconds-long run and bench.
 """
 
 import os
-import shutil
 import time
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
-from edgealex.artifacts import ensure_dir, folder_bytes, read_json, sha256_file, sidecar_path, write_json_atomic
+from edgealex.artifacts import ensure_dir, folder_bytes, read_json, sha256_file, write_json_atomic
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 
@@ -194,8 +193,9 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     profile_name = "fast" if fast else "full"
     profile = PROFILES[profile_name]
     out_dir = os.path.abspath(str(out_dir))
-    ensure_dir(out_dir, "demo folder")
     tgt = resolve_target(target)
+    _check_builder(tgt)
+    ensure_dir(out_dir, "demo folder")
     result = DemoResult(out_dir=out_dir, profile=profile_name, target=tgt.name)
     steps = _Steps(result, 8)
     paths = _layout(out_dir)
@@ -206,7 +206,7 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     result.artifacts["dataset"] = data.out_dir
 
     steps.start("train", "train {} on it ({} preset)".format("AlexNet", profile.train_preset))
-    trained = _train(paths, profile, progress=progress, keep_resume=keep_resume)
+    trained = _train(paths, profile, progress=progress, keep_resume=keep_resume, keep_checkpoint=keep_checkpoint)
     steps.done(cached=trained.reused)
     result.figures.update({"val_accuracy": trained.best_val_acc, "train_holdout_accuracy": trained.holdout_acc,
                            "train_epochs": (trained.settings or {}).get("epochs"),
@@ -263,7 +263,8 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     steps.start("report", "render the report")
     from edgealex.report.render import render_report
 
-    report = render_report([paths["bench"], paths["run_summary"]], paths["report"], title=f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}")
+    report = render_report(list(session.paths) + [paths["run_summary"]], paths["report"],
+                           title=f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}")
     steps.done()
     result.artifacts["report_html"] = report.html
     result.artifacts["report_md"] = report.markdown
@@ -273,6 +274,18 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     result.artifacts["summary"] = os.path.join(out_dir, SUMMARY_FILE)
     write_json_atomic(result.artifacts["summary"], result.to_dict())
     return result
+
+
+def _check_builder(tgt):
+    """Refuse a TensorRT target where nothing can build for it, before minutes of training."""
+    from edgealex._optional import available
+    from edgealex.build.trtexec import find_trtexec
+
+    if tgt.backend == "tensorrt" and not (available("tensorrt") or find_trtexec()):
+        raise EdgeAlexError(f"--target {tgt.name}", "builds TensorRT engines, and this machine has neither "
+                            "TensorRT's Python bindings nor trtexec, so the demo would fail after training",
+                            "leave --target out to run on this machine's CPU (ONNX Runtime), or run the demo "
+                            "on a machine with TensorRT")
 
 
 def _layout(out_dir):
@@ -300,13 +313,15 @@ def _data(paths, profile, seed):
 SIZING_FILE = "train-sizing.json"
 
 
-def _train(paths, profile, progress=True, keep_resume=False):
+def _train(paths, profile, progress=True, keep_resume=False, keep_checkpoint=False):
     """Train (or reuse) the demo model, sized to this machine when the profile has a time budget.
 
     The sizing (measured speed, chosen layout and epochs) is kept in ``model/train-sizing.json``
     next to the checkpoint, so a second run asks for the same settings and reuses the training
     instead of measuring again. The resume state (~0.5 GB for AlexNet with SGD momentum) is kept
-    only with ``keep_resume``.
+    only with ``keep_resume``. Without ``keep_checkpoint`` a run whose checkpoint was removed after
+    export is reused through the exported ONNX; with it, such a run trains again so that the
+    checkpoint exists (a checkpoint rebuilt from the ONNX would not be the recorded file).
     """
     from edgealex.train.trainer import settings_for, train
 
@@ -322,8 +337,8 @@ def _train(paths, profile, progress=True, keep_resume=False):
         bar = BarProgress()
     save_every = 1 if keep_resume else 10 ** 6
     return train(paths["data"], paths["checkpoint"], preset=profile.train_preset, reuse=True, keep_last=keep_resume,
-                 save_every=save_every, progress=bar, memory_format=memory_format, exported_onnx=paths["onnx"],
-                 **overrides)
+                 save_every=save_every, progress=bar, memory_format=memory_format,
+                 exported_onnx=None if keep_checkpoint else paths["onnx"], **overrides)
 
 
 def _sized_training(paths, profile, settings):
@@ -341,9 +356,13 @@ def _sized_training(paths, profile, settings):
         except EdgeAlexError:
             previous = {}
         if previous.get("request") == request and previous.get("data_hash") == data.data_hash:
-            logger.info("training sized earlier on this machine: %d epochs (%s)", previous["epochs"], sizing_path)
-            return ({"epochs": previous["epochs"], "lr_steps": tuple(previous["lr_steps"])},
-                    previous.get("memory_format", "channels_last"))
+            try:
+                epochs, steps = int(previous["epochs"]), tuple(int(s) for s in previous["lr_steps"])
+            except (KeyError, TypeError, ValueError):
+                logger.info("measuring the training speed again: %s is incomplete", sizing_path)
+            else:
+                logger.info("training sized earlier on this machine: %d epochs (%s)", epochs, sizing_path)
+                return {"epochs": epochs, "lr_steps": steps}, previous.get("memory_format", "channels_last")
     probe = probe_training_speed(settings, len(data.labels))
     epochs = epochs_for_budget(profile.train_budget_s, probe.images_per_s, len(data.train), profile.min_epochs,
                                profile.max_epochs)
@@ -364,23 +383,15 @@ def _sized_training(paths, profile, settings):
 def _export(paths, checkpoint):
     """Export unless the ONNX next to it was exported from this very checkpoint."""
     from edgealex.export.onnx import export_onnx
+    from edgealex.train.trainer import exported_weights_sha256
 
     onnx_path = paths["onnx"]
     if not os.path.isfile(checkpoint):
         # train() reused the run through its record and this ONNX (it checked the provenance)
-        logger.info("reusing %s: exported from the recorded checkpoint (not kept)", onnx_path)
         return onnx_path, True
-    weights_sha256 = sha256_file(checkpoint)
-    if os.path.isfile(onnx_path) and os.path.isfile(sidecar_path(onnx_path)):
-        try:
-            side = read_json(sidecar_path(onnx_path), "ONNX sidecar")
-            same = (side.get("model", {}).get("provenance", {}).get("weights_sha256") == weights_sha256
-                    and side.get("sha256") == sha256_file(onnx_path))
-        except EdgeAlexError:
-            same = False
-        if same:
-            logger.info("reusing %s: exported from the same checkpoint", onnx_path)
-            return onnx_path, True
+    if exported_weights_sha256(onnx_path) == sha256_file(checkpoint):
+        logger.info("reusing %s: exported from the same checkpoint", onnx_path)
+        return onnx_path, True
     result = export_onnx(onnx_path, arch=_checkpoint_arch(checkpoint), weights=checkpoint)
     return result.path, False
 
@@ -401,7 +412,7 @@ def _calibrate(paths, onnx_path, profile):
     the agreement gate, percentile and then min-max ranges are tried, and every attempt is kept in
     the manifest's ``demo_attempts`` so the summary says which method passed and what the others got.
     """
-    from edgealex.calib.pipeline import calibrate
+    from edgealex.calib.pipeline import calibrate, check_calibration_outputs, read_calibration
     from edgealex.errors import GateFailed
 
     manifest = os.path.join(paths["calib"], "calibration.json")
@@ -409,7 +420,9 @@ def _calibrate(paths, onnx_path, profile):
     if os.path.isfile(manifest):
         try:
             previous = read_json(manifest, "calibration manifest")
-        except EdgeAlexError:
+            check_calibration_outputs(read_calibration(paths["calib"]))
+        except EdgeAlexError as exc:
+            logger.info("calibrating again: %s (%s)", exc.what, exc.subject)
             previous = {}
         if (previous.get("model_sha256") == onnx_sha256 and previous.get("gate_passed")
                 and previous.get("min_agreement") == profile.min_agreement):
@@ -478,13 +491,39 @@ def _loop_accuracy(loop):
 def _bench(paths, engines, checkpoint, onnx_path, profile, target, progress):
     from edgealex.bench.harness import BenchOptions, run_bench
 
-    if os.path.isdir(paths["bench"]):  # each demo run reports its own measurements only
-        shutil.rmtree(paths["bench"])
+    _remove_demo_results(paths["bench"])  # each demo run reports its own measurements only
     options = BenchOptions(mode="compare", duration_s=profile.bench_s, warmup_s=profile.warmup_s,
                            torch_weights=checkpoint, onnx=onnx_path, target=target.name, progress=progress,
-                           label="demo", baselines=profile.baselines,
+                           label=DEMO_BENCH_LABEL, baselines=profile.baselines,
                            eval_images=os.path.join(paths["data"], "holdout"))
     return run_bench(list(engines), options, paths["bench"])
+
+
+DEMO_BENCH_LABEL = "demo"
+
+
+def _remove_demo_results(folder):
+    """Remove the bench results an earlier demo run wrote in ``folder`` (its label: the JSON
+    record and the files it lists), nothing else: other files there are the user's."""
+    from edgealex.bench.result import ARTIFACT
+
+    if not os.path.isdir(folder):
+        return
+    for name in sorted(os.listdir(folder)):
+        path = os.path.join(folder, name)
+        if not (name.endswith(".json") and os.path.isfile(path)):
+            continue
+        try:
+            data = read_json(path, "bench result")
+        except EdgeAlexError:
+            continue
+        if data.get("artifact") != ARTIFACT or (data.get("config") or {}).get("label") != DEMO_BENCH_LABEL:
+            continue
+        for listed in (data.get("files") or {}).values():
+            if isinstance(listed, str) and os.path.basename(listed) == listed and os.path.isfile(
+                    os.path.join(folder, listed)):
+                os.remove(os.path.join(folder, listed))
+        os.remove(path)
 
 
 def _bench_rows(session):

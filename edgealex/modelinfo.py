@@ -124,9 +124,7 @@ def load_onnx(path, what="ONNX model"):
     if os.path.getsize(path) == 0:
         raise EdgeAlexError(path, f"the {what} is an empty file (0 bytes)",
                             "export it again; the copy or the export was interrupted")
-    if is_pytorch_checkpoint(path):
-        raise EdgeAlexError(path, "is a PyTorch checkpoint, not an ONNX model",
-                            f"export it first: edgealex export --weights {path} -o model.onnx")
+    refuse_pytorch_checkpoint(path, "an ONNX model")
     try:
         model = onnx.load(path)
     except Exception as exc:  # protobuf DecodeError and friends
@@ -144,6 +142,18 @@ def model_opset(model):
         if entry.domain in ("", "ai.onnx"):
             return int(entry.version)
     return 0
+
+
+def refuse_pytorch_checkpoint(path, expected="an ONNX model"):
+    """Refuse a PyTorch checkpoint where an ONNX model or an engine is expected, pointing to
+    ``edgealex export`` (build, run and bench share this rule).
+
+    Raises:
+        EdgeAlexError: ``path`` is a file written by ``torch.save`` (:func:`is_pytorch_checkpoint`).
+    """
+    if is_pytorch_checkpoint(path):
+        raise EdgeAlexError(path, f"is a PyTorch checkpoint, not {expected}",
+                            f"export it first: edgealex export --weights {path} -o model.onnx")
 
 
 def is_pytorch_checkpoint(path):

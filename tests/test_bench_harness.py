@@ -381,3 +381,112 @@ def test_matrix_error_states_each_reason_once():
     assert text.count("TensorRT is not installed") == 1
     assert text == ("x fp32 on gpu, x fp16 on gpu, x fp16 on dla0: TensorRT is not installed; "
                     "x int8 on gpu: INT8 needs --calib")
+
+
+def test_run_ids_are_reserved_so_two_benches_in_one_second_do_not_collide(tmp_path):
+    """Two `bench` processes started in the same second on the same engine used to pick the same
+    result name (the check looked for the JSON, which is written a moment later): the name is now
+    reserved by creating the file, across processes."""
+    import subprocess
+    import sys
+
+    from edgealex.bench.result import unique_run_id
+
+    stem = "model-fp32-cpu-b1-20261130-101500"
+    first = unique_run_id(tmp_path, stem)
+    code = f"from edgealex.bench.result import unique_run_id; print(unique_run_id({str(tmp_path)!r}, {stem!r}))"
+    second = subprocess.run([sys.executable, "-c", code], stdout=subprocess.PIPE, universal_newlines=True,
+                            check=True).stdout.strip()
+    assert (first, second) == (stem, stem + "-2")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [stem + "-2.json", stem + ".json"]
+
+
+def test_torch_weights_of_another_model_are_warned_about(tmp_path):
+    """Issue 17 follow-up B: --torch-weights that provably hold another model than the engine's
+    (another checkpoint, another random init, another architecture) give one warning line and a
+    note in the baseline's result; the engine's own checkpoint or ONNX gives neither."""
+    pytest.importorskip("torch")
+    from edgealex.export.onnx import export_onnx
+    from edgealex.models.alexnet import build_model, save_checkpoint
+    from edgealex.preprocess import Preprocess
+
+    small = {"conv": [8, 8, 8, 8, 8], "fc": [16, 16]}  # a few-kB AlexNet (widths like a pruned one)
+    ckpts = []
+    for seed in (0, 1):
+        path = str(tmp_path / f"ck{seed}.pt")
+        save_checkpoint(path, build_model("alexnet", num_classes=5, seed=seed, widths=small), LABELS,
+                        Preprocess(input_size=224, resize=256))
+        ckpts.append(path)
+    engine = str(tmp_path / "engine.onnx")
+    export_onnx(engine, weights=ckpts[0], parity_samples=1)
+    other_onnx = str(tmp_path / "other.onnx")
+    export_onnx(other_onnx, weights=ckpts[1], parity_samples=1)
+    v1 = str(tmp_path / "v1.onnx")
+    export_onnx(v1, arch="alexnet-v1", labels=LABELS, parity_samples=1)
+
+    def bench(weights, out):
+        r = invoke(["bench", engine, "--mode", "compare", "--baselines", "torch,torch-int8", "--torch-weights",
+                    weights, "--iterations", "1", "--warmup-iters", "1", "--power", "none", "-o", str(tmp_path / out)])
+        assert r.exit_code == 0, r.output
+        return r.output, {d["label"]: d for d in results_in(tmp_path / out)}
+
+    for n, weights in enumerate((ckpts[0], engine)):  # the engine's own weights: silent
+        output, runs = bench(weights, f"same{n}")
+        assert "not the engine's model" not in output
+        assert runs["pytorch-eager-fp32"]["engine"]["weights_mismatch"] is None
+    for n, (weights, why) in enumerate(((ckpts[1], "is not the checkpoint the engine's ONNX was exported from"),
+                                        (other_onnx, "it was exported from checkpoint sha256"),
+                                        (v1, "its architecture is alexnet-v1, the engine's is alexnet"))):
+        output, runs = bench(weights, f"other{n}")
+        assert output.count("is not the engine's model") == 1 and why in output, output
+        for label in ("pytorch-eager-fp32", "pytorch-int8-dynamic"):
+            assert why in runs[label]["engine"]["weights_mismatch"]
+            assert "NOT the engine's model" in runs[label]["engine"]["note"]
+
+
+def test_options_that_would_be_ignored_are_refused_in_every_mode(tmp_path):
+    """Issue 17 follow-up C/F: --calib without --matrix, an unknown --baselines name and a missing
+    --torch-weights are one-line errors (exit 1) in engine mode too, before anything is measured;
+    the missing checkpoint's Note names --torch-weights."""
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    base = ["bench", model, "--iterations", "1", "--warmup-iters", "1", "--power", "none", "-o", str(tmp_path / "r")]
+    cases = ((["--calib", str(tmp_path)], "is only used with --matrix"),
+             (["--baselines", "torch,foo"], "unknown baseline(s) foo"),
+             (["--torch-weights", str(tmp_path / "missing.pt")], "the checkpoint does not exist"))
+    for extra, what in cases:
+        r = invoke(base + extra)
+        assert r.exit_code == 1 and what in r.output and "Traceback" not in r.output, r.output
+        assert r.output.count("\nNote: ") == 1
+    assert "Note: check the --torch-weights path" in invoke(base + cases[2][0]).output
+    assert not glob.glob(str(tmp_path / "r" / "*.json"))
+
+
+def test_a_checkpoint_or_a_quantized_onnx_where_it_does_not_belong_names_the_fix(tmp_path):
+    """Issue 17 follow-up F: `bench model.pt` and `run model.pt` point to `edgealex export` (the rule
+    `build model.pt` uses); --torch-weights with an INT8 (Q/DQ) ONNX says it is a quantized model."""
+    torch = pytest.importorskip("torch")
+    cv2 = pytest.importorskip("cv2")
+    from edgealex.calib.pipeline import calibrate
+
+    weights = tmp_path / "model.pt"
+    torch.save({"state_dict": {"w": torch.zeros(2)}}, str(weights))
+    for args in (["bench", str(weights), "--iterations", "1", "--power", "none", "--idle", "30", "-o",
+                  str(tmp_path / "r")],
+                 ["run", str(weights), "--source", "synthetic://?fps=0", "--max-frames", "1"]):
+        r = invoke(args)
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        assert "is a PyTorch checkpoint, not an ONNX model or an engine" in r.output
+        assert f"edgealex export --weights {weights} -o model.onnx" in r.output
+        assert "unknown artifact type" not in r.output
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    rng = np.random.default_rng(0)
+    for label in LABELS[:2]:
+        os.makedirs(str(tmp_path / "images" / label))
+        for i in range(6):
+            cv2.imwrite(str(tmp_path / "images" / label / f"{i}.png"), rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    result = calibrate(model, str(tmp_path / "images"), str(tmp_path / "calib"), min_agreement=0.0, progress=False)
+    r = invoke(["bench", model, "--mode", "compare", "--baselines", "torch", "--torch-weights", result.qdq_onnx,
+                "--iterations", "1", "--power", "none", "-o", str(tmp_path / "r")])
+    assert r.exit_code == 1 and "is a quantized (INT8) model" in r.output, r.output
+    assert "Note: pass the FP32 ONNX it was calibrated from, or the edgealex checkpoint (.pt)" in r.output
+    assert "BatchNorm" not in r.output

@@ -129,3 +129,29 @@ def test_build_of_a_pytorch_checkpoint_points_to_export(tmp_path):
     garbage.write_bytes(b"not a model at all")
     r = invoke("build", str(garbage), "-o", str(tmp_path / "engines"))
     assert r.exit_code == 1 and "not a readable ONNX file" in r.output
+
+
+def test_the_int8_weight_qdq_onnx_is_refused_for_tensorrt_8_and_as_calib(tmp_path):
+    """Found by a fresh-user attack (issue 17): the calibrate Q/DQ ONNX (INT8 weight initializers,
+    TensorRT >= 10) got a TensorRT 8.5 trtexec command, and as --calib a utf-8 decoding error."""
+    import cv2
+    import numpy as np
+    from edgealex.calib.pipeline import calibrate
+
+    model = tiny_classifier(tmp_path / "tiny.onnx")
+    images = tmp_path / "imgs"
+    for i in range(10):
+        os.makedirs(images / "a", exist_ok=True)
+        cv2.imwrite(str(images / "a" / f"{i}.png"), np.random.default_rng(i).integers(0, 255, (40, 40, 3), dtype=np.uint8))
+    result = calibrate(model, images, tmp_path / "calib", method="minmax", min_agreement=0.0, progress=False,
+                       ort_native=False)
+    r = invoke("build", result.qdq_onnx, "--target", "agx-xavier", "--precision", "fp16", "--print-trtexec",
+               "-o", tmp_path / "e")
+    assert r.exit_code == 1 and "TensorRT 8.5.2 does not take" in r.output and "--calib" in r.output
+    assert "Traceback" not in r.output
+    r = invoke("build", result.qdq_onnx, "--target", "agx-orin", "--precision", "fp16", "--print-trtexec",
+               "-o", tmp_path / "e")
+    assert r.exit_code == 0 and "TensorRT 10" in r.output, r.output  # TensorRT 10 (JetPack 6) takes it
+    r = invoke("build", model, "--target", "agx-orin", "--precision", "int8", "--calib", result.qdq_onnx,
+               "--print-trtexec", "-o", tmp_path / "e")
+    assert r.exit_code == 1 and "not one of its ONNX models" in r.output and "utf-8" not in r.output

@@ -125,3 +125,33 @@ def test_resolve_cache_versions():
         resolve_cache_versions(["not-a-board"])
     with pytest.raises(EdgeAlexError):
         resolve_cache_versions(["8.x.y"])
+
+
+def test_tensorrt_older_than_8_gets_no_cache(tmp_path):
+    """Issue 17 follow-up F: `calibrate --trt-version 7.1` (or 7103) is refused before any work,
+    instead of writing a TRT-7100 cache no target can use; a single image file is "not a folder"."""
+    import os
+
+    from typer.testing import CliRunner
+
+    from edgealex.cli.main import app
+
+    for item in ("7.1", "7103", 7000):
+        with pytest.raises(EdgeAlexError, match="older than 8.0 is not supported"):
+            resolve_cache_versions([item])
+    assert resolve_cache_versions(["8.0.1"]) == [8001]
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"x")  # never read: the version is refused first
+    image = tmp_path / "one.jpg"
+    image.write_bytes(b"\xff\xd8\xff")
+    out = tmp_path / "out"
+    r = CliRunner().invoke(app, ["calibrate", str(model), "--images", str(tmp_path), "--trt-version", "7.1",
+                                 "-o", str(out)])
+    assert r.exit_code == 1 and "TensorRT 7100 | TensorRT older than 8.0 is not supported" in r.output, r.output
+    assert not os.path.exists(str(out))
+    pytest.importorskip("onnxruntime")
+    from test_bench_harness import tiny_onnx
+
+    r = CliRunner().invoke(app, ["calibrate", tiny_onnx(tmp_path / "tiny.onnx"), "--images", str(image), "-o",
+                                 str(out)])
+    assert r.exit_code == 1 and f"{image} | is not a folder" in r.output and "does not exist" not in r.output, r.output

@@ -89,3 +89,58 @@ def test_second_run_reuses_the_caches(demo_runs):
         assert second["cached"][step], step
     assert second["artifacts"]["onnx"] == first["artifacts"]["onnx"]
     assert sorted(second["artifacts"]["engines"]) == sorted(first["artifacts"]["engines"])
+
+
+def test_a_broken_cache_is_redone_and_keep_checkpoint_trains_to_write_it(demo_runs, tmp_path):
+    """Found by a fresh-user attack (issue 17): a cache file that is valid JSON but not an object
+    gave tracebacks; a truncated INT8 model in calib/ was reused (and its engine silently skipped);
+    --keep-checkpoint after a run that removed the checkpoint listed a file that did not exist."""
+    import shutil
+
+    out, _, _ = demo_runs
+    copy = tmp_path / "edgealex-demo"
+    shutil.copytree(out, copy)
+    (copy / "data" / "dataset.json").write_text("[]")
+    (copy / "bench" / "mine").mkdir()
+    (copy / "bench" / "mine" / "my-results.json").write_text('{"mine": 1}')  # the user's: kept
+    old_results = sorted(p.name for p in (copy / "bench").glob("demo-*.json"))
+    assert old_results
+    ort_int8 = next((copy / "calib").glob("*.int8-ort-cpu.onnx"))
+    with open(ort_int8, "r+b") as handle:
+        handle.truncate(1000)
+    r = CliRunner().invoke(app, ["demo", "--fast", "--out", str(copy), "--json", "--keep-checkpoint"])
+    assert r.exit_code == 0, r.output
+    summary = json.loads(r.stdout[r.stdout.index("{"):])
+    assert not summary["cached"]["data"] and not summary["cached"]["calibrate"]  # both redone, no traceback
+    assert not summary["cached"]["train"]  # the checkpoint asked for did not exist: trained again to write it
+    assert os.path.isfile(summary["artifacts"]["checkpoint"]) and "disk: " in summary_text(summary)
+    assert os.path.getsize(ort_int8) > 1000 and not summary["skipped"]
+    assert (copy / "bench" / "mine" / "my-results.json").read_text() == '{"mine": 1}'
+    new_results = sorted(p.name for p in (copy / "bench").glob("demo-*.json"))
+    assert len(new_results) == len(old_results) and not set(new_results) & set(old_results)  # only its own
+    assert any("-int8-cpu-" in os.path.basename(p) for p in summary["artifacts"]["engines"])
+
+
+def summary_text(summary):
+    from edgealex.demo import DemoResult
+
+    return DemoResult(**{k: v for k, v in summary.items() if k in DemoResult.__dataclass_fields__}).format()
+
+
+def test_a_tensorrt_target_without_tensorrt_is_refused_before_anything_is_made(tmp_path):
+    """Found by a fresh-user attack (issue 17): `demo --target agx-xavier` on a machine without
+    TensorRT trained for minutes, then failed with a message about options the demo does not have."""
+    import shutil
+
+    if shutil.which("trtexec") or os.path.exists("/usr/src/tensorrt/bin/trtexec"):
+        pytest.skip("trtexec is installed here: the target can be built")
+    pytest.importorskip("onnx")
+    try:
+        import tensorrt  # noqa: F401
+        pytest.skip("TensorRT is installed here: the target can be built")
+    except ImportError:
+        pass
+    out = tmp_path / "demo"
+    r = CliRunner().invoke(app, ["demo", "--fast", "--target", "agx-xavier", "--out", str(out)])
+    assert r.exit_code == 1 and r.output.startswith("--target agx-xavier | builds TensorRT engines")
+    assert "Note: leave --target out" in r.output and not out.exists()

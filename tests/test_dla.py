@@ -366,3 +366,56 @@ def test_tensorrt_can_run_on_dla_matches_the_rules(tmp_path):
     assert layers[ok] is True and layers[big] is False
     report = dla_check(path, "agx-xavier", "fp16")
     assert report.tensorrt_check["disagree"] == [], report.tensorrt_check
+
+
+def test_messages_cite_primary_sources_not_the_facts_sheet(tmp_path):
+    """Issue 17 follow-up E: every reason, caveat and warning dla-check prints cites NVIDIA's headers or
+    docs, never a "facts §" sheet or "open item" that is not in the repository."""
+    gemm = Net((1, 64))
+    gemm.inits.append(weight("fc", [10, 64]))
+    gemm.add("Gemm", "fc", transB=1)
+    qdq = Net()
+    qdq.conv(3, pads=[1, 1, 1, 1])
+    qdq.add("MaxPool", kernel_shape=[2, 2], strides=[2, 2])
+    qdq.add("BatchNormalization", qdq.const("g", [1.0] * 8), qdq.const("b", [0.0] * 8), qdq.const("m", [0.0] * 8),
+            qdq.const("v", [1.0] * 8))
+    qdq.add("Softplus")
+    qdq.const("s", 0.1)
+    qdq.inits.append(numpy_helper.from_array(np.array(0, dtype=np.int8), "z"))
+    qdq.add("QuantizeLinear", "s", "z")
+    texts = []
+    for i, net in enumerate((gemm, qdq)):
+        path = net.save(tmp_path / f"m{i}.onnx")
+        for target in ("agx-xavier", "agx-orin"):
+            for extra in ([], ["--json"]):
+                result = runner.invoke(app, ["dla-check", path, "-t", target, "--precision", "int8", "--no-tensorrt"]
+                                       + extra)
+                assert result.exit_code == 0, result.output
+                texts.append(result.output)
+    text = "\n".join(texts)
+    assert "not verified" in text and "include/NvInfer.h" in text and "explicit quantization" in text
+    for stale in ("facts §", "open item", "the facts", "(§"):
+        assert stale not in text
+    from edgealex.dla.rules import rules_for
+
+    for version in ("8.2.1", "8.4.1", "8.5.2", "10.3.0", "11.4.1"):
+        rules = rules_for(version)
+        assert "facts" not in rules.source + " ".join(rules.caveats)
+
+
+def test_a_skip_edge_around_a_gpu_layer_splits_the_dla_subgraph(tmp_path):
+    """Found by a fresh-user attack (issue 15): alexnet-se counted 1 DLA subgraph with 4 transitions.
+    SE's Relu feeds both the GPU's GlobalAveragePool and, directly, the Mul that waits for the GPU's
+    result: Relu and Mul cannot be one DLA loadable."""
+    net = Net((1, 8, 16, 16))
+    net.conv(3, pads=[1, 1, 1, 1])
+    net.add("Relu")
+    relu_out = net.last
+    pool = net.add("GlobalAveragePool")  # 16x16: GPU
+    net.add("Sigmoid")
+    net.nodes.append(helper.make_node("Mul", [relu_out, net.last], ["mul_out"], name="mul"))
+    net.last = "mul_out"
+    report = predict(net, tmp_path)
+    assert node(report, pool).device == "gpu" and node(report, "mul").device == "dla"
+    # input>dla (conv, relu) | dla>gpu (pool) | gpu>dla (sigmoid, mul: a second subgraph) | dla>output
+    assert report.dla_subgraphs == 2 and report.transitions == 4

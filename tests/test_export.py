@@ -132,3 +132,36 @@ def test_cli_export_json(tmp_path):
     data = json.loads(result.stdout[result.stdout.index("{"):])
     assert data["num_classes"] == 3 and data["max_abs_diff"] <= 1e-4 and data["top1_agreement"] == 1.0
     assert os.path.isfile(str(out))
+
+
+def test_an_input_size_other_than_the_checkpoints_is_refused(tmp_path):
+    """Found by a fresh-user attack (issue 17): `export --weights model.pt --input-size 128` wrote a
+    224 px ONNX without a word (the checkpoint's preprocessing won)."""
+    from typer.testing import CliRunner
+
+    from edgealex.cli.main import app
+    from edgealex.models.alexnet import build_model, save_checkpoint
+    from edgealex.preprocess import Preprocess
+
+    ckpt = str(tmp_path / "m.pt")
+    save_checkpoint(ckpt, build_model("alexnet", num_classes=2, seed=0), ["ok", "bad"], Preprocess(input_size=224))
+    out = tmp_path / "m.onnx"
+    r = CliRunner().invoke(app, ["export", "--weights", ckpt, "--input-size", "128", "-o", str(out)])
+    assert r.exit_code == 1 and "--input-size 128 | the checkpoint was trained on 224 px" in r.output
+    assert not out.exists() and "Traceback" not in r.output
+    r = CliRunner().invoke(app, ["export", "--weights", ckpt, "-o", str(out)])  # the checkpoint's size
+    assert r.exit_code == 0 and out.exists(), r.output
+
+
+def test_a_handed_over_model_is_not_recorded_as_a_random_init(tmp_path):
+    """bench --torch-weights tells models apart by the export provenance: a model handed to
+    export_onnx (model=, its weights are the caller's) must not claim "random (seed N)" weights."""
+    from edgealex.export.onnx import export_onnx
+    from edgealex.models.alexnet import build_model
+    from edgealex.modelinfo import read_model_info
+
+    small = {"conv": [8, 8, 8, 8, 8], "fc": [16, 16]}
+    path = str(tmp_path / "handed.onnx")
+    export_onnx(path, model=build_model("alexnet", num_classes=3, seed=7, widths=small), labels=["a", "b", "c"],
+                parity_samples=1)
+    assert read_model_info(path).provenance["init"] is None

@@ -149,3 +149,18 @@ def test_no_inode_left_is_the_full_disk_error_too(tmp_path):
         assert "could not write the engine: the disk is full (ENOSPC)" in errors[0], proc.stderr
         assert errors[1].startswith("Note: free space on that disk") and len(errors) == 2, proc.stderr
         assert os.listdir(os.path.join(disk, "engines")) == []
+
+
+def test_prune_on_a_full_disk(tmp_path):
+    """Found by a fresh-user attack (issue 15): torch.save's RuntimeError ("unexpected pos") on a full
+    disk came out as a traceback from prune, distill and train (every save_checkpoint)."""
+    pytest.importorskip("torch")
+    from edgealex.models.alexnet import build_model, save_checkpoint
+    from edgealex.preprocess import Preprocess
+
+    parent = tmp_path / "p.pt"
+    save_checkpoint(str(parent), build_model("alexnet", 2, seed=0), ["ok", "hole"], Preprocess())
+    with tmpfs(tmp_path / "disk", "2m") as disk:
+        result = _cli("prune", parent, "--keep", "0.5", "-o", os.path.join(disk, "x.pt"))
+        _one_disk_error(result, "could not write the checkpoint")
+        assert _tree(disk) == {}

@@ -129,3 +129,73 @@ def test_fine_tune_after_pruning_keeps_lineage_and_reuses(tmp_path):
     again = prune(str(parent), str(out), keep=0.5, fine_tune_epochs=1, data=str(data), preset=None, threads=2,
                   reuse=True, **options)
     assert again.fine_tune["reused"] is True
+
+
+def test_prune_never_overwrites_its_input_and_leaves_nothing_on_bad_fine_tune_options(tmp_path):
+    """Found by a fresh-user attack (issue 15): the input was overwritten through a symlink or when it
+    was named like the intermediate <out>.unfinetuned.pt; bad fine-tuning options left a 57 MB
+    intermediate behind; --fine-tune-epochs -1 was reported as a missing --data."""
+    import os
+
+    parent = tmp_path / "p.pt"
+    save_checkpoint(str(parent), build_model("alexnet", 2, seed=0, widths=TINY_WIDTHS), ["ok", "hole"],
+                    Preprocess(input_size=64, resize=72))
+    before = sha256_file(parent)
+    os.symlink(str(parent), str(tmp_path / "link.pt"))
+    data = easy_dataset(tmp_path / "data")
+    res = cli_runner().invoke(app, ["prune", str(tmp_path / "link.pt"), "--keep", "0.5", "-o", str(parent)])
+    assert res.exit_code == 1 and "would overwrite the checkpoint" in res.output and sha256_file(parent) == before
+    named_like_the_intermediate = tmp_path / "q.unfinetuned.pt"
+    named_like_the_intermediate.write_bytes(parent.read_bytes())
+    res = cli_runner().invoke(app, ["prune", str(named_like_the_intermediate), "--keep", "0.5", "--fine-tune-epochs",
+                                    "1", "--data", str(data), "-o", str(tmp_path / "q.pt")])
+    assert res.exit_code == 1 and "would overwrite the checkpoint being pruned" in res.output
+    assert sha256_file(named_like_the_intermediate) == before
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--fine-tune-epochs", "-1", "--data",
+                                    str(data), "-o", str(tmp_path / "r.pt")])
+    assert res.exit_code == 1 and res.output.startswith("--fine-tune-epochs -1 | must be a whole number, 0 or more")
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--fine-tune-epochs", "1", "--data",
+                                    str(tmp_path / "missing"), "-o", str(tmp_path / "s.pt")])
+    assert res.exit_code == 1 and "Traceback" not in res.output
+    assert not list(tmp_path.glob("s*.pt"))  # nothing written before the fine-tuning's data was checked
+
+
+def test_distill_refuses_to_overwrite_its_teacher(tmp_path):
+    """Found by a fresh-user attack (issue 15): `distill --teacher m.pt -o m.pt` replaced the teacher."""
+    teacher = tmp_path / "m.pt"
+    save_checkpoint(str(teacher), build_model("alexnet", 2, seed=0, widths=TINY_WIDTHS), ["ok", "hole"],
+                    Preprocess(input_size=64, resize=72))
+    before = sha256_file(teacher)
+    data = easy_dataset(tmp_path / "data")
+    res = cli_runner().invoke(app, ["distill", "--teacher", str(teacher), "--data", str(data), "--preset", "fast",
+                                    "-o", str(teacher)])
+    assert res.exit_code == 1 and "would overwrite the --teacher checkpoint it learns from" in res.output
+    assert sha256_file(teacher) == before
+
+
+def test_a_keep_that_the_rounding_overrides_is_warned_about(tmp_path):
+    """Found by a fresh-user attack (issue 15): --keep 0.5 --multiple-of 1000 kept every conv filter
+    and still reported keep 0.5 without a word."""
+    parent = tmp_path / "p.pt"
+    save_checkpoint(str(parent), build_model("alexnet", 2, seed=0, widths=TINY_WIDTHS), ["ok", "hole"], Preprocess())
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--multiple-of", "1000", "-o",
+                                    str(tmp_path / "x.pt")])
+    assert res.exit_code == 0 and "far from the asked fraction" in res.output
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--multiple-of", "1", "-o",
+                                    str(tmp_path / "y.pt")])
+    assert res.exit_code == 0 and "far from the asked fraction" not in res.output
+
+
+def test_prune_and_distill_take_the_exported_onnx_as_the_checkpoint(tmp_path):
+    """The demo keeps no training checkpoint (issue 17 item 8): prune and distill's teacher read the
+    FP32 ONNX's weights instead (load_checkpoint dispatches on .onnx), with the same result."""
+    parent = tmp_path / "p.pt"
+    save_checkpoint(str(parent), build_model("alexnet", 2, seed=0), ["ok", "hole"], Preprocess())
+    onnx_path = str(tmp_path / "p.onnx")
+    export_onnx(onnx_path, weights=str(parent))
+    from_pt = prune(str(parent), str(tmp_path / "a.pt"), keep=0.5)
+    from_onnx = prune(onnx_path, str(tmp_path / "b.pt"), keep=0.5)
+    assert from_pt.widths == from_onnx.widths and from_pt.parameters_after == from_onnx.parameters_after
+    a, b = load_checkpoint(str(tmp_path / "a.pt")), load_checkpoint(str(tmp_path / "b.pt"))
+    assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
+    assert b["labels"] == ["ok", "hole"] and b["preprocess"] == a["preprocess"]

@@ -1,6 +1,7 @@
 """edgealex report: Markdown + self-contained HTML with every plot embedded, from real bench results."""
 
 import base64
+import html
 import json
 import os
 import time
@@ -122,7 +123,7 @@ def test_report_without_power_or_batch_sweep_says_so_in_a_sentence(tmp_path):
     install or attach, the per-run reasons once in a collapsible detail; one batch size -> a table
     cell, not a one-point plot; accuracy 'not measured' without labelled images."""
     from edgealex.report import render_report
-    from edgealex.report.render import NO_POWER_SENTENCE
+    from edgealex.report.render import POWER_OFF_SENTENCE
 
     model = tiny_onnx(tmp_path / "tiny.onnx")
     res = tmp_path / "res"
@@ -135,7 +136,8 @@ def test_report_without_power_or_batch_sweep_says_so_in_a_sentence(tmp_path):
     page = Page()
     page.feed(html_text)
     assert [img["alt"] for img in page.images] == ["Latency CDF"]
-    assert NO_POWER_SENTENCE in page.cells and len(NO_POWER_SENTENCE) < 300
+    # --power none: measurement was switched off, so no advice on what to install (follow-up D)
+    assert POWER_OFF_SENTENCE in page.cells and len(POWER_OFF_SENTENCE) < 300 and "install" not in html_text
     assert html_text.count("power measurement disabled") == 1  # the reason once, inside <details>
     assert html_text.index("<details>") < html_text.index("power measurement disabled")
     assert "One batch size per engine, so no curve." in page.cells
@@ -165,3 +167,118 @@ def test_report_reads_a_run_that_was_killed_mid_measurement(tmp_path):
     result = render_report([str(tmp_path)], str(tmp_path / "rep"))
     md = open(result.markdown).read()
     assert "| crashed b1 | engine | ort | int8 | cpu | 1 | n/a |" in md and "measuring" in md
+
+
+def _calibrated(tmp_path):
+    """A tiny ONNX and its `edgealex calibrate` output folder (real calibration on noise images)."""
+    cv2 = pytest.importorskip("cv2")
+    import numpy as np
+
+    from edgealex.calib.pipeline import calibrate
+    from test_bench_harness import LABELS
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    rng = np.random.default_rng(0)
+    for label in LABELS[:2]:
+        os.makedirs(str(tmp_path / "images" / label))
+        for i in range(8):
+            cv2.imwrite(str(tmp_path / "images" / label / f"{i}.png"), rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
+    calibrate(model, str(tmp_path / "images"), str(tmp_path / "calib"), min_agreement=0.0, progress=False)
+    return model, tmp_path / "calib"
+
+
+def test_ort_native_int8_row_shows_the_ort_models_holdout_agreement(tmp_path):
+    """Issue 17 follow-up A: an ORT-native INT8 engine's row shows calibration.json's
+    agreements.int8_ort (not the Q/DQ model's calibration_agreement) beside accuracy.int8_ort."""
+    import shutil
+
+    model, calib = _calibrated(tmp_path)
+    manifest = json.loads((calib / "calibration.json").read_text())
+    manifest["agreements"]["int8_ort"], manifest["accuracy"]["int8_ort"] = 0.9, 0.1
+    (calib / "calibration.json").write_text(json.dumps(manifest))
+    r = invoke(["build", model, "--target", "cpu", "--precision", "int8", "--calib", str(calib), "-o",
+                str(tmp_path / "eng")])
+    assert r.exit_code == 0, r.output
+    engine = [str(p) for p in (tmp_path / "eng").glob("*int8*.onnx")]
+    r = invoke(["bench"] + engine + ["--iterations", "3", "--warmup-iters", "1", "--power", "none", "-o",
+                                      str(tmp_path / "res")])
+    assert r.exit_code == 0, r.output
+    bench_output = r.output
+    r = invoke(["report", str(tmp_path / "res"), "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 0, r.output
+    (row,) = [line for line in (tmp_path / "rep" / "report.md").read_text().splitlines() if "| tiny-int8" in line]
+    assert "10.0% of 3 img (holdout)" in row and "90.0% of 3 img vs FP32 (holdout)" in row
+    assert "10.0% of 3 img (holdout)" in bench_output  # the bench CLI says what the report says (follow-up D)
+    assert "100.0%" not in row  # the Q/DQ model's figure is not shown for the ORT-native engine
+    shutil.rmtree(str(calib))  # the engine sidecar carries the per-model agreements: still 90%, never the Q/DQ one
+    r = invoke(["report", str(tmp_path / "res"), "-o", str(tmp_path / "rep2")])
+    assert r.exit_code == 0, r.output
+    (row,) = [line for line in (tmp_path / "rep2" / "report.md").read_text().splitlines() if "| tiny-int8" in line]
+    assert "100.0%" not in row and "90.0% of 3 img vs FP32 (holdout)" in row
+
+
+def test_net_energy_below_idle_reads_the_same_in_the_cli_and_the_report(tmp_path):
+    """Issue 17 follow-up D: a net energy below zero is "below idle" (no negative figure) in the bench
+    CLI table and the report table, with the reason said once in each; no sensor (not --power none)
+    gives the sentence naming what to install or attach."""
+    from edgealex.bench.energy import NET_BELOW_IDLE_REASON
+    from edgealex.bench.harness import BenchOptions, run_bench, summary_lines
+    from edgealex.report import render_report
+    from edgealex.report.render import NO_POWER_SENTENCE
+
+    model = tiny_onnx(tmp_path / "tiny.onnx")
+    log = tmp_path / "meter.csv"
+    now = time.time()
+    log.write_text("timestamp,watts\n" + "".join(f"{now + i * 0.05:.3f},3.0\n" for i in range(-400, 1600)))
+    res = tmp_path / "res"
+    session = run_bench([model], BenchOptions(duration_s=0.2, warmup_s=0.05, idle_s=0.2, power="csv:" + str(log),
+                                              progress=False), str(res))
+    (d,) = session.results
+    pw = d["power"]
+    assert pw["available"] and pw["mj_per_frame_net"] is not None
+    # the idle baseline taken as 6 W (a drifting sensor, a busy idle window): net recomputed as the
+    # harness does (gross - idle W x window / frames) is below zero
+    pw["idle"]["power_w"] = 6.0
+    pw["mj_per_frame_net"] = pw["mj_per_frame_gross"] - 6.0 * pw["window_s"] * 1e3 / d["throughput"]["frames"]
+    assert pw["mj_per_frame_net"] < 0
+    with open(session.paths[0], "w") as handle:
+        json.dump(d, handle)
+    lines = summary_lines(session)
+    row = lines[1]
+    assert "below idle" in row and "{:.1f}".format(pw["mj_per_frame_net"]) not in row
+    assert lines.count(NET_BELOW_IDLE_REASON) == 1
+    assert row.split()[6] == "infer"  # the latency kind, never read as an infinite latency
+    result = render_report([str(res)], str(tmp_path / "rep"))
+    md = open(result.markdown).read()
+    table_row = next(line for line in md.splitlines() if line.startswith("| tiny b1"))
+    assert "| below idle |" in table_row and "(-" not in table_row
+    assert md.count(NET_BELOW_IDLE_REASON) == 1 and "not reported\n" not in md
+    html_text = open(result.html).read()
+    assert html_text.count("below idle (-") == 0
+
+    # a meter that finds no sensor (RAPL under an empty sysfs): the advice sentence
+    empty = tmp_path / "sysfs"
+    empty.mkdir()
+    res2 = tmp_path / "res2"
+    run_bench([model], BenchOptions(iterations=3, warmup_iters=1, power="rapl", sysfs_root=str(empty),
+                                    progress=False), str(res2))
+    html2 = open(render_report([str(res2)], str(tmp_path / "rep2")).html).read()
+    assert html.escape(NO_POWER_SENTENCE) in html2
+
+
+def test_format_ms_never_prints_inf_or_nan():
+    from edgealex.bench.stats import format_ms
+
+    assert [format_ms(v) for v in (float("inf"), float("nan"), None, 1.234)] == ["n/a", "n/a", "n/a", "1.23"]
+
+
+def test_files_that_are_not_results_are_named_in_a_sentence(tmp_path):
+    """Issue 17 follow-up F: `report README.md` says README.md is not JSON (not "1 JSON files are not
+    bench results"); several are counted in the plural and named."""
+    (tmp_path / "README.md").write_text("# results\n")
+    (tmp_path / "other.json").write_text('{"artifact": "engine"}')
+    r = invoke(["report", str(tmp_path / "README.md"), "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 1 and "no benchmark results found (README.md is not JSON)" in r.output, r.output
+    r = invoke(["report", str(tmp_path / "README.md"), str(tmp_path / "other.json"), "-o", str(tmp_path / "rep")])
+    assert r.exit_code == 1 and "2 files are not bench results: README.md (not JSON), other.json (" in r.output
+    assert "JSON files" not in r.output

@@ -195,13 +195,14 @@ def test_torch_baseline_from_the_exported_onnx(tmp_path):
 
     onnx_path = str(tmp_path / "m.onnx")
     export_onnx(onnx_path, arch="alexnet", num_classes=3, seed=5)
-    fn, note = torch_model_fn(read_model_info(onnx_path), onnx_path)
+    fn, note, mismatch = torch_model_fn(read_model_info(onnx_path), onnx_path)
     x = np.random.default_rng(3).standard_normal((2, 3, 224, 224)).astype(np.float32)
     with torch.no_grad():
         torch_logits = fn().eval()(torch.from_numpy(x)).numpy()  # the bench runner sets eval() too
     session = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     onnx_logits = session.run(None, {session.get_inputs()[0].name: x[:1]})[0]
     assert np.allclose(torch_logits[:1], onnx_logits, atol=1e-4) and note == f"weights {onnx_path}"
+    assert mismatch is None  # no engine to compare with: cannot be told
 
     for arch, size in (("alexnet-bn", 224), ("alexnet", 64)):
         path = str(tmp_path / f"{arch}-{size}.onnx")

@@ -217,3 +217,25 @@ def idle_power(window):
 
 def format_w(value: Optional[float], digits=2):
     return "n/a" if value is None else "{:.{}f}".format(value, digits)
+
+
+# A net energy below zero means the idle baseline drew more than the load: not a figure to print.
+NET_BELOW_IDLE = "below idle"
+NET_BELOW_IDLE_REASON = ("net mJ/frame \"below idle\": the idle baseline drew more than the load (sensor drift or "
+                         "a busy idle window), so no net figure is reported; the gross figure stands")
+
+
+def net_below_idle(mj_per_frame_net):
+    """True when a net energy per frame is below zero (idle drew more than the load)."""
+    return mj_per_frame_net is not None and mj_per_frame_net < 0
+
+
+def format_net_mj(mj_per_frame_net, digits=2):
+    """Net mJ/frame for tables (the bench CLI and the report): "n/a" when not measured,
+    :data:`NET_BELOW_IDLE` (no negative number) below zero, else the figure; the reason once
+    beside the table is :data:`NET_BELOW_IDLE_REASON`."""
+    if mj_per_frame_net is None:
+        return "n/a"
+    if net_below_idle(mj_per_frame_net):
+        return NET_BELOW_IDLE
+    return "{:.{}f}".format(mj_per_frame_net, digits)

@@ -112,6 +112,15 @@ class BenchOptions:
         for b in self.batches:
             if b < 1:
                 raise EdgeAlexError("--batch", f"batch sizes must be >= 1, got {b}", "e.g. --batch 1,2,4,8")
+        # compare-mode options are checked in every mode: a typo is a user error wherever it is given
+        names = list(self.baselines or ())
+        if names not in ([], ["auto"], ["none"]):
+            from edgealex.bench.baselines import check_baseline_names
+
+            check_baseline_names(names)
+        if self.torch_weights:
+            check_input_file(self.torch_weights, "checkpoint", "check the --torch-weights path: an edgealex "
+                             "checkpoint (.pt) or the FP32 ONNX exported from it")
 
 
 @dataclass
@@ -355,8 +364,12 @@ def engine_subjects(engines, runner_options):
     return subjects
 
 
-def baseline_subjects(options, engines, model_info):
-    """Baselines for compare mode, and (name, reason) for those that cannot run here."""
+def baseline_subjects(options, engines, model_info, engine=None):
+    """Baselines for compare mode, and (name, reason) for those that cannot run here.
+
+    ``engine`` (the first engine's result section, with its sidecar) is what ``--torch-weights`` is
+    checked against: weights that are provably another model are warned about once and noted in
+    the baselines' ``engine`` section (``weights_mismatch``)."""
     from edgealex._optional import available
     from edgealex._sides import workstation_python_problem
     from edgealex.bench.baselines import BASELINES, BareOrtRunner, TorchRunner, check_baseline_names, torch_model_fn
@@ -397,14 +410,20 @@ def baseline_subjects(options, engines, model_info):
         if model_info is None:
             skipped.append((name, "the model architecture is unknown (no edgealex metadata in the engine)"))
             continue
-        fn, note = torch_model_fn(model_info, options.torch_weights, options.seed)
+        fn, note, mismatch = torch_model_fn(model_info, options.torch_weights, options.seed, engine=engine)
+        if mismatch:
+            mismatch = f"--torch-weights {options.torch_weights} is not the engine's model: {mismatch}"
+            if name == "torch" or "torch" not in wanted:  # said once for both PyTorch baselines
+                logger.warning("%s; its accuracy and agreement are not the engine's", mismatch)
+            note += "; NOT the engine's model"
         int8 = name == "torch-int8"
         threads = options.runner_options.get("intra_op_num_threads")
         info = {"path": os.path.abspath(options.torch_weights) if options.torch_weights else None,
                 "name": "pytorch-" + ("int8-dynamic" if int8 else "eager-fp32"),
                 "backend": "pytorch", "precision": "int8-dynamic" if int8 else "fp32", "device": "cpu",
                 "target": None, "sidecar": None, "note": note + ("; torch.ao.quantization.quantize_dynamic on Linear"
-                                                                  if int8 else "; eager mode")}
+                                                                  if int8 else "; eager mode"),
+                "weights_mismatch": mismatch}
         subjects.append(Subject(info["name"], lambda b, _fn=fn, _i=int8, _t=threads: TorchRunner(
             _fn, shape, int8_dynamic=_i, threads=_t), info, "baseline"))
     return subjects, skipped
@@ -604,8 +623,11 @@ def run_bench(engines, options, out_dir, skipped=None):
     options.check()
     if not engines:
         raise EdgeAlexError("edgealex bench", "no engine given", "pass an engine or ONNX file (or --matrix)")
+    from edgealex.modelinfo import refuse_pytorch_checkpoint
+
     for path in engines:
         check_input_file(path, "engine", "build it with `edgealex build`")
+        refuse_pytorch_checkpoint(path, "an ONNX model or an engine")  # before the idle window, not after
     subjects = engine_subjects(engines, options.runner_options)
     for subject in subjects:  # a batch outside an engine's profile is refused before anything runs
         if options.batches and subject.engine.get("sidecar"):
@@ -618,7 +640,7 @@ def run_bench(engines, options, out_dir, skipped=None):
     session.skipped = list(skipped or [])
     if options.mode == "compare":
         model_info = _model_info_of(engines[0])
-        extra, skipped = baseline_subjects(options, engines, model_info)
+        extra, skipped = baseline_subjects(options, engines, model_info, subjects[0].engine)
         subjects += extra
         session.skipped += skipped
         for name, reason in skipped:
@@ -842,27 +864,25 @@ def _log_run(d):
 
 
 def accuracy_text(d):
-    """"97.0% of 200 img" / "98.8% of 240 frames (240 distinct)" / "not measured" for one result."""
-    acc = d.get("accuracy") or {}
-    if not acc.get("measured") or acc.get("top1_accuracy") is None:
-        return "not measured"
-    if acc.get("frames") is not None:
-        distinct = acc.get("images")
-        return "{:.1%} of {} frames ({} distinct)".format(acc["top1_accuracy"], acc["frames"],
-                                                         "?" if distinct is None else distinct)
-    return "{:.1%} of {} img".format(acc["top1_accuracy"], acc.get("images"))
+    """One result's accuracy as the report's table shows it (:func:`edgealex.report.data.accuracy`):
+    "97.0% of 200 img", "98.8% of 240 frames (240 distinct images)", the calibration holdout's
+    figure for an INT8 engine built from one, or "not measured"."""
+    from edgealex.report.data import accuracy
+
+    return accuracy(d)[0]
 
 
 def summary_lines(session):
     """A one-screen summary table of a session.
 
     fps is what the subject delivered (loop rows: frames through the whole pipeline); engine fps is
-    inference alone (the same as fps outside loop mode). Latency is one synchronous inference,
-    except loop rows ("e2e"): capture start to sinks done per frame.
+    inference alone (the same as fps outside loop mode). Latency is one synchronous inference
+    ("infer"), except loop rows ("e2e"): capture start to sinks done per frame.
     """
+    from edgealex.bench.energy import NET_BELOW_IDLE_REASON, format_net_mj, net_below_idle
     from edgealex.bench.stats import format_ms
 
-    head = "{:<40} {:>5} {:>8} {:>8} {:>8} {:>8} {:>4} {:>7} {:>9} {:>9} {:>7}  {}"
+    head = "{:<40} {:>5} {:>8} {:>8} {:>8} {:>8} {:>5} {:>7} {:>9} {:>10} {:>7}  {}"
     lines = [head.format("run", "batch", "fps", "eng fps", "p50 ms", "p99 ms", "lat", "W", "mJ/frame", "net mJ/f",
                          "x first", "accuracy")]
     for d in session.results:
@@ -872,9 +892,11 @@ def summary_lines(session):
         engine_fps = thr.get("engine_fps") if loop else thr.get("fps")
         lines.append(head.format(
             d.get("label", "?")[:40], d.get("batch"), format_ms(thr.get("fps"), 1), format_ms(engine_fps, 1),
-            format_ms(lat.get("p50_ms")), format_ms(lat.get("p99_ms")), "e2e" if loop else "inf",
+            format_ms(lat.get("p50_ms")), format_ms(lat.get("p99_ms")), "e2e" if loop else "infer",
             format_ms(pw.get("avg_power_w")), format_ms(pw.get("mj_per_frame_gross"), 1),
-            format_ms(pw.get("mj_per_frame_net"), 1), format_ms(ratio), accuracy_text(d)))
+            format_net_mj(pw.get("mj_per_frame_net"), 1), format_ms(ratio), accuracy_text(d)))
+    if any(net_below_idle((d.get("power") or {}).get("mj_per_frame_net")) for d in session.results):
+        lines.append(NET_BELOW_IDLE_REASON)
     power = session.power or {}
     if session.results and not (session.results[0].get("power") or {}).get("available"):
         lines.append("power: " + (session.results[0].get("power") or {}).get("display", "n/a"))

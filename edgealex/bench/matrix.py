@@ -16,6 +16,19 @@ from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 
 
+def check_matrix_options(matrix, calib):
+    """Refuse ``--calib`` without ``--matrix``: only ``--matrix`` builds engines, so nothing would use it.
+
+    Raises:
+        EdgeAlexError: ``calib`` is given and ``matrix`` is False.
+    """
+    if calib and not matrix:
+        raise EdgeAlexError(f"--calib {calib}", "is only used with --matrix (the INT8 engines it builds); "
+                            "a benchmarked engine was calibrated when it was built",
+                            "add --matrix --onnx model.onnx, or build the INT8 engine first: "
+                            "`edgealex build model.onnx --precision int8 --calib DIR`")
+
+
 def matrix_configs(target):
     """(precision, dla_core or None, ort_int8 or None) for every configuration the target supports.
 

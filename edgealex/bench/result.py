@@ -24,7 +24,7 @@ import traceback
 
 import numpy as np
 
-from edgealex.artifacts import now_iso, read_json, read_sidecar, write_json_atomic, write_text_atomic
+from edgealex.artifacts import ensure_dir, now_iso, read_json, read_sidecar, write_json_atomic, write_text_atomic
 from edgealex.bench.energy import counter_to_power
 from edgealex.errors import EdgeAlexError
 from edgealex.validate import check_float
@@ -49,12 +49,18 @@ def safe_name(text):
 
 
 def unique_run_id(out_dir, stem):
+    """A run id whose ``<run_id>.json`` did not exist, reserved by creating that file (empty until
+    :class:`RunRecord` writes it), so two ``bench`` processes started in the same second on the
+    same engine get different names (``stem``, ``stem-2``, ...) instead of overwriting each other."""
     run_id = safe_name(stem)
     n = 1
-    while os.path.exists(os.path.join(out_dir, run_id + ".json")):
-        n += 1
-        run_id = f"{safe_name(stem)}-{n}"
-    return run_id
+    while True:
+        try:
+            os.close(os.open(os.path.join(str(out_dir), run_id + ".json"), os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+            return run_id
+        except FileExistsError:
+            n += 1
+            run_id = f"{safe_name(stem)}-{n}"
 
 
 class RunRecord:
@@ -252,7 +258,7 @@ def load_result(path):
 
 def trtexec_rows(path):
     """The entries of a trtexec ``--exportTimes`` JSON, with TensorRT 7 names mapped to 8+ names."""
-    data = read_json(path, "trtexec --exportTimes file")
+    data = read_json(path, "trtexec --exportTimes file", expect=None)
     if not isinstance(data, list) or not data or not isinstance(data[0], dict):
         raise EdgeAlexError(path, "not a trtexec --exportTimes trace (expected a JSON list of timing objects)",
                             "run trtexec with --exportTimes=times.json and pass that file")
@@ -310,6 +316,7 @@ def import_trtexec_times(times_json, out_dir, engine=None, warmup_ms=200.0, batc
 
         stats["gpu_compute_ms"] = latency_stats([r["computeMs"] for r in kept])
     name = label or os.path.splitext(os.path.basename(str(times_json)))[0]
+    out_dir = ensure_dir(out_dir, "results folder")
     run_id = unique_run_id(out_dir, f"{name}-trtexec-b{batch}-{session_stamp()}")
     if engine:
         from edgealex.bench.harness import engine_info

@@ -99,8 +99,10 @@ def summarize(latencies_ms, frames, window_s, batch=1):
 
 
 def format_ms(value, digits=2):
-    """'12.34' or 'n/a' for None."""
-    return "n/a" if value is None else "{:.{}f}".format(value, digits)
+    """'12.34', or 'n/a' for None and for a value that is not finite (no "inf" or "nan" in a table)."""
+    if value is None or not math.isfinite(value):
+        return "n/a"
+    return "{:.{}f}".format(value, digits)
 
 
 __all__ = ["latency_stats", "percentile_sorted", "throughput", "summarize", "format_ms", "PERCENTILES"]

@@ -29,7 +29,7 @@ from edgealex.build.buildlog import read_layer_placement
 from edgealex.build.calibinput import check_cache_coverage, choose_for_ort, choose_for_tensorrt, read_calib_arg
 from edgealex.build.ort import DEFAULT_ORT_INT8, build_ort_engine, cpu_facts
 from edgealex.build.plan import (batch_profile, features_for_version, int8_source_preference, make_plan,
-                                 probe_features)
+                                 parse_version, probe_features)
 from edgealex.build.trtexec import (JETPACK_TRTEXEC, find_trtexec, format_command, run_trtexec, selected_device,
                                     trtexec_command, trtexec_version)
 from edgealex.engine import EngineRecord, engine_name
@@ -360,6 +360,19 @@ def _build_ort(ctx, ort_int8):
                        seconds=time.time() - ctx.started)
 
 
+def _check_min_tensorrt(onnx_path, info, version):
+    """Refuse an INT8 ONNX from `edgealex calibrate` that this TensorRT cannot take (the Q/DQ ONNX
+    with INT8 weight initializers needs TensorRT >= 10; see edgealex.calib.ort.QDQ_MIN_TENSORRT)."""
+    calibration = (info.provenance or {}).get("calibration")
+    needed = calibration.get("min_tensorrt") if isinstance(calibration, dict) else None
+    if needed and parse_version(version) < parse_version(needed):
+        raise EdgeAlexError(onnx_path, f"this {calibration.get('kind', 'INT8')} ONNX stores its weights as INT8 "
+                            f"initializers, which TensorRT {version} does not take (TensorRT >= {needed}: before "
+                            "10.x a constant is not typed INT8, NvInfer.h IConstantLayer)",
+                            "build the FP32 ONNX with --precision int8 --calib <the calibration folder>: TensorRT "
+                            f"{version} takes the calibration cache written next to this file")
+
+
 def _build_tensorrt(ctx, print_only=False):
     tgt = ctx.target
     exe = None
@@ -383,6 +396,7 @@ def _build_tensorrt(ctx, print_only=False):
     from edgealex.target import trt_version_number
 
     version_number = trt_version_number(version)
+    _check_min_tensorrt(ctx.onnx_path, ctx.info, version)
     dla = ctx.dla_core is not None
     choice = None
     if ctx.precision == "int8" and ctx.offer is not None:

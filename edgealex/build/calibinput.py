@@ -87,7 +87,7 @@ class CalibrationChoice:
             out["qdq_sha256" if self.kind == "qdq" else "int8_onnx_sha256"] = self.sha256
         if self.offer is not None and self.offer.record:
             for key in ("images_manifest_sha256", "method", "count", "agreement", "cache_algorithm", "gate_passed",
-                        "created_at", "holdout_images", "accuracy"):
+                        "created_at", "holdout_images", "accuracy", "agreements"):
                 if key in self.offer.record:
                     out.setdefault("calibration_" + key, self.offer.record[key])
         return out
@@ -116,6 +116,10 @@ def read_calib_arg(calib, onnx_sha256):
     if os.path.isfile(calib) and os.path.basename(calib) == CALIBRATION_JSON:
         calib_dir = os.path.dirname(os.path.abspath(calib))
         return _read_output_dir(calib_dir, calib, onnx_sha256)
+    if os.path.isfile(calib) and calib.lower().endswith(".onnx"):
+        raise EdgeAlexError(calib, "--calib takes the calibration folder, not one of its ONNX models",
+                            "pass the folder `edgealex calibrate -o` wrote (its calibration.json says which model "
+                            "and cache each TensorRT version takes), or a .cache file, or an image folder")
     if os.path.isfile(calib):
         cache = read_cache(calib)
         side = sidecar_path(calib)
@@ -139,9 +143,8 @@ def read_calib_arg(calib, onnx_sha256):
 
 
 def _read_output_dir(folder, source, onnx_sha256):
-    from edgealex.calib.pipeline import read_calibration
+    from edgealex.calib.pipeline import check_calibration_outputs, read_calibration
 
-    json_path = os.path.join(folder, CALIBRATION_JSON)
     data = read_calibration(folder)
     recorded = str(data.get("model_sha256"))
     if recorded != onnx_sha256:
@@ -153,17 +156,9 @@ def _read_output_dir(folder, source, onnx_sha256):
                             f"false, agreement {data.get('agreement')})",
                             "re-calibrate with more representative images (see report.md in that folder)")
 
-    def member(path, what):
-        if path and not os.path.isfile(path):
-            raise EdgeAlexError(json_path, f"names the {what} {os.path.basename(path)} but it is missing",
-                                "re-run `edgealex calibrate`; the folder is incomplete")
-        return path or None
-
-    caches = {int(number): member(path, f"calibration cache for TensorRT {number}")
-              for number, path in data["caches"].items()}
-    return CalibrationOffer(source=source, kind="output", caches=caches,
-                            qdq_onnx=member(data.get("qdq_onnx"), "Q/DQ ONNX"),
-                            ort_int8_onnx=member(data.get("ort_int8_onnx"), "ONNX Runtime INT8 model"),
+    check_calibration_outputs(data)
+    return CalibrationOffer(source=source, kind="output", caches=dict(data["caches"]),
+                            qdq_onnx=data.get("qdq_onnx") or None, ort_int8_onnx=data.get("ort_int8_onnx") or None,
                             record=data)
 
 

@@ -321,7 +321,8 @@ def make_plan(trt_version, precision, dla_core=None, gpu_fallback=True, workspac
         else:
             decisions.append("strict DLA (no GPU_FALLBACK): any layer the DLA cannot run fails the build")
         if feats.strongly_typed_only:
-            warnings.append(f"DLA on {tag} needs JetPack 7.2.2+ on AGX Orin (11.0-11.3 have no DLA; facts §3.5)")
+            warnings.append(f"DLA on {tag} needs JetPack 7.2.2+ on AGX Orin (11.0-11.3 have no DLA: "
+                            "docs.nvidia.com/deeplearning/tensorrt/11.4.1/inference-library/dla-strongly-typed-networks.html)")
 
     if batch_profile is not None:
         if on_dla:
@@ -466,7 +467,9 @@ def _int8_path(version, feats, on_dla, source, decisions, warnings):
                                 calib_hint)
         decisions.append(f"{tag}: INT8 from the Q/DQ ONNX (explicit quantization, strongly typed)")
         if on_dla:
-            warnings.append("Q/DQ INT8 on DLA is unverified on this TensorRT (facts §3.5); check the DLA layer list")
+            warnings.append("Q/DQ INT8 on DLA is unverified on this TensorRT (TensorRT 8.x does not support explicit "
+                            "quantization on DLA and NVIDIA's docs name no first version that does); check the DLA "
+                            "layer list")
         return "qdq", "qdq"
     if on_dla:
         # 8.x DLA has no explicit quantization; on 10.x Q/DQ-on-DLA support is unverified (facts §3.5),

@@ -187,6 +187,7 @@ def read_cache(path):
 DEFAULT_CACHE_TARGETS = ("nano", "agx-xavier")
 FIRST_DEPRECATED = 100100  # TensorRT 10.1 deprecated implicit quantization (facts §2.6)
 FIRST_REMOVED = 110000     # TensorRT 11.0 removed it
+FIRST_SUPPORTED = 8000     # TensorRT 8.0 (JetPack 4.6): the oldest TensorRT edgealex builds for
 
 
 def resolve_cache_versions(items=None):
@@ -201,8 +202,8 @@ def resolve_cache_versions(items=None):
         list: sorted unique version numbers.
 
     Raises:
-        EdgeAlexError: an item is none of the above, a target without TensorRT, or TensorRT >= 11
-            (no calibration caches there: use the Q/DQ ONNX).
+        EdgeAlexError: an item is none of the above, a target without TensorRT, TensorRT < 8.0 (not
+            supported), or TensorRT >= 11 (no calibration caches there: use the Q/DQ ONNX).
     """
     from edgealex.log import logger
     from edgealex.target import load_target, trt_version_number
@@ -225,6 +226,11 @@ def resolve_cache_versions(items=None):
             if number is None:
                 raise EdgeAlexError(f"target {text}", "has no TensorRT, so it needs no calibration cache",
                                     "name a Jetson or GPU target, or a TensorRT version")
+        if number < FIRST_SUPPORTED:
+            raise EdgeAlexError(f"TensorRT {number}", "TensorRT older than 8.0 is not supported (no edgealex "
+                                "target or build runs it)",
+                                "pass the TensorRT of a target: 8.2.1 (nano), 8.5.2 (agx-xavier), 10.3.0, or a "
+                                "target name; JetPack 4.6 or newer brings TensorRT 8.0+")
         if number >= FIRST_REMOVED:
             raise EdgeAlexError(f"TensorRT {number}", "TensorRT 11 removed implicit INT8 calibration "
                                 "(no calibration caches)",

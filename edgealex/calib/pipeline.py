@@ -299,7 +299,9 @@ def _finish_int8(tmp_path, final_path, info, quantization, kind, sidecar_extra):
     model = onnx.load(tmp_path)
     float_outputs = calib_ort.keep_outputs_float(model)
     check = calib_ort.inspect_qdq(model)
-    derived = _derived_info(info, model.graph.output[0].name, dict(quantization, kind=kind))
+    # the oldest TensorRT that takes this file travels in the ONNX itself, so `build` can refuse it
+    derived = _derived_info(info, model.graph.output[0].name,
+                            dict(quantization, kind=kind, min_tensorrt=check["min_tensorrt"]))
     attach(model, derived)
     with atomic_path(final_path, "INT8 ONNX") as tmp:
         onnx.save(model, tmp)
@@ -599,4 +601,36 @@ def read_calibration(path):
     data["caches"] = {int(k): os.path.join(folder, v) for k, v in (data.get("caches") or {}).items()}
     data["dir"] = folder
     return data
+
+
+def check_calibration_outputs(data):
+    """Every INT8 model and cache a manifest names is present and, where it has a sidecar (every
+    ``edgealex calibrate`` output does), still the file that sidecar records (sha256), so a reused
+    calibration is the one that passed the gate.
+
+    Args:
+        data (dict): from :func:`read_calibration`.
+
+    Raises:
+        EdgeAlexError: naming the first missing, edited or truncated output.
+    """
+    named = [(data.get("qdq_onnx"), "Q/DQ ONNX"), (data.get("ort_int8_onnx"), "ONNX Runtime INT8 model")]
+    named += [(path, f"calibration cache for TensorRT {number}") for number, path in sorted(data["caches"].items())]
+    manifest = os.path.join(data["dir"], MANIFEST_NAME)
+    fix = "re-run `edgealex calibrate --force` for this model; the folder no longer holds what passed the gate"
+    for path, what in named:
+        if not path:
+            continue
+        if not os.path.isfile(path):
+            raise EdgeAlexError(manifest, f"names the {what} {os.path.basename(path)} but it is missing", fix)
+        side = sidecar_path(path)
+        if not os.path.exists(side):
+            continue  # a folder assembled by hand or by `deploy deepstream` (no sidecars): nothing to compare
+        try:
+            recorded = read_json(side, f"{what} sidecar").get("sha256")
+        except EdgeAlexError as exc:
+            raise EdgeAlexError(path, f"its sidecar cannot be checked: {exc.what}", fix)
+        if recorded != sha256_file(path):
+            raise EdgeAlexError(path, f"the {what} does not match its sidecar {os.path.basename(side)} "
+                                "(sha256 differs: edited, truncated or replaced)", fix)
 

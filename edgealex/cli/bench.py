@@ -71,6 +71,9 @@ def bench(
         else:
             echo(f"imported {import_trtexec} -> {path}")
         return
+    from edgealex.bench.matrix import check_matrix_options
+
+    check_matrix_options(matrix, calib)
     engine_paths = [str(p) for p in engines or []]
     skipped = []
     runner_options = {"intra_op_num_threads": threads} if threads else {}

@@ -36,7 +36,7 @@ def dla_check(
     else:
         echo(f"DLA placement PREDICTION for {report.model} on {report.title} ({report.target}, {report.dla_cores} "
              f"DLA cores), {report.precision}, TensorRT {report.tensorrt} rules [{report.rules_source}]")
-        echo("This is not a build: it applies the documented DLA layer limits; 'unknown' means the facts do not say.")
+        echo("This is not a build: it applies the documented DLA layer limits; 'unknown' means NVIDIA's documentation does not say.")
         width = max([len(n.name) for n in report.nodes] + [4])
         echo(f"{'#':>3}  {'NODE'.ljust(width)}  {'OP'.ljust(18)}  {'DEVICE':7}  REASON")
         for node in report.nodes:

@@ -20,7 +20,8 @@ def export(
     labels: Annotated[Optional[Path], typer.Option(help="Labels file, one class per line.")] = None,
     num_classes: Annotated[Optional[int], typer.Option(help="Number of classes (default: labels, checkpoint or 1000).")] = None,
     new_head: Annotated[bool, typer.Option(help="Replace a checkpoint head of another size (e.g. ImageNet 1000) with a fresh one.")] = False,
-    input_size: Annotated[int, typer.Option(help="Input side in pixels (63 or more).")] = 224,
+    input_size: Annotated[Optional[int], typer.Option(help="Input side in pixels (63 or more). Default: the "
+                                                          "checkpoint's training size, else 224.")] = None,
     interpolation: Annotated[str, typer.Option(help="Resize of the preprocessing: auto (pil-bilinear for torchvision "
                                                     "weights, else linear), pil-bilinear (torchvision's Resize + "
                                                     "CenterCrop), linear, area, nearest or cubic.")] = "auto",

@@ -32,7 +32,9 @@ _SHUFFLE = {"Flatten", "Reshape", "Transpose", "Squeeze", "Unsqueeze"}
 _NO_LAYER = {"Identity": "removed when TensorRT parses the model", "Dropout": "removed (inference mode)",
              "Constant": "a constant (weights), no computing layer"}
 _GEMM_REASON = ("ONNX {op} is imported as IMatrixMultiplyLayer (+ bias), not IFullyConnectedLayer; whether it runs "
-                "on DLA in TensorRT {trt} is not verified (facts §3.4, open item 4)")
+                "on DLA in TensorRT {trt} is not verified (onnx-tensorrt builtin_op_importers.cpp imports it so; the "
+                "NvInfer.h DLA notes cover IFullyConnectedLayer only): the verbose build log's 'Layers running "
+                "on DLA' list tells")
 
 
 @dataclass
@@ -266,7 +268,9 @@ def predict_model(model, target, precision, trt_version, model_name="model"):
                         "dynamic shapes, every layer stays on the GPU")
     if precision == "int8":
         caveats.append("INT8 on DLA needs per-tensor scales from EntropyCalibrator2; pooling inputs/outputs and both "
-                       "elementwise inputs must share one dynamic range (facts §3.3)")
+                       "elementwise inputs must share one dynamic range (TensorRT 8.2.1 include/NvInfer.h IPoolingLayer and "
+                       "IElementWiseLayer notes; 'required calibrator for DLA': the IInt8EntropyCalibrator2 "
+                       "Python docstring)")
 
     nodes = []
     for index, node in enumerate(graph.graph.node):
@@ -298,7 +302,7 @@ def predict_model(model, target, precision, trt_version, model_name="model"):
             for size in sizes:
                 if size >= rules.subgraph_bytes_max:
                     warnings.append(f"a DLA subgraph holds about {size / 2**30:.2f} GiB of intermediate tensors; "
-                                    "the limit is 1 GiB per subgraph (facts §3.4)")
+                                    "the limit is 1 GiB per subgraph (TensorRT 8.2.1 include/NvInfer.h, DLA notes)")
     report.verdict = _verdict(report)
     return report
 
@@ -380,24 +384,26 @@ def _place(node, graph, rules, target, trt):
         return d
     if op in _SHUFFLE:
         d = _Decision("Shuffle")
-        d.unknown.append(f"{op} becomes a Shuffle layer; the facts list no DLA rule for Shuffle")
+        d.unknown.append(f"{op} becomes a Shuffle layer; TensorRT 8.2.1/8.5.3 include/NvInfer.h give no DLA rule for Shuffle")
         return d
     if op == "BatchNormalization":
         d = _Decision("Scale")
         d.unknown.append("BatchNormalization becomes a Scale layer (often fused into the convolution before it); "
-                         "no DLA rule for Scale in the facts")
+                         "no DLA rule for Scale in TensorRT 8.2.1/8.5.3 include/NvInfer.h")
         return d
     if op in ("QuantizeLinear", "DequantizeLinear"):
         d = _Decision("Quantize" if op == "QuantizeLinear" else "Dequantize")
         if rules.explicit_quantization is False:
             d.gpu.append("DLA does not support explicit quantization (Q/DQ) in TensorRT 8.x: use a calibration "
-                         "cache (facts §3.5)")
+                         "cache (TensorRT 8.x Developer Guide, DLA chapter; NVIDIA's QAT-to-DLA flow converts Q/DQ to "
+                             "a cache: github.com/NVIDIA-AI-IOT/cuDLA-samples README)")
         else:
-            d.unknown.append("the first TensorRT version accepting symmetric INT8 Q/DQ on DLA is not verified "
-                             "(facts §3.5)")
+            d.unknown.append("the first TensorRT version accepting symmetric INT8 Q/DQ on DLA is not stated in "
+                             "NVIDIA's TensorRT documentation (8.x does not accept it)")
         return d
     d = _Decision(op)
-    d.unknown.append(f"no DLA rule for ONNX {op} in the facts (§3.4)")
+    d.unknown.append(f"no DLA rule for ONNX {op} in TensorRT 8.2.1/8.5.3 include/NvInfer.h or the DLA layer restrictions "
+                     "(docs.nvidia.com/deeplearning/tensorrt/latest/inference-library/dla-layer-restrictions.html)")
     return d
 
 
@@ -658,12 +664,17 @@ def _partition(graph, nodes, optimistic, precision):
         return i
 
     crossings = set()
+    # phase[i]: how many device changes the longest path from the inputs to node i crosses (nodes
+    # are in topological order). Two DLA nodes joined by an edge belong to one DLA subgraph only in
+    # the same phase: a DLA node that also waits for a GPU result computed from the other (SE's
+    # Relu -> GlobalAveragePool (GPU) -> ... -> Mul, next to the direct Relu -> Mul edge) starts a
+    # new subgraph, since a DLA loadable runs to completion before the GPU can use its output.
+    phase = {}
     for onnx_node, placed in zip(graph.graph.node, nodes):
         if placed.device == "none":
             continue
         mine = side(placed.index)
-        if mine == "dla":
-            parent.setdefault(placed.index, placed.index)
+        sources = []
         for name in onnx_node.input:
             if not name:
                 continue
@@ -672,11 +683,16 @@ def _partition(graph, nodes, optimistic, precision):
                 continue
             source = producer.get(name)
             theirs = side(source)
+            sources.append((source, theirs))
             if theirs != mine:
                 crossings.add((name, theirs, mine))
-            elif mine == "dla" and source is not None:
-                parent.setdefault(source, source)
-                parent[find(placed.index)] = find(source)
+        phase[placed.index] = max([phase.get(src, 0) + (theirs != mine) for src, theirs in sources] or [0])
+        if mine == "dla":
+            parent.setdefault(placed.index, placed.index)
+            for source, theirs in sources:
+                if theirs == "dla" and source is not None and phase.get(source, 0) == phase[placed.index]:
+                    parent.setdefault(source, source)
+                    parent[find(placed.index)] = find(source)
     for name in graph.outputs:
         source = producer.get(resolve(name))
         if side(source) == "dla":

@@ -57,12 +57,12 @@ class DlaRules:
 
 RULES_8_2 = DlaRules(
     name="8.2",
-    source="TensorRT 8.2.1 NvInfer.h DLA doc comments (facts §3.4)",
+    source="TensorRT 8.2.1 include/NvInfer.h DLA doc comments (github.com/NVIDIA/TensorRT at tag 8.2.1)",
 )
 
 RULES_8_5 = DlaRules(
     name="8.5",
-    source="TensorRT 8.5.3 NvInfer.h DLA doc comments (facts §3.4)",
+    source="TensorRT 8.5.3 include/NvInfer.h DLA doc comments (github.com/NVIDIA/TensorRT at tag 8.5.3)",
     avgpool_inclusive_padding_only_on="tegra194",
     unary_known=True,
     softmax_known=True,
@@ -77,8 +77,8 @@ RULES_10 = replace(
     source="TensorRT 8.5 per-layer limits + current DLA docs (max non-batch dim 8192, 16 loadables per core)",
     explicit_quantization=None,
     max_dim=8192,
-    caveats=("TensorRT 10.x per-layer DLA limits were not compared with the 10.x headers; the 8.5 limits are "
-             "applied (facts §3.4)",),
+    caveats=("TensorRT 10.x per-layer DLA limits were not compared with the 10.x headers; the limits of TensorRT "
+             "8.5.3 include/NvInfer.h are applied",),
 )
 
 
@@ -98,7 +98,8 @@ def rules_for(trt_version):
         return RULES_8_5
     if version >= Version("11"):
         return _with_caveat(RULES_10, "TensorRT 11: DLA networks are strongly typed and DLA is supported only "
-                                      "from 11.4.1 on AGX Orin with JetPack 7.2.2+ (facts §3.5)")
+                                      "from 11.4.1 on AGX Orin with JetPack 7.2.2+ (docs.nvidia.com/deeplearning/tensorrt/11.4.1/"
+                                      "inference-library/dla-strongly-typed-networks.html)")
     return RULES_10
 
 

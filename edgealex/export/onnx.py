@@ -82,7 +82,7 @@ def _resolve_labels(labels, num_classes, checkpoint):
 
 
 def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, new_head=False,
-                input_size=224, resize=None, batch=1, dynamic_batch=False, opset=DEFAULT_OPSET,
+                input_size=None, resize=None, batch=1, dynamic_batch=False, opset=DEFAULT_OPSET,
                 simplify=False, seed=0, lrn=True, parity_samples=PARITY_SAMPLES, preprocess=None,
                 model=None, interpolation=None):
     """Export an AlexNet to ONNX, check it, and write it atomically with a provenance sidecar.
@@ -95,7 +95,8 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
         labels (list): class names. Defaults to the checkpoint's, else class_0..class_{N-1}.
         num_classes (int): outputs; must agree with ``labels``. Defaults to the checkpoint head or 1000.
         new_head (bool): replace a checkpoint head of another size with a fresh one. Defaults to False.
-        input_size (int): input side. Defaults to 224.
+        input_size (int): input side in pixels. Defaults to the checkpoint's training size, else 224; a
+            different size than the checkpoint's is refused (EdgeAlexError).
         resize (int): short side before the centre crop. Defaults to input_size * 256 / 224.
         batch (int): static batch. Defaults to 1 (DLA needs static shapes).
         dynamic_batch (bool): make the batch axis dynamic instead. Defaults to False.
@@ -123,6 +124,8 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
         raise EdgeAlexError(output, "the output path is a directory", "pass -o path/to/model.onnx")
     if arch is not None:
         check_arch(arch)
+    explicit_size = input_size is not None
+    input_size = 224 if input_size is None else input_size
     if preprocess is None:
         check_input_size(input_size)
     if batch < 1:
@@ -147,6 +150,11 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
                             "pass --arch {}".format(checkpoint["arch"]))
     if checkpoint and checkpoint.get("preprocess") and preprocess is None:
         spec = Preprocess.from_dict(checkpoint["preprocess"])
+        if explicit_size and input_size != spec.input_size:
+            raise EdgeAlexError(f"--input-size {input_size}", f"the checkpoint was trained on {spec.input_size} px "
+                                f"inputs (its preprocessing travels into the ONNX), so {input_size} px would feed "
+                                "the model images it never saw", f"leave --input-size out (it is {spec.input_size}), "
+                                f"or train at {input_size} px")
     elif checkpoint and arch == "alexnet" and preprocess is None and interpolation is None:
         # torchvision-layout weights saw torchvision's Resize + CenterCrop on PIL images
         interpolation = TORCHVISION_INTERPOLATION
@@ -161,6 +169,7 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
 
     check_batch_fits("--batch", batch, spec.input_shape)
     labels = _resolve_labels(labels, num_classes, checkpoint)
+    handed_over = model is not None  # its weights are the caller's: not a random init
     if model is None:
         # a pruned checkpoint carries its own widths (edgealex prune)
         model = build_model(arch, num_classes=len(labels), lrn=lrn, seed=seed,
@@ -176,7 +185,7 @@ def export_onnx(output, arch=None, weights=None, labels=None, num_classes=None, 
         "onnx_version": onnx.__version__,
         "weights": os.path.abspath(str(weights)) if weights else None,
         "weights_sha256": sha256_file(weights) if weights else None,
-        "init": None if weights else f"random (seed {seed})",
+        "init": None if weights or handed_over else f"random (seed {seed})",
         "lrn": bool(lrn) if arch == "alexnet-v1" else None,
         "widths": getattr(model, "widths", None),
         "parameters": parameter_count(model),

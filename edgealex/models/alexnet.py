@@ -24,7 +24,9 @@ pruned checkpoint (``edgealex prune``) stores its widths so ``build_model`` rebu
 torch is imported when a model is built, never at import time.
 """
 
+import errno
 import functools
+import os
 
 from edgealex._optional import require
 from edgealex.artifacts import check_input_file
@@ -474,7 +476,7 @@ def _init_normal(model):
 
 
 def _torch_load(path):
-    path = check_input_file(path, "checkpoint", "check the --weights path")  # the path first, torch or not
+    path = check_input_file(path, "checkpoint", "check the checkpoint's path")  # the path first, torch or not
     torch = require("torch", "loading checkpoints")
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -499,12 +501,17 @@ def _first_sentence(text, limit=240):
 
 
 def load_checkpoint(path):
-    """Read a checkpoint safely (``weights_only=True``).
+    """Read a checkpoint safely (``weights_only=True``), or the weights of an FP32 ONNX exported by
+    ``edgealex export`` (a ``.onnx`` path: :func:`checkpoint_from_onnx`), so that every command that
+    takes a checkpoint (bench's PyTorch baselines, prune, distill's teacher, fine-tuning) also takes
+    the ONNX when the training checkpoint was not kept.
 
     Returns:
         dict: ``{"state_dict": ..., "arch": ... or None, "labels": ... or None, "preprocess": ... or None,
         ...}``; a bare torchvision ``state_dict`` comes back wrapped the same way.
     """
+    if str(path).lower().endswith(".onnx"):
+        return checkpoint_from_onnx(path)
     data = _torch_load(path)
     if isinstance(data, dict) and data.get("format") == CHECKPOINT_FORMAT:
         return data
@@ -515,6 +522,11 @@ def load_checkpoint(path):
     if isinstance(data, dict) and data and all(isinstance(k, str) for k in data):
         return {"format": "state_dict", "state_dict": data, "arch": None}
     raise EdgeAlexError(str(path), "the file holds no state_dict", "pass a PyTorch state_dict or an edgealex checkpoint")
+
+
+# ONNX operators only a quantized model holds (the Q/DQ and ORT-native INT8 models of `edgealex calibrate`)
+QUANTIZED_OPS = frozenset(("QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "QLinearConv",
+                           "QLinearMatMul", "ConvInteger", "MatMulInteger", "QGemm", "QLinearAdd"))
 
 
 def checkpoint_from_onnx(path):
@@ -530,17 +542,23 @@ def checkpoint_from_onnx(path):
 
     Returns:
         dict: like :func:`load_checkpoint`: ``state_dict`` (float32 tensors), ``arch``, ``widths``,
-        ``num_classes``, ``labels``, ``format`` "onnx-initializers".
+        ``num_classes``, ``labels``, ``format`` "onnx-initializers", and the export ``provenance``
+        (``weights_sha256`` of the checkpoint it came from, or ``init``).
 
     Raises:
-        EdgeAlexError: not a readable ONNX, no edgealex metadata, or a parameter of the model is
-            missing from the initializers or has another shape.
+        EdgeAlexError: not a readable ONNX, a quantized (INT8) model, no edgealex metadata, or a
+            parameter of the model is missing from the initializers or has another shape.
     """
     torch = require("torch", "PyTorch weights from an ONNX")
     numpy_helper = require("onnx.numpy_helper", "PyTorch weights from an ONNX")
     from edgealex.modelinfo import load_onnx, from_model_proto
 
     proto = load_onnx(path, "ONNX")
+    quantized = sorted({n.op_type for n in proto.graph.node if n.op_type in QUANTIZED_OPS})
+    if quantized:  # the INT8 models `edgealex calibrate` writes: no float32 parameters to take
+        raise EdgeAlexError(str(path), "is a quantized (INT8) model ({}): the PyTorch baseline needs the float32 "
+                            "weights".format(", ".join(quantized)),
+                            "pass the FP32 ONNX it was calibrated from, or the edgealex checkpoint (.pt)")
     info = from_model_proto(proto, path, allow_default=False)
     widths = (info.provenance or {}).get("widths")
     model = build_model(info.arch or "alexnet", num_classes=info.num_classes, widths=widths)
@@ -559,7 +577,8 @@ def checkpoint_from_onnx(path):
             "pass the edgealex checkpoint (.pt) it was exported from (exports that rewrite layers keep no "
             "parameter names: BatchNorm folded into the convolutions, the pooling rewritten below 224 px)")
     return {"format": "onnx-initializers", "state_dict": state_dict, "arch": info.arch, "widths": widths,
-            "num_classes": info.num_classes, "labels": list(info.labels or [])}
+            "num_classes": info.num_classes, "labels": list(info.labels or []),
+            "preprocess": info.preprocess.to_dict(), "provenance": dict(info.provenance or {})}
 
 
 def save_checkpoint(path, model, labels, preprocess, **extra):
@@ -580,7 +599,17 @@ def save_checkpoint(path, model, labels, preprocess, **extra):
         payload["widths"] = widths  # a pruned model: build_model(arch, widths=...) rebuilds it
     payload.update(extra)
     with atomic_path(path, "checkpoint") as tmp:
-        torch.save(payload, tmp)
+        try:
+            torch.save(payload, tmp)
+        except RuntimeError as exc:
+            # torch.save reports a failed write as a RuntimeError ("unexpected pos ..."), without the
+            # OSError's errno: a disk with less room than the tensors is a full disk (atomic_path
+            # then says so in one line and leaves the previous file)
+            st = os.statvfs(os.path.dirname(os.path.abspath(tmp)))
+            needed = sum(t.numel() * t.element_size() for t in payload["state_dict"].values())
+            if st.f_bavail * st.f_frsize < needed:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), tmp) from exc
+            raise
     return str(path)
 
 
@@ -615,7 +644,8 @@ def load_weights(model, state_dict, source="checkpoint", new_head=False):
             parts.append("missing: " + ", ".join(missing[:3]))
         if unexpected:
             parts.append("unexpected: " + ", ".join(unexpected[:3]))
-        hint = "check --arch ({}) and --num-classes".format(getattr(model, "arch", "?"))
+        hint = "pass a checkpoint of this model ({}; for export: check --arch and --num-classes)".format(
+            getattr(model, "arch", "?"))
         if any(k.startswith("classifier.6") for k in wrong[:3]) or any("classifier.6" in w for w in wrong):
             hint += "; pass --new-head to replace the classifier head"
         raise EdgeAlexError(source, "weights do not fit the model (" + " | ".join(parts) + ")", hint)

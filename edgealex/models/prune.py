@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass
 from typing import Optional
 
 from edgealex._optional import require
-from edgealex.artifacts import sha256_file
+from edgealex.artifacts import same_file, sha256_file
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
 from edgealex.models.alexnet import (build_model, kept_count, load_checkpoint, model_from_checkpoint,
@@ -126,6 +126,11 @@ def prune_model(model, keep, multiple_of=8):
     return new.eval()
 
 
+def _flat(widths):
+    """Every layer width of a ``widths`` record ({"conv": [...], "fc": [...]}) in order."""
+    return [int(w) for key in ("conv", "fc") for w in ((widths or {}).get(key) or [])]
+
+
 def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None, **train_options):
     """Prune a checkpoint and write the smaller one (optionally fine-tuned on ``data``).
 
@@ -148,12 +153,32 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
     output = str(output)
     if not output.endswith(".pt"):
         raise EdgeAlexError(output, "the output must be a .pt checkpoint", "pass -o pruned.pt")
+    if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
+        raise EdgeAlexError(f"--fine-tune-epochs {fine_tune_epochs}", "must be a whole number, 0 or more",
+                            "pass --fine-tune-epochs 0 (no fine-tuning) or more")
     if fine_tune_epochs and data is None:
         raise EdgeAlexError(f"--fine-tune-epochs {fine_tune_epochs}", "fine-tuning needs training data",
                             "pass --data DIR (e.g. the dataset the parent was trained on)")
-    if os.path.abspath(output) == os.path.abspath(str(checkpoint)):
-        raise EdgeAlexError(output, "would overwrite the checkpoint being pruned", "choose another -o")
+    target = output
+    if fine_tune_epochs:
+        base, ext = os.path.splitext(output)
+        target = base + ".unfinetuned" + ext
+    for written in {output, target}:
+        if same_file(written, checkpoint):
+            raise EdgeAlexError(written, "would overwrite the checkpoint being pruned", "choose another -o")
+    if fine_tune_epochs:
+        from edgealex.train.data import find_train_data
+        from edgealex.train.trainer import settings_for
+
+        # the fine-tuning's data and settings are checked before anything is written
+        train_data = find_train_data(data)
+        settings_for(train_options.get("preset", "demo"), epochs=int(fine_tune_epochs),
+                     **{k: v for k, v in train_options.items() if k in ("lr", "batch", "optimizer")})
     ckpt = load_checkpoint(checkpoint)
+    if fine_tune_epochs and ckpt.get("labels") and list(ckpt["labels"]) != list(train_data.labels):
+        raise EdgeAlexError(f"--data {data}", "its classes ({}) are not the checkpoint's ({})".format(
+            ", ".join(train_data.labels), ", ".join(ckpt["labels"])),
+            "fine-tune on the dataset the checkpoint was trained on")
     model = model_from_checkpoint(ckpt, source=str(checkpoint)).eval()
     pruned = prune_model(model, keep, multiple_of)
     before, after = parameter_count(model), parameter_count(pruned)
@@ -163,19 +188,28 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
               "widths": model.widths, "parameters": before, "parent": ckpt.get("parent")}
     pruning = {"keep": float(keep), "criterion": CRITERION, "multiple_of": int(multiple_of),
                "parameters_before": before, "parameters_after": after}
-    target = output
-    if fine_tune_epochs:
-        base, ext = os.path.splitext(output)
-        target = base + ".unfinetuned" + ext
+    existed = os.path.exists(target)
     save_checkpoint(target, pruned, labels, spec, parent=parent, pruning=pruning)
     logger.info(f"pruned {checkpoint}: {before:,} -> {after:,} parameters ({after / before:.1%}), widths {pruned.widths}")
+    off = [f"{w_after}/{w_before}" for w_before, w_after in zip(_flat(model.widths), _flat(pruned.widths))
+           if abs(w_after / w_before - float(keep)) > max(0.1, 0.5 * float(keep))]
+    if off:  # the rounding to --multiple-of (or its floor of one multiple) overrode --keep
+        logger.warning(f"--keep {keep} with --multiple-of {multiple_of} kept {', '.join(off[:4])} channels in "
+                       f"{len(off)} layer(s): far from the asked fraction (a smaller --multiple-of follows --keep "
+                       "more closely)")
     fine = None
     if fine_tune_epochs:
         from edgealex.train.trainer import train
 
         options = dict(train_options)
         options.setdefault("preset", "demo")
-        result = train(str(data), output, epochs=int(fine_tune_epochs), init_weights=target, **options)
+        options.setdefault("keep_last", False)  # prune has no --resume: no resume state is left behind
+        try:
+            result = train(str(data), output, epochs=int(fine_tune_epochs), init_weights=target, **options)
+        except EdgeAlexError:
+            if not existed and os.path.isfile(target):
+                os.remove(target)  # made by this call for a fine-tuning that did not start
+            raise
         fine = result.to_dict()
     return PruneResult(path=output, arch=model.arch, widths=pruned.widths, parameters_before=before,
                        parameters_after=after, keep=float(keep), parent={"path": parent["path"], "sha256": parent["sha256"]},

@@ -57,10 +57,25 @@ def load_results(paths, runs=None):
             skipped.append((path, exc.what))
     if not results:
         raise EdgeAlexError(", ".join(str(p) for p in paths) or "(none)", "no benchmark results found" + (
-            f" ({len(skipped)} JSON files are not bench results)" if skipped else ""),
+            " ({})".format(skipped_text(skipped)) if skipped else ""),
             "pass the <run>.json files written by `edgealex bench -o results/`")
     results.sort(key=lambda d: (d.get("created_at") or "", (d.get("session") or {}).get("index", 0)))
     return results, skipped
+
+
+def skipped_text(skipped, show=3):
+    """Why the given files are not bench results, grammatical for one or many:
+    "README.md is not JSON" / "2 files are not bench results: a.json (artifact ...), README.md (not JSON)"."""
+    def why(reason):
+        return "not JSON" if "not valid JSON" in str(reason) else str(reason)
+
+    if len(skipped) == 1:
+        path, reason = skipped[0]
+        name = os.path.basename(str(path))
+        return f"{name} is not JSON" if why(reason) == "not JSON" else f"{name} is not a bench result ({reason})"
+    names = ["{} ({})".format(os.path.basename(str(p)), why(r)) for p, r in skipped[:show]]
+    more = ", ..." if len(skipped) > show else ""
+    return "{} files are not bench results: {}{}".format(len(skipped), ", ".join(names), more)
 
 
 def _file(result, kind):
@@ -150,20 +165,69 @@ def accuracy(result):
         return "{:.1%} of {} img".format(acc["top1_accuracy"], acc["images"]), agree_text, "--eval-images"
     cal = _get(result, "engine", "sidecar", "calibration") or {}
     count = cal.get("calibration_holdout_images")
-    if count and isinstance(cal.get("calibration_agreement"), (int, float)):
-        key = {"qdq": "int8_qdq", "ort-native": "int8_ort"}.get(cal.get("method"))
-        acc_value = (cal.get("calibration_accuracy") or {}).get(key) if key else None
+    key = INT8_KINDS.get(cal.get("method"), "int8_qdq")  # cache builds share the Q/DQ model's scales
+    agree = holdout_agreement(cal, key)
+    if count and isinstance(agree, (int, float)):
+        acc_value = (cal.get("calibration_accuracy") or {}).get(key)
         acc_text = "not measured" if acc_value is None else f"{acc_value:.1%} of {count} img (holdout)"
-        return acc_text, "{:.1%} of {} img vs FP32 (holdout)".format(cal["calibration_agreement"], count), \
-            "calibration holdout"
+        return acc_text, "{:.1%} of {} img vs FP32 (holdout)".format(agree, count), "calibration holdout"
     return "not measured", "not measured", None
 
 
+# the engine sidecar's calibration "method" (the artifact the build took) -> calibration.json's key
+INT8_KINDS = {"qdq": "int8_qdq", "ort-native": "int8_ort"}
+
+
+def holdout_agreement(cal, key):
+    """Held-out top-1 agreement with FP32 of the INT8 model ``key`` ("int8_qdq" / "int8_ort") an
+    engine was built from, or None when it was not recorded.
+
+    Args:
+        cal (dict): the engine sidecar's ``calibration`` section.
+        key (str): a key of calibration.json's ``agreements``.
+
+    ``calibration_agreement`` is the Q/DQ model's figure only; the per-model figures are the sidecar's
+    ``calibration_agreements`` or, for sidecars written before it was recorded, the ``agreements`` of
+    the calibration.json the build read, when that file is still there and is the same calibration
+    (same ``created_at`` and images manifest sha256).
+    """
+    agreements = cal.get("calibration_agreements")
+    if not isinstance(agreements, dict):
+        agreements = _manifest_agreements(cal)
+    if isinstance(agreements, dict) and isinstance(agreements.get(key), (int, float)):
+        return agreements[key]
+    if key == "int8_qdq":
+        return cal.get("calibration_agreement")
+    return None
+
+
+def _manifest_agreements(cal):
+    from edgealex.artifacts import read_json
+
+    source = cal.get("source")
+    if not source:
+        return None
+    path = os.path.join(source, "calibration.json") if os.path.isdir(source) else source
+    if not (os.path.basename(path) == "calibration.json" and os.path.isfile(path)):
+        return None
+    try:
+        data = read_json(path, "calibration manifest")
+    except EdgeAlexError:
+        return None
+    if not isinstance(data, dict) or cal.get("calibration_created_at") is None or any(
+            data.get(k) != cal.get("calibration_" + k) for k in ("created_at", "images_manifest_sha256")):
+        return None
+    return data.get("agreements")
+
+
 def net_energy(pw):
-    """(value, flag) for net mJ/frame: a net below zero (idle drew more than the load) is flagged."""
+    """(value, flag) for net mJ/frame: a net below zero (idle drew more than the load) is flagged
+    with :data:`edgealex.bench.energy.NET_BELOW_IDLE`, without a value."""
+    from edgealex.bench.energy import NET_BELOW_IDLE, net_below_idle
+
     value = pw.get("mj_per_frame_net")
-    if value is not None and value < 0:
-        return None, "below idle"
+    if net_below_idle(value):
+        return None, NET_BELOW_IDLE
     return value, None
 
 

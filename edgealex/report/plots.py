@@ -157,7 +157,7 @@ def energy_bars(results):
     ax.bar(pos + 0.2, [x["mj_net"] if x["mj_net"] is not None else 0.0 for x in have], width=0.4, label="net of idle")
     for i, x in enumerate(have):
         if x["mj_net"] is None:
-            text = "net below idle" if x["mj_net_flag"] else "no idle"
+            text = "net " + x["mj_net_flag"] if x["mj_net_flag"] else "no idle"
             ax.text(pos[i] + 0.2, 0, text, ha="center", va="bottom", fontsize=6, rotation=90, color="tab:red")
     ax.set_xticks(pos)
     ax.set_xticklabels([x["name"] for x in have], rotation=30, ha="right", fontsize=7)

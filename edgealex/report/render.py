@@ -39,7 +39,7 @@ class ReportResult:
 
 def _fmt(key, value, x=None):
     if key == "mj_net" and x is not None and x.get("mj_net_flag"):
-        return "below idle ({:.2f})".format(x["mj_net_raw"])
+        return x["mj_net_flag"]
     if value is None:
         return "n/a"
     if key in ("fps", "engine_fps"):
@@ -76,9 +76,14 @@ NO_POWER_SENTENCE = ("No power was measured on this machine: on a Jetson use the
                      "--power csv:FILE.")
 
 
+POWER_OFF_SENTENCE = "Power was not measured: these runs were benchmarked with --power none."
+
+
 def _power(results):
     """(sentence or None, detail lines): one short sentence when no run has power, else one line per run."""
-    notes, unmeasured = [], {}
+    from edgealex.bench.energy import NET_BELOW_IDLE, NET_BELOW_IDLE_REASON, net_below_idle
+
+    notes, unmeasured, below_idle = [], {}, False
     for r in results:
         pw = r.get("power") or {}
         meter = pw.get("meter") or {}
@@ -86,9 +91,9 @@ def _power(results):
             text = "{}: {} — {} ({} samples, {} Hz)".format(
                 r.get("label"), meter.get("meter"), meter.get("total"), meter.get("samples"),
                 "{:.1f}".format(meter["achieved_rate_hz"]) if meter.get("achieved_rate_hz") else "?")
-            if (pw.get("mj_per_frame_net") or 0) < 0:
-                text += " — net energy below zero: the idle baseline drew more than the load (sensor drift or a " \
-                        "busy idle window); net mJ/frame is not reported"
+            if net_below_idle(pw.get("mj_per_frame_net")):
+                text += " — net mJ/frame " + NET_BELOW_IDLE
+                below_idle = True
             if text not in notes:
                 notes.append(text)
         else:
@@ -98,8 +103,9 @@ def _power(results):
         who = "all runs" if len(labels) == len(results) else ", ".join(sorted(set(labels), key=labels.index))
         details.append(f"{who}: power {display}")
     if not notes:
-        return NO_POWER_SENTENCE, details
-    return None, notes + details
+        off = all(((r.get("config") or {}).get("power") or "").lower() == "none" for r in results)
+        return (POWER_OFF_SENTENCE if off else NO_POWER_SENTENCE), details
+    return None, notes + details + ([NET_BELOW_IDLE_REASON] if below_idle else [])
 
 
 def render_report(paths, out_dir, title="edgealex benchmark report"):

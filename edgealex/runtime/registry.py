@@ -75,13 +75,17 @@ def load_runner(path, verify_hash=True, **options):
     suffix = os.path.splitext(path)[1].lower()
     check_input_file(path, "ONNX model" if suffix in ONNX_SUFFIXES else "engine" if suffix else "file",
                      "build one with `edgealex build` or export an ONNX with `edgealex export`")
+    if suffix not in TRT_SUFFIXES:  # a training checkpoint passed as a model: export it first
+        from edgealex.modelinfo import refuse_pytorch_checkpoint
+
+        refuse_pytorch_checkpoint(path, "an ONNX model or an engine")
     if suffix in ONNX_SUFFIXES:
         from edgealex.runtime.ort import OrtRunner
 
         record = None
         side = sidecar_path(path)
         if os.path.isfile(side):
-            data = validate_sidecar(read_json(side, "sidecar"), side, require_sha256=False,
+            data = validate_sidecar(read_json(side, "sidecar", expect=None), side, require_sha256=False,
                                     fix="rebuild the engine with `edgealex build` (or remove the stray sidecar)")
             if data.get("artifact") == "engine":
                 record = EngineRecord.from_dict(data, source=side)

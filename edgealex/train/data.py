@@ -114,12 +114,13 @@ def _data_hash(root, items_by_split):
     ``dataset.json`` hash is used instead when present (no re-hashing)."""
     manifest = os.path.join(root, "dataset.json")
     if os.path.isfile(manifest):
+        from edgealex.artifacts import read_json
+
         try:
-            with open(manifest, encoding="utf-8") as handle:
-                recorded = json.load(handle).get("data_hash")
-        except (OSError, ValueError):
+            recorded = read_json(manifest, "dataset manifest").get("data_hash")
+        except (OSError, EdgeAlexError):  # unreadable or not an object: hash the images instead
             recorded = None
-        if recorded:
+        if isinstance(recorded, str) and recorded:
             return str(recorded)
     from edgealex.artifacts import sha256_bytes, sha256_file
 

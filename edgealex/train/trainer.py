@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import numpy as np
 
 from edgealex._optional import require
-from edgealex.artifacts import (ensure_dir, environment_summary, read_json, read_sidecar, sha256_bytes,
+from edgealex.artifacts import (ensure_dir, environment_summary, read_json, read_sidecar, same_file, sha256_bytes,
                                 sha256_file, sidecar_path, write_json_atomic)
 from edgealex.validate import check_float
 from edgealex.errors import EdgeAlexError
@@ -416,26 +416,39 @@ def _confusion(targets, predictions, num_classes):
 
 
 def _reusable(out_path, data_hash, settings, exported_onnx=None):
+    """The training record of an identical finished run whose weights are still here (the
+    checkpoint, or an ONNX exported from it), else None; says why an existing record is not used."""
     side = sidecar_path(out_path)
     if not os.path.isfile(side):
         return None
     if not os.path.isfile(out_path) and exported_onnx is None:
+        logger.info(f"training again: {out_path} is gone (only its record {side} is left)")
         return None
     try:
         record = read_sidecar(side, "training record", require_sha256=False)
-    except EdgeAlexError:  # unreadable or malformed: not reusable, the training runs
+    except EdgeAlexError as exc:  # unreadable or malformed: not reusable, the training runs
+        logger.info(f"training again: {exc.what} ({side})")
         return None
-    if (record.get("format") != TRAIN_FORMAT or record.get("data_hash") != data_hash
-            or record.get("settings_key") != settings.key() or not record.get("complete")):
+    if record.get("format") != TRAIN_FORMAT or not record.get("complete"):
+        logger.info(f"training again: {side} is not the record of a finished run")
+        return None
+    if record.get("data_hash") != data_hash or record.get("settings_key") != settings.key():
+        logger.info(f"training again: the data or the settings differ from {side}")
         return None
     if os.path.isfile(out_path):
-        return record if record.get("checkpoint_sha256") == sha256_file(out_path) else None
-    return record if exported_weights_sha256(exported_onnx) == record.get("checkpoint_sha256") else None
+        if record.get("checkpoint_sha256") == sha256_file(out_path):
+            return record
+        logger.info(f"training again: {out_path} is not the checkpoint {side} records")
+        return None
+    if exported_weights_sha256(exported_onnx) == record.get("checkpoint_sha256"):
+        return record
+    logger.info(f"training again: {out_path} was not kept and {exported_onnx} is not (or no longer) its export")
+    return None
 
 
 def exported_weights_sha256(onnx_path):
     """The checkpoint sha256 an ONNX was exported from (its sidecar's provenance), or None when the
-    ONNX, its sidecar or the record is missing, unreadable or no longer matches the file."""
+    ONNX or its sidecar is missing, unreadable, malformed or no longer matches the file."""
     side = sidecar_path(onnx_path)
     if not (os.path.isfile(onnx_path) and os.path.isfile(side)):
         return None
@@ -443,9 +456,12 @@ def exported_weights_sha256(onnx_path):
         record = read_json(side, "ONNX sidecar")
     except EdgeAlexError:
         return None
-    if not isinstance(record, dict) or record.get("sha256") != sha256_file(onnx_path):
+    if record.get("sha256") != sha256_file(onnx_path):
         return None
-    return ((record.get("model") or {}).get("provenance") or {}).get("weights_sha256")
+    model = record.get("model")
+    provenance = model.get("provenance") if isinstance(model, dict) else None
+    weights = provenance.get("weights_sha256") if isinstance(provenance, dict) else None
+    return weights if isinstance(weights, str) else None
 
 
 def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None, lr=None, preset="demo",
@@ -508,6 +524,10 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
         raise EdgeAlexError(out_path, "the checkpoint path is a folder", "pass -o path/to/model.pt")
     # before the first epoch, not after it: the checkpoint, its sidecar and the resume state go there
     ensure_dir(os.path.dirname(os.path.abspath(out_path)), "folder for the checkpoint")
+    for given, option in ((teacher, "--teacher"), (init_weights, "--init-weights")):
+        if given is not None and (same_file(out_path, given) or same_file(last_path_for(out_path), given)):
+            raise EdgeAlexError(out_path, f"would overwrite the {option} checkpoint it learns from",
+                                "choose another -o")
     explicit = dict(overrides, arch=arch, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr)
     aux = _auxiliary_models(init_weights, teacher, explicit)
     resume_state = load_checkpoint(resume) if resume is not None else None
@@ -528,7 +548,9 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     if reuse and resume is None:
         record = _reusable(out_path, data.data_hash, settings, exported_onnx)
         if record is not None:
-            logger.info(f"reusing {out_path}: trained on the same data ({data.data_hash[:12]}) with the same settings")
+            where = out_path if os.path.isfile(out_path) else f"{exported_onnx} (the checkpoint was not kept)"
+            logger.info(f"reusing the training recorded in {sidecar_path(out_path)}: same data "
+                        f"({data.data_hash[:12]}) and settings; weights in {where}")
             result = TrainResult.from_dict(record["result"])
             result.reused, result.seconds = True, time.perf_counter() - start
             return result
