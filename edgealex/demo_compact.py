@@ -20,7 +20,6 @@ plain demo's (``<out>/data``, ``<out>/model``), so both demos share them.
 """
 
 import os
-import shutil
 import time
 from dataclasses import dataclass
 
@@ -29,6 +28,7 @@ from edgealex.demo import DemoResult
 from edgealex.log import logger
 
 COMPACT_DIR = "compact"
+BENCH_LABEL = "demo-compact"
 SUMMARY_FILE = "demo-compact.json"
 # The issue's target: the compressed INT8 model runs >= 10x the img/s of PyTorch eager FP32
 # AlexNet at batch 1 on this machine and its holdout accuracy is within 0.5 pts of the full model.
@@ -101,6 +101,7 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
     out_dir = os.path.abspath(str(out_dir))
     ensure_dir(out_dir, "demo folder")
     tgt = resolve_target(target)
+    D._check_builder(tgt)
     result = CompactDemoResult(out_dir=out_dir, profile=profile_name + " compact", target=tgt.name)
     steps = D._Steps(result, 9)
     teacher_paths = D._layout(out_dir)
@@ -177,7 +178,7 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
     steps.start("report", "render the report")
     from edgealex.report.render import render_report
 
-    report = render_report([paths["bench"], paths["run_summary"]], paths["report"],
+    report = render_report(list(session.paths) + [paths["run_summary"]], paths["report"],
                            title=f"edgealex demo --compact: {os.path.basename(onnx_path)} on {tgt.name}")
     steps.done()
     result.artifacts["report_html"] = report.html
@@ -247,11 +248,11 @@ def _precision_of(engine):
 def _bench(paths, engines, teacher, profile, target, progress):
     """One compare session: the compact engines first, then PyTorch eager FP32 on the teacher."""
     from edgealex.bench.harness import BenchOptions, run_bench
+    from edgealex.demo import _remove_demo_results
 
-    if os.path.isdir(paths["bench"]):  # each run reports its own measurements only
-        shutil.rmtree(paths["bench"])
+    _remove_demo_results(paths["bench"], label=BENCH_LABEL)  # each run reports its own measurements only
     options = BenchOptions(mode="compare", duration_s=profile.bench_s, warmup_s=profile.warmup_s,
-                           torch_weights=teacher, target=target.name, progress=progress, label="demo-compact",
+                           torch_weights=teacher, target=target.name, progress=progress, label=BENCH_LABEL,
                            baselines=("torch",), eval_images=os.path.join(paths["data"], "holdout"),
                            runner_options={"intra_op_num_threads": BENCH_THREADS})
     return run_bench(list(engines), options, paths["bench"])
