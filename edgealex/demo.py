@@ -502,8 +502,8 @@ def _bench(paths, engines, checkpoint, onnx_path, profile, target, progress):
 DEMO_BENCH_LABEL = "demo"
 
 
-def _remove_demo_results(folder):
-    """Remove the bench results an earlier demo run wrote in ``folder`` (its label: the JSON
+def _remove_demo_results(folder, label=DEMO_BENCH_LABEL):
+    """Remove the bench results an earlier demo run wrote in ``folder`` (its ``label``: the JSON
     record and the files it lists), nothing else: other files there are the user's."""
     from edgealex.bench.result import ARTIFACT
 
@@ -517,7 +517,7 @@ def _remove_demo_results(folder):
             data = read_json(path, "bench result")
         except EdgeAlexError:
             continue
-        if data.get("artifact") != ARTIFACT or (data.get("config") or {}).get("label") != DEMO_BENCH_LABEL:
+        if data.get("artifact") != ARTIFACT or (data.get("config") or {}).get("label") != label:
             continue
         for listed in (data.get("files") or {}).values():
             if isinstance(listed, str) and os.path.basename(listed) == listed and os.path.isfile(

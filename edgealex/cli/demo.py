@@ -22,14 +22,24 @@ def demo(
     keep_checkpoint: Annotated[bool, typer.Option(help="Keep the trained PyTorch checkpoint "
                                                        "(model/alexnet-defects.pt, as large as the FP32 ONNX) after "
                                                        "export; without it the ONNX holds the weights.")] = False,
+    compact: Annotated[bool, typer.Option(help="Run the pipeline with a compressed model: the trained AlexNet "
+                                               "pruned (L1, structured) and fine-tuned by distillation from it; bench "
+                                               "its INT8 engine against PyTorch eager FP32 AlexNet (issue 15's target). "
+                                               "Keeps the AlexNet checkpoint (the teacher).")]
+    = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ):
     """Synthesize data, train, export, calibrate INT8, build, run the inspection loop, bench and report."""
     from edgealex.demo import run_demo
     from edgealex.log import is_quiet
 
-    result = run_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()),
-                      keep_resume=keep_resume, keep_checkpoint=keep_checkpoint)
+    if compact:
+        from edgealex.demo_compact import run_compact_demo
+
+        result = run_compact_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()))
+    else:
+        result = run_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()),
+                          keep_resume=keep_resume, keep_checkpoint=keep_checkpoint)
     if json_out:
         emit_json(result.to_dict())
     else:
