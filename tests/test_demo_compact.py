@@ -49,9 +49,11 @@ def test_compact_model_is_smaller_and_made_from_the_trained_alexnet(compact_run)
 
     out, _, summary = compact_run
     art, c = summary["artifacts"], summary["figures"]["compact"]
-    teacher, student = art["teacher_checkpoint"], art["checkpoint"]
-    # the teacher is kept next to the plain demo's files (the benchmark runs it in PyTorch)
-    assert teacher == os.path.join(str(out), "model", "alexnet-defects.pt") and os.path.isfile(teacher)
+    teacher, student = art["teacher_onnx"], art["checkpoint"]
+    # the teacher is the plain demo's exported ONNX (load_checkpoint reads its weights); no checkpoint
+    # copy of the AlexNet is kept without --keep-checkpoint (issue 15 fresh-user attack: 1 GB folders)
+    assert teacher == os.path.join(str(out), "model", "alexnet-defects.onnx") and os.path.isfile(teacher)
+    assert not os.path.exists(os.path.join(str(out), "model", "alexnet-defects.pt"))
     assert student.startswith(os.path.join(str(out), "compact")) and os.path.isfile(student)
     s_ckpt = load_checkpoint(student)
     assert s_ckpt["parent"]["sha256"] == sha256_file(teacher)
@@ -75,7 +77,7 @@ def test_compact_summary_figures_are_measured(compact_run):
     c = summary["figures"]["compact"]
     holdout = os.path.join(str(out), "data", "holdout")
     # the reference accuracy is the full FP32 AlexNet's on the holdout images, recomputed here
-    teacher_acc, images = _holdout_accuracy(summary["artifacts"]["teacher_checkpoint"], holdout)
+    teacher_acc, images = _holdout_accuracy(summary["artifacts"]["teacher_onnx"], holdout)
     assert c["holdout_images"] == images == 10
     assert c["teacher_fp32_accuracy"] == pytest.approx(teacher_acc)
     compact_acc, _ = _holdout_accuracy(summary["artifacts"]["checkpoint"], holdout)
@@ -88,16 +90,18 @@ def test_compact_summary_figures_are_measured(compact_run):
     assert fps[("baseline", "fp32")] > 0 and fps[("engine", "int8")] > 0
     assert c["ratio"] == pytest.approx(fps[("engine", "int8")] / fps[("baseline", "fp32")], rel=1e-3)
     assert all(r["config"]["runner_options"] == {"intra_op_num_threads": 1} for r in records)
-    assert c["target_met"] == (c["ratio"] >= 10 and c["int8_delta_pts"] >= -0.5)
+    # 10 holdout images cannot resolve 0.5 pts (one image is 10 pts): never "MET" on them (issue 15
+    # fresh-user attack: MET was printed with every model at chance)
+    assert c["target_met"] is None and c["verdict"].startswith("not checked: 10 holdout images cannot resolve")
     # the printed summary states the figures and the verdict
     assert "compact model: pruned to 50%" in text and "issue 15 target" in text
-    assert ("MET:" if c["target_met"] else "NOT MET:") in text
+    assert "MET:" not in text and "not checked: 10 holdout images" in text
     assert "ratio {:.1f}x".format(c["ratio"]) in text
 
 
-def test_compact_after_a_plain_demo_rebuilds_the_teacher_from_the_onnx(compact_run):
-    """The plain demo removes the AlexNet checkpoint after export; the compact demo then rebuilds the
-    teacher from the ONNX's initializers (the same weights) and reuses its compressed model."""
+def test_compact_and_plain_demos_share_one_teacher(compact_run):
+    """The plain and the compact demo in one folder: one copy of the AlexNet's weights (the ONNX),
+    the compact model reused, the same reference accuracy."""
     out, _, first = compact_run
     runner = CliRunner()
     plain = runner.invoke(app, ["demo", "--fast", "--out", str(out), "--json"])
@@ -106,8 +110,9 @@ def test_compact_after_a_plain_demo_rebuilds_the_teacher_from_the_onnx(compact_r
     again = runner.invoke(app, ["demo", "--compact", "--fast", "--out", str(out), "--json"])
     assert again.exit_code == 0, again.output
     summary = json.loads(again.stdout[again.stdout.index("{"):])
-    teacher = summary["artifacts"]["teacher_checkpoint"]
-    assert teacher == os.path.join(str(out), "compact", "model", "alexnet-teacher-from-onnx.pt")
+    teacher = summary["artifacts"]["teacher_onnx"]
+    assert teacher == os.path.join(str(out), "model", "alexnet-defects.onnx")
+    assert not [p for p in glob.glob(os.path.join(str(out), "**", "*.pt"), recursive=True) if "compact" not in p]
     assert summary["cached"]["train"] is True and summary["cached"]["compress"] is True
     c, c0 = summary["figures"]["compact"], first["figures"]["compact"]
     assert c["teacher_fp32_accuracy"] == c0["teacher_fp32_accuracy"]

@@ -25,7 +25,7 @@ def demo(
     compact: Annotated[bool, typer.Option(help="Run the pipeline with a compressed model: the trained AlexNet "
                                                "pruned (L1, structured) and fine-tuned by distillation from it; bench "
                                                "its INT8 engine against PyTorch eager FP32 AlexNet (issue 15's target). "
-                                               "Keeps the AlexNet checkpoint (the teacher).")]
+                                               "The AlexNet (the teacher) is read from its exported ONNX unless --keep-checkpoint.")]
     = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ):
@@ -36,7 +36,8 @@ def demo(
     if compact:
         from edgealex.demo_compact import run_compact_demo
 
-        result = run_compact_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()))
+        result = run_compact_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()),
+                                  keep_resume=keep_resume, keep_checkpoint=keep_checkpoint)
     else:
         result = run_demo(str(out), fast=fast, target=target, seed=seed, progress=not (json_out or is_quiet()),
                           keep_resume=keep_resume, keep_checkpoint=keep_checkpoint)
