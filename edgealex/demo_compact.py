@@ -239,7 +239,8 @@ def _bench(paths, engines, teacher, profile, target, progress):
 
     _remove_demo_results(paths["bench"], label=BENCH_LABEL)  # each run reports its own measurements only
     options = BenchOptions(mode="compare", duration_s=profile.bench_s, warmup_s=profile.warmup_s,
-                           torch_weights=teacher, target=target.name, progress=progress, label=BENCH_LABEL,
+                           torch_weights=teacher, torch_reference=True, target=target.name, progress=progress,
+                           label=BENCH_LABEL,
                            baselines=("torch",), eval_images=os.path.join(paths["data"], "holdout"),
                            runner_options={"intra_op_num_threads": BENCH_THREADS})
     return run_bench(list(engines), options, paths["bench"])

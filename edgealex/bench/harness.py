@@ -60,6 +60,8 @@ class BenchOptions:
         baselines (tuple): compare-mode baselines: ("auto",), ("none",) or names from
             :data:`edgealex.bench.baselines.BASELINES`.
         torch_weights (str): edgealex checkpoint (or the FP32 ONNX exported from it) for the PyTorch baselines.
+        torch_reference (bool): the PyTorch baselines run another model on purpose (the full model a
+            compressed engine is compared with): no warning that their weights are not the engine's.
         onnx (str): raw ONNX for the bare ONNX Runtime baseline (default: an FP32 .onnx engine).
         runner_options (dict): passed to ``load_runner`` (e.g. intra_op_num_threads).
         seed (int): seed of the synthetic inputs.
@@ -85,6 +87,7 @@ class BenchOptions:
     source: str = "synthetic://"
     baselines: Tuple[str, ...] = ("auto",)
     torch_weights: Optional[str] = None
+    torch_reference: bool = False
     onnx: Optional[str] = None
     runner_options: dict = field(default_factory=dict)
     seed: int = 0
@@ -413,9 +416,12 @@ def baseline_subjects(options, engines, model_info, engine=None):
         fn, note, mismatch = torch_model_fn(model_info, options.torch_weights, options.seed, engine=engine)
         if mismatch:
             mismatch = f"--torch-weights {options.torch_weights} is not the engine's model: {mismatch}"
-            if name == "torch" or "torch" not in wanted:  # said once for both PyTorch baselines
-                logger.warning("%s; its accuracy and agreement are not the engine's", mismatch)
-            note += "; NOT the engine's model"
+            if options.torch_reference:  # asked for: the baseline is the reference model (demo --compact)
+                note += "; the reference model, not the engine's"
+            else:
+                if name == "torch" or "torch" not in wanted:  # said once for both PyTorch baselines
+                    logger.warning("%s; its accuracy and agreement are not the engine's", mismatch)
+                note += "; NOT the engine's model"
         int8 = name == "torch-int8"
         threads = options.runner_options.get("intra_op_num_threads")
         info = {"path": os.path.abspath(options.torch_weights) if options.torch_weights else None,
