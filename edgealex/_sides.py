@@ -31,6 +31,7 @@ WORKSTATION_MODULES = (
     "edgealex.train",
     "edgealex.models",
     "edgealex.demo",
+    "edgealex.demo_compact",
 )
 
 # Command name -> why it needs the workstation's Python.
@@ -52,6 +53,7 @@ LAZY_CROSSINGS = {
     ("edgealex.cli.prune", "edgealex.train"): "edgealex prune (fine-tuning progress), after the Python check",
     ("edgealex.cli.distill", "edgealex.train"): "edgealex distill, after the Python check",
     ("edgealex.cli.demo", "edgealex.demo"): "edgealex demo, after the Python check",
+    ("edgealex.cli.demo", "edgealex.demo_compact"): "edgealex demo --compact, after the Python check",
 }
 
 # Backports the device side relies on below Python 3.7/3.8 (declared with markers in pyproject.toml);

@@ -25,7 +25,6 @@ from dataclasses import dataclass
 
 from edgealex.artifacts import ensure_dir, folder_bytes, write_json_atomic
 from edgealex.demo import DemoResult
-from edgealex.log import logger
 from edgealex.synth.render import LABELS as SYNTH_LABELS
 
 COMPACT_DIR = "compact"
@@ -118,7 +117,7 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
     steps.done(cached=data.reused)
     result.artifacts["dataset"] = data.out_dir
 
-    steps.start("train", "train AlexNet on it ({} preset): the teacher and the reference".format(profile.train_preset))
+    steps.start("train", f"train AlexNet on it ({profile.train_preset} preset): the teacher and the reference")
     teacher = D._train(teacher_paths, profile, progress=progress, keep_resume=keep_resume,
                        keep_checkpoint=keep_checkpoint)
     teacher_onnx, _ = D._export(teacher_paths, teacher.path)

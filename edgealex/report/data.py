@@ -57,7 +57,7 @@ def load_results(paths, runs=None):
             skipped.append((path, exc.what))
     if not results:
         raise EdgeAlexError(", ".join(str(p) for p in paths) or "(none)", "no benchmark results found" + (
-            " ({})".format(skipped_text(skipped)) if skipped else ""),
+            f" ({skipped_text(skipped)})" if skipped else ""),
             "pass the <run>.json files written by `edgealex bench -o results/`")
     results.sort(key=lambda d: (d.get("created_at") or "", (d.get("session") or {}).get("index", 0)))
     return results, skipped
@@ -73,7 +73,7 @@ def skipped_text(skipped, show=3):
         path, reason = skipped[0]
         name = os.path.basename(str(path))
         return f"{name} is not JSON" if why(reason) == "not JSON" else f"{name} is not a bench result ({reason})"
-    names = ["{} ({})".format(os.path.basename(str(p)), why(r)) for p, r in skipped[:show]]
+    names = [f"{os.path.basename(str(p))} ({why(r)})" for p, r in skipped[:show]]
     more = ", ..." if len(skipped) > show else ""
     return "{} files are not bench results: {}{}".format(len(skipped), ", ".join(names), more)
 
@@ -170,7 +170,7 @@ def accuracy(result):
     if count and isinstance(agree, (int, float)):
         acc_value = (cal.get("calibration_accuracy") or {}).get(key)
         acc_text = "not measured" if acc_value is None else f"{acc_value:.1%} of {count} img (holdout)"
-        return acc_text, "{:.1%} of {} img vs FP32 (holdout)".format(agree, count), "calibration holdout"
+        return acc_text, f"{agree:.1%} of {count} img vs FP32 (holdout)", "calibration holdout"
     return "not measured", "not measured", None
 
 
