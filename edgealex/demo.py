@@ -225,15 +225,7 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
         os.remove(trained.path)  # the ONNX holds the same weights (see keep_checkpoint)
         logger.info("removed %s: its weights are in %s (--keep-checkpoint keeps it)", trained.path, onnx_path)
 
-    steps.start("calibrate", "calibrate INT8 on the calib split, gate on the holdout split")
-    calib, cached = _calibrate(paths, onnx_path, profile)
-    steps.done(cached=cached)
-    result.artifacts["calibration"] = paths["calib"]
-    accuracy = calib.get("accuracy") or {}
-    result.figures.update({"calibration_method": calib.get("method"), "calibration_attempts": calib.get("demo_attempts"),
-                           "fp32_accuracy": accuracy.get("fp32"), "int8_agreement": calib.get("agreement"),
-                           "int8_accuracy": accuracy.get("int8_qdq"),
-                           "int8_native_accuracy": accuracy.get("int8_ort")})
+    _calibrate_step(result, steps, paths, onnx_path, profile)
 
     steps.start("build", f"build engines for target {tgt.name}")
     engines, skipped = _build(paths, onnx_path, tgt)
@@ -260,18 +252,36 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     result.skipped += [list(s) for s in session.skipped]
     result.artifacts["bench_dir"] = paths["bench"]
 
-    steps.start("report", "render the report")
+    return _report_and_finish(result, steps, session, paths, started,
+                              f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}", SUMMARY_FILE)
+
+
+def _calibrate_step(result, steps, paths, onnx_path, profile):
+    """The calibration step of both demos, with its figures in the summary."""
+    steps.start("calibrate", "calibrate INT8 on the calib split, gate on the holdout split")
+    calib, cached = _calibrate(paths, onnx_path, profile)
+    steps.done(cached=cached)
+    result.artifacts["calibration"] = paths["calib"]
+    accuracy = calib.get("accuracy") or {}
+    result.figures.update({"calibration_method": calib.get("method"), "calibration_attempts": calib.get("demo_attempts"),
+                           "fp32_accuracy": accuracy.get("fp32"), "int8_agreement": calib.get("agreement"),
+                           "int8_accuracy": accuracy.get("int8_qdq"),
+                           "int8_native_accuracy": accuracy.get("int8_ort")})
+
+
+def _report_and_finish(result, steps, session, paths, started, title, summary_file):
+    """The last step of both demos: the report of this run's bench results and loop, then the
+    wall time, the folder's disk use and the summary JSON (``<out>/<summary_file>``)."""
     from edgealex.report.render import render_report
 
-    report = render_report(list(session.paths) + [paths["run_summary"]], paths["report"],
-                           title=f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}")
+    steps.start("report", "render the report")
+    report = render_report(list(session.paths) + [paths["run_summary"]], paths["report"], title=title)
     steps.done()
     result.artifacts["report_html"] = report.html
     result.artifacts["report_md"] = report.markdown
-
     result.seconds = round(time.perf_counter() - started, 1)
-    result.figures["disk_mb"] = round(folder_bytes(out_dir) / 1e6, 1)
-    result.artifacts["summary"] = os.path.join(out_dir, SUMMARY_FILE)
+    result.figures["disk_mb"] = round(folder_bytes(result.out_dir) / 1e6, 1)
+    result.artifacts["summary"] = os.path.join(result.out_dir, summary_file)
     write_json_atomic(result.artifacts["summary"], result.to_dict())
     return result
 

@@ -23,7 +23,7 @@ import os
 import time
 from dataclasses import dataclass
 
-from edgealex.artifacts import ensure_dir, folder_bytes, write_json_atomic
+from edgealex.artifacts import ensure_dir
 from edgealex.demo import DemoResult
 from edgealex.synth.render import LABELS as SYNTH_LABELS
 
@@ -147,15 +147,7 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
     steps.done(cached=cached)
     result.artifacts["onnx"] = onnx_path
 
-    steps.start("calibrate", "calibrate INT8 on the calib split, gate on the holdout split")
-    calib, cached = D._calibrate(paths, onnx_path, profile)
-    steps.done(cached=cached)
-    result.artifacts["calibration"] = paths["calib"]
-    accuracy = calib.get("accuracy") or {}
-    result.figures.update({"calibration_method": calib.get("method"), "calibration_attempts": calib.get("demo_attempts"),
-                           "fp32_accuracy": accuracy.get("fp32"), "int8_agreement": calib.get("agreement"),
-                           "int8_accuracy": accuracy.get("int8_qdq"),
-                           "int8_native_accuracy": accuracy.get("int8_ort")})
+    D._calibrate_step(result, steps, paths, onnx_path, profile)
 
     steps.start("build", f"build the compact model's engines for target {tgt.name}")
     engines, skipped = D._build(paths, onnx_path, tgt)
@@ -183,20 +175,8 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
     result.artifacts["bench_dir"] = paths["bench"]
     result.figures["compact"] = compact_figures(session.results, pruned, onnx_path, run_engine)
 
-    steps.start("report", "render the report")
-    from edgealex.report.render import render_report
-
-    report = render_report(list(session.paths) + [paths["run_summary"]], paths["report"],
-                           title=f"edgealex demo --compact: {os.path.basename(onnx_path)} on {tgt.name}")
-    steps.done()
-    result.artifacts["report_html"] = report.html
-    result.artifacts["report_md"] = report.markdown
-
-    result.seconds = round(time.perf_counter() - started, 1)
-    result.figures["disk_mb"] = round(folder_bytes(out_dir) / 1e6, 1)
-    result.artifacts["summary"] = os.path.join(out_dir, SUMMARY_FILE)
-    write_json_atomic(result.artifacts["summary"], result.to_dict())
-    return result
+    return D._report_and_finish(result, steps, session, paths, started,
+                                f"edgealex demo --compact: {os.path.basename(onnx_path)} on {tgt.name}", SUMMARY_FILE)
 
 
 def _compact_layout(out_dir, teacher_paths):
