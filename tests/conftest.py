@@ -151,3 +151,17 @@ def cli_runner():
         return _Runner(CliRunner(mix_stderr=False), wrap=True)
     except TypeError:  # click >= 8.2 always separates them and dropped the argument
         return _Runner(CliRunner(), wrap=False)
+
+
+def require_calibrate():
+    """Skip where this onnxruntime cannot run `edgealex calibrate` (the floors run: 1.15)."""
+    import pytest
+
+    from edgealex.calib.ort import check_ort_support
+    from edgealex.errors import EdgeAlexError
+
+    pytest.importorskip("onnxruntime")
+    try:
+        check_ort_support()
+    except EdgeAlexError as exc:
+        pytest.skip(exc.what)

@@ -136,8 +136,10 @@ def test_the_int8_weight_qdq_onnx_is_refused_for_tensorrt_8_and_as_calib(tmp_pat
     TensorRT >= 10) got a TensorRT 8.5 trtexec command, and as --calib a utf-8 decoding error."""
     import cv2
     import numpy as np
+    from conftest import require_calibrate
     from edgealex.calib.pipeline import calibrate
 
+    require_calibrate()
     model = tiny_classifier(tmp_path / "tiny.onnx")
     images = tmp_path / "imgs"
     for i in range(10):
