@@ -109,12 +109,15 @@ PYTHON = sys.executable
 
 
 def default_sigint():
-    """``preexec_fn`` for children the tests interrupt: SIGINT back to its default disposition.
+    """``preexec_fn`` for children the tests interrupt: SIGINT and SIGHUP back to their default
+    dispositions.
 
     A shell that starts a job in the background without job control (as CI may) makes SIGINT
-    ignored for it, and Python then installs no KeyboardInterrupt handler in the child.
+    ignored for it, and Python then installs no KeyboardInterrupt handler in the child; under
+    ``nohup`` SIGHUP is ignored, and edgealex rightly leaves an ignored SIGHUP alone.
     """
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 class _SeparateResult:
