@@ -291,7 +291,9 @@ def test_matrix_configurations_per_target():
     assert [c for c in matrix_configs(load_target("nano")) if c[1] is not None] == []  # no DLA on the Nano
 
 
-def test_matrix_on_the_cpu_target_builds_fp32_and_both_int8_layouts(tmp_path):
+def noise_calibration(tmp_path, per_class=8):
+    """A tiny ONNX (``tmp_path/tiny.onnx``) and its real `edgealex calibrate` output
+    (``tmp_path/calib``) on noise images of the first two labels; returns (model, CalibrationResult)."""
     cv2 = pytest.importorskip("cv2")
     from edgealex.calib.pipeline import calibrate
 
@@ -299,10 +301,15 @@ def test_matrix_on_the_cpu_target_builds_fp32_and_both_int8_layouts(tmp_path):
     rng = np.random.default_rng(0)
     for label in LABELS[:2]:
         os.makedirs(str(tmp_path / "images" / label))
-        for i in range(8):
+        for i in range(per_class):
             cv2.imwrite(str(tmp_path / "images" / label / f"{i}.png"),
                         rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
-    calibrate(model, str(tmp_path / "images"), str(tmp_path / "calib"), min_agreement=0.0, progress=False)
+    return model, calibrate(model, str(tmp_path / "images"), str(tmp_path / "calib"), min_agreement=0.0,
+                            progress=False)
+
+
+def test_matrix_on_the_cpu_target_builds_fp32_and_both_int8_layouts(tmp_path):
+    model, _ = noise_calibration(tmp_path)
     out = tmp_path / "res"
     args = ["bench", "--matrix", "--onnx", model, "--target", "cpu", "--iterations", "5", "--warmup-iters", "1",
             "--power", "none", "-o", str(out)]
@@ -465,9 +472,7 @@ def test_a_checkpoint_or_a_quantized_onnx_where_it_does_not_belong_names_the_fix
     """Issue 17 follow-up F: `bench model.pt` and `run model.pt` point to `edgealex export` (the rule
     `build model.pt` uses); --torch-weights with an INT8 (Q/DQ) ONNX says it is a quantized model."""
     torch = pytest.importorskip("torch")
-    cv2 = pytest.importorskip("cv2")
-    from edgealex.calib.pipeline import calibrate
-
+    pytest.importorskip("cv2")
     weights = tmp_path / "model.pt"
     torch.save({"state_dict": {"w": torch.zeros(2)}}, str(weights))
     for args in (["bench", str(weights), "--iterations", "1", "--power", "none", "--idle", "30", "-o",
@@ -478,13 +483,7 @@ def test_a_checkpoint_or_a_quantized_onnx_where_it_does_not_belong_names_the_fix
         assert "is a PyTorch checkpoint, not an ONNX model or an engine" in r.output
         assert f"edgealex export --weights {weights} -o model.onnx" in r.output
         assert "unknown artifact type" not in r.output
-    model = tiny_onnx(tmp_path / "tiny.onnx")
-    rng = np.random.default_rng(0)
-    for label in LABELS[:2]:
-        os.makedirs(str(tmp_path / "images" / label))
-        for i in range(6):
-            cv2.imwrite(str(tmp_path / "images" / label / f"{i}.png"), rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
-    result = calibrate(model, str(tmp_path / "images"), str(tmp_path / "calib"), min_agreement=0.0, progress=False)
+    model, result = noise_calibration(tmp_path, per_class=6)
     r = invoke(["bench", model, "--mode", "compare", "--baselines", "torch", "--torch-weights", result.qdq_onnx,
                 "--iterations", "1", "--power", "none", "-o", str(tmp_path / "r")])
     assert r.exit_code == 1 and "is a quantized (INT8) model" in r.output, r.output

@@ -169,30 +169,15 @@ def test_report_reads_a_run_that_was_killed_mid_measurement(tmp_path):
     assert "| crashed b1 | engine | ort | int8 | cpu | 1 | n/a |" in md and "measuring" in md
 
 
-def _calibrated(tmp_path):
-    """A tiny ONNX and its `edgealex calibrate` output folder (real calibration on noise images)."""
-    cv2 = pytest.importorskip("cv2")
-    import numpy as np
-
-    from edgealex.calib.pipeline import calibrate
-    from test_bench_harness import LABELS
-
-    model = tiny_onnx(tmp_path / "tiny.onnx")
-    rng = np.random.default_rng(0)
-    for label in LABELS[:2]:
-        os.makedirs(str(tmp_path / "images" / label))
-        for i in range(8):
-            cv2.imwrite(str(tmp_path / "images" / label / f"{i}.png"), rng.integers(0, 255, (24, 24, 3), dtype=np.uint8))
-    calibrate(model, str(tmp_path / "images"), str(tmp_path / "calib"), min_agreement=0.0, progress=False)
-    return model, tmp_path / "calib"
-
-
 def test_ort_native_int8_row_shows_the_ort_models_holdout_agreement(tmp_path):
     """Issue 17 follow-up A: an ORT-native INT8 engine's row shows calibration.json's
     agreements.int8_ort (not the Q/DQ model's calibration_agreement) beside accuracy.int8_ort."""
     import shutil
 
-    model, calib = _calibrated(tmp_path)
+    from test_bench_harness import noise_calibration
+
+    model, _ = noise_calibration(tmp_path)
+    calib = tmp_path / "calib"
     manifest = json.loads((calib / "calibration.json").read_text())
     manifest["agreements"]["int8_ort"], manifest["accuracy"]["int8_ort"] = 0.9, 0.1
     (calib / "calibration.json").write_text(json.dumps(manifest))
