@@ -199,3 +199,32 @@ def test_prune_and_distill_take_the_exported_onnx_as_the_checkpoint(tmp_path):
     a, b = load_checkpoint(str(tmp_path / "a.pt")), load_checkpoint(str(tmp_path / "b.pt"))
     assert all(torch.equal(a["state_dict"][k], b["state_dict"][k]) for k in a["state_dict"])
     assert b["labels"] == ["ok", "hole"] and b["preprocess"] == a["preprocess"]
+
+
+def test_prune_distill_fine_tunes_with_the_parent_as_teacher(tmp_path):
+    """`prune --distill`: the fine-tuning's loss is the Hinton loss against the unpruned parent, whose
+    weights hash joins the settings (a labels-only fine-tuning is a different cache entry)."""
+    data = easy_dataset(tmp_path / "data")
+    parent = tmp_path / "parent.pt"
+    save_checkpoint(str(parent), build_model("alexnet", 2, seed=0, widths=TINY_WIDTHS), ["ok", "hole"],
+                    Preprocess(input_size=64, resize=72))
+    options = {k: v for k, v in TINY_TRAIN.items() if k not in ("widths", "epochs")}
+    plain = prune(str(parent), str(tmp_path / "plain.pt"), keep=0.5, fine_tune_epochs=1, data=str(data), preset=None,
+                  threads=2, **options)
+    taught = prune(str(parent), str(tmp_path / "kd.pt"), keep=0.5, fine_tune_epochs=1, data=str(data), preset=None,
+                   threads=2, distill=True, temperature=2.0, alpha=0.5, **options)
+    ckpt = load_checkpoint(str(tmp_path / "kd.pt"))
+    parent_hash = weights_sha256(load_checkpoint(str(parent))["state_dict"])
+    assert ckpt["settings"]["teacher_sha256"] == parent_hash
+    assert ckpt["settings"]["distill_temperature"] == 2.0 and ckpt["settings"]["distill_alpha"] == 0.5
+    assert load_checkpoint(str(tmp_path / "plain.pt"))["settings"]["teacher_sha256"] is None
+    assert taught.fine_tune["settings"] != plain.fine_tune["settings"]
+    # same start, different loss: different weights
+    a = load_checkpoint(str(tmp_path / "plain.pt"))["state_dict"]["classifier.6.weight"]
+    assert not torch.equal(a, ckpt["state_dict"]["classifier.6.weight"])
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--distill", "-o", str(tmp_path / "x.pt")])
+    assert res.exit_code == 1 and res.output.startswith("--distill | distillation happens during fine-tuning")
+    assert not (tmp_path / "x.pt").exists()
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--distill", "--fine-tune-epochs", "1",
+                                    "--data", str(data), "--alpha", "1.5", "-o", str(tmp_path / "y.pt")])
+    assert res.exit_code == 1 and "Traceback" not in res.output and not list(tmp_path.glob("y*.pt"))

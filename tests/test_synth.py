@@ -184,12 +184,13 @@ def test_cli_synth(tmp_path):
 
 
 def _changed_pixels(label, difficulty, n):
-    """Pixels a defect changes by more than the sensor noise: same seed rendered as ok and as ``label``
+    """Summed change of the pixels a defect changes by more than the sensor noise: same seed rendered as ok and as ``label``
     (the surface is drawn first from the same stream, so only the defect and the noise differ)."""
     ok = render_sample(np.random.default_rng([5, n]), "ok", size=128, surface=SURFACES[n % len(SURFACES)])
     bad = render_sample(np.random.default_rng([5, n]), label, size=128, surface=SURFACES[n % len(SURFACES)],
                         difficulty=difficulty)
-    return int((np.abs(bad.astype(np.int16) - ok.astype(np.int16)).max(axis=2) > 30).sum())
+    diff = np.abs(bad.astype(np.int16) - ok.astype(np.int16)).max(axis=2)
+    return int(diff[diff > 30].sum())  # how much the defect changes the image: area x contrast
 
 
 def test_hard_difficulty_draws_smaller_fainter_defects():
@@ -209,6 +210,7 @@ def test_hard_dataset_records_its_difficulty(tmp_path):
     hard = synthesize(str(tmp_path / "hard"), per_class=4, size=64, difficulty="hard", workers=1)
     normal = synthesize(str(tmp_path / "normal"), per_class=4, size=64, workers=1)
     assert hard.params["difficulty"] == "hard" and "difficulty" not in normal.params
+    assert hard.params["hard"] == {"box_scale": 0.55, "contrast": [0.6, 0.9]} and "hard" not in normal.params
     assert hard.data_hash != normal.data_hash
     res = cli_runner().invoke(app, ["data", "synth", "-o", str(tmp_path / "x"), "--per-class", "4", "--size", "64",
                                    "--difficulty", "extreme"])

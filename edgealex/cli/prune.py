@@ -19,6 +19,9 @@ def prune(
     multiple_of: Annotated[int, typer.Option(help="Round kept channel counts to this multiple.")] = 8,
     fine_tune_epochs: Annotated[int, typer.Option(help="Fine-tune this many epochs after pruning (needs --data).")] = 0,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset for fine-tuning.")] = None,
+    distill: Annotated[bool, typer.Option(help="Fine-tune distilling from the unpruned checkpoint (Hinton loss).")] = False,
+    temperature: Annotated[float, typer.Option(help="With --distill: softmax temperature T of the soft targets.")] = 4.0,
+    alpha: Annotated[float, typer.Option(help="With --distill: weight of the soft-target loss.")] = 0.9,
     preset: Annotated[str, typer.Option(help="Training recipe for fine-tuning (see `edgealex train`).")] = "demo",
     lr: Annotated[Optional[float], typer.Option(help="Fine-tuning learning rate (default: the preset's).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for fine-tuning.")] = None,
@@ -35,7 +38,8 @@ def prune(
 
         options["progress"] = BarProgress()
     result = run_prune(str(checkpoint), str(output), keep, multiple_of=multiple_of, fine_tune_epochs=fine_tune_epochs,
-                       data=str(data) if data else None, **options)
+                       data=str(data) if data else None, distill=distill, temperature=temperature,
+                       alpha=alpha, **options)
     if json_out:
         emit_json(result.to_dict())
         return

@@ -131,7 +131,8 @@ def _flat(widths):
     return [int(w) for key in ("conv", "fc") for w in ((widths or {}).get(key) or [])]
 
 
-def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None, **train_options):
+def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None, distill=False, temperature=4.0,
+          alpha=0.9, **train_options):
     """Prune a checkpoint and write the smaller one (optionally fine-tuned on ``data``).
 
     Args:
@@ -142,6 +143,11 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
         fine_tune_epochs (int): train this many epochs after pruning (needs ``data``). The pruned,
             not yet fine-tuned weights are kept as ``<output stem>.unfinetuned.pt``.
         data (str): dataset for fine-tuning (layouts of :mod:`edgealex.train.data`).
+        distill (bool): fine-tune with the unpruned ``checkpoint`` as the distillation teacher
+            (Hinton loss, :func:`edgealex.train.trainer.distillation_loss`), the usual way to win back
+            what pruning lost. Needs ``fine_tune_epochs``. Defaults to False (labels only).
+        temperature (float): distillation temperature T. Defaults to 4.0.
+        alpha (float): weight of the soft-target term, in [0, 1]. Defaults to 0.9.
         **train_options: passed to :func:`edgealex.train.trainer.train` (preset, lr, threads, reuse, ...).
 
     Returns:
@@ -156,6 +162,9 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
         raise EdgeAlexError(f"--fine-tune-epochs {fine_tune_epochs}", "must be a whole number, 0 or more",
                             "pass --fine-tune-epochs 0 (no fine-tuning) or more")
+    if distill and not fine_tune_epochs:
+        raise EdgeAlexError("--distill", "distillation happens during fine-tuning, and none was asked for",
+                            "pass --fine-tune-epochs N (and --data DIR) with --distill")
     if fine_tune_epochs and data is None:
         raise EdgeAlexError(f"--fine-tune-epochs {fine_tune_epochs}", "fine-tuning needs training data",
                             "pass --data DIR (e.g. the dataset the parent was trained on)")
@@ -204,6 +213,8 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
         options = dict(train_options)
         options.setdefault("preset", "demo")
         options.setdefault("keep_last", False)  # prune has no --resume: no resume state is left behind
+        if distill:  # the parent teaches its pruned self; the trainer validates T and alpha
+            options.update(teacher=str(checkpoint), distill_temperature=temperature, distill_alpha=alpha)
         try:
             result = train(str(data), output, epochs=int(fine_tune_epochs), init_weights=target, **options)
         except EdgeAlexError:

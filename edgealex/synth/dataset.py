@@ -39,7 +39,8 @@ from edgealex._optional import require
 from edgealex.artifacts import environment_summary, read_json, staging_dir, write_json_atomic, write_text_atomic
 from edgealex.errors import EdgeAlexError
 from edgealex.log import logger
-from edgealex.synth.render import GENERATOR_VERSION, LABELS, SURFACES, check_difficulty, render_sample
+from edgealex.synth.render import (GENERATOR_VERSION, HARD_BOX_SCALE, HARD_CONTRAST, LABELS, SURFACES, check_difficulty,
+                                   render_sample)
 
 DATASET_FORMAT = "edgealex-synthetic-defects"
 MANIFEST_NAME = "dataset.json"
@@ -148,6 +149,7 @@ def _params(per_class, size, seed, splits, difficulty="normal"):
               "image_format": IMAGE_EXT.lstrip("."), "jpeg_quality": JPEG_QUALITY}
     if difficulty != "normal":  # normal datasets keep the parameters (and caches) they always had
         params["difficulty"] = difficulty
+        params["hard"] = {"box_scale": HARD_BOX_SCALE, "contrast": list(HARD_CONTRAST)}
     return params
 
 

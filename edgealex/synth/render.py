@@ -14,10 +14,13 @@ Defects (label -> look):
     crack    jagged dark path with small branches (random walk), thin.
     hole     round or slightly elliptical dark pit with a shading gradient and a lit rim.
 
-Difficulty ``hard`` (for comparing model variants, which all score 97-100% on ``normal``): every
-defect is drawn in a box ~0.55x the normal side and blended into the surface at 30-55% of its
-normal contrast; half the scratches are dark (so they resemble cracks). ``normal`` draws exactly
-what generator version 8 drew (same random stream, same bytes).
+Difficulty ``hard`` (for comparing model variants, which all score 95-100% on ``normal``): every
+defect is drawn in a box ~0.55x the normal side and blended into the surface at 60-90% of its
+normal contrast; half the scratches are dark (so they resemble cracks). Calibrated so that the
+variants learn it and differ: AlexNet reached 79% holdout there (400 images per class, 128 px
+input, 10 epochs, seed 0), against 24% (chance is 20%) at the earlier 30-55% contrast, which no
+variant learned. ``normal`` draws exactly what generator version 8 drew (same random stream, same
+bytes); the hard parameters are recorded in a hard dataset's manifest (``hard``).
 """
 
 import math
@@ -33,7 +36,7 @@ LABELS = ["ok", "scratch", "stain", "crack", "hole"]
 DEFECT_LABELS = [label for label in LABELS if label != "ok"]
 DIFFICULTIES = ("normal", "hard")
 HARD_BOX_SCALE = 0.55
-HARD_CONTRAST = (0.3, 0.55)
+HARD_CONTRAST = (0.6, 0.9)
 SURFACES = ["brushed_metal", "woven_fabric", "painted_plastic", "wood_grain", "cast_concrete"]
 
 
