@@ -202,8 +202,8 @@ def _compress(paths, teacher, profile, cprofile, keep, progress):
         bar = BarProgress()
     return prune(teacher, paths["checkpoint"], keep, fine_tune_epochs=cprofile.fine_tune_epochs, data=paths["data"],
                  preset=profile.train_preset, lr=cprofile.lr, lr_steps=tuple(cprofile.lr_steps),
-                 warmup_epochs=cprofile.warmup_epochs, teacher=teacher, distill_temperature=cprofile.temperature,
-                 distill_alpha=cprofile.alpha, reuse=True, keep_last=False, save_every=10 ** 6, progress=bar)
+                 warmup_epochs=cprofile.warmup_epochs, distill=True, temperature=cprofile.temperature,
+                 alpha=cprofile.alpha, reuse=True, keep_last=False, save_every=10 ** 6, progress=bar)
 
 
 def _precision_of(engine):
