@@ -108,7 +108,8 @@ def phase_train(args, data):
                 pr = prune(parent, os.path.join(root, name + ".pt"), keep / 100.0,
                            fine_tune_epochs=args.kd_fine_tune_epochs if kd else args.fine_tune_epochs,
                            data=data[setting], distill=kd, temperature=DISTILL_T, alpha=DISTILL_ALPHA, seed=seed,
-                           keep_last=False, lr=0.002, warmup_epochs=0.0, lr_steps=(), input_size=args.input_size,
+                           keep_last=False, lr=args.kd_lr if kd else 0.002, warmup_epochs=0.0,
+                           lr_steps=tuple(args.kd_lr_steps) if kd else (), input_size=args.input_size,
                            resize=args.input_size * 256 // 224, threads=args.threads, reuse=True,
                            save_every=10 ** 6)
                 from edgealex.train import TrainResult
@@ -170,9 +171,13 @@ def _export_calibrate_build(ckpt, data_dir, out_dir):
     from edgealex.calib.pipeline import calibrate
     from edgealex.export.onnx import export_onnx
 
-    os.makedirs(out_dir, exist_ok=True)
     name = os.path.splitext(os.path.basename(ckpt))[0]
     onnx_path = os.path.join(out_dir, name + ".onnx")
+    if os.path.isfile(onnx_path) and os.path.getmtime(ckpt) > os.path.getmtime(onnx_path):
+        import shutil
+
+        shutil.rmtree(out_dir)  # the checkpoint was trained again: its ONNX, calibration and engines are stale
+    os.makedirs(out_dir, exist_ok=True)
     if not os.path.isfile(onnx_path):
         export_onnx(onnx_path, weights=ckpt, parity_samples=2)
     calib_dir = os.path.join(out_dir, name + "-calib")
@@ -531,7 +536,9 @@ def markdown(meta, rows, claim_rows, speed, args, target, acc_ref):
              f"{args.epochs} epochs of the demo recipe (SGD, He init, warm-up 0.5 epoch, step decay), "
              f"seeds {', '.join(map(str, args.seeds))}; pruned models fine-tuned {args.fine_tune_epochs} epochs "
              f"(lr 0.002), the -kd ones {args.kd_fine_tune_epochs} epochs distilling from their unpruned parent "
-             f"(`prune --distill`, T {DISTILL_T:g}, alpha {DISTILL_ALPHA:g}, lr 0.002); slim students distilled from the seed's alexnet with T {DISTILL_T:g}, alpha {DISTILL_ALPHA:g} "
+             f"(`prune --distill`, T {DISTILL_T:g}, alpha {DISTILL_ALPHA:g}, lr {args.kd_lr:g}"
+             + (f", stepped down by the demo preset's lr_gamma after epochs {', '.join(map(str, args.kd_lr_steps))}" if args.kd_lr_steps else "")
+             + f"); slim students distilled from the seed's alexnet with T {DISTILL_T:g}, alpha {DISTILL_ALPHA:g} "
              f"at lr {DISTILL_LR:g} (the soft term's gradient is T x that of plain cross-entropy: at lr 0.01 a student "
              "collapsed to one class, 20.0% on the normal setting, seed 0), and the same slim model also trained "
              "alone at that lr. Accuracy = FP32 PyTorch on the holdout split, mean ± half the range over the seeds. "
@@ -689,6 +696,9 @@ def main():
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--fine-tune-epochs", type=int, default=3)
     parser.add_argument("--kd-fine-tune-epochs", type=int, default=6)
+    parser.add_argument("--kd-lr", type=float, default=0.002, help="learning rate of the -kd fine-tuning")
+    parser.add_argument("--kd-lr-steps", type=int, nargs="*", default=[],
+                        help="epochs after which the -kd fine-tuning's lr drops (the demo preset's lr_gamma)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--seconds", type=float, default=1.5)
