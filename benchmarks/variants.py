@@ -82,7 +82,18 @@ def _record(runs, path, key, result, seconds, extra=None):
     print(f"{key}: holdout {result.holdout_acc:.1%} ({seconds:.0f} s{', reused' if result.reused else ''})", flush=True)
 
 
+def _prune_once(prune, parent, out, keep, kd, args, data_dir, seed):
+    """Prune ``parent`` to ``keep`` % and fine-tune: plainly (``--fine-tune-epochs``, lr 0.002) or
+    distilling from the parent (``--kd-*``)."""
+    return prune(parent, out, keep / 100.0, fine_tune_epochs=args.kd_fine_tune_epochs if kd else args.fine_tune_epochs,
+                 data=data_dir, distill=kd, temperature=DISTILL_T, alpha=DISTILL_ALPHA, seed=seed, keep_last=False,
+                 lr=args.kd_lr if kd else 0.002, warmup_epochs=0.0, lr_steps=tuple(args.kd_lr_steps) if kd else (),
+                 input_size=args.input_size, resize=args.input_size * 256 // 224, threads=args.threads, reuse=True,
+                 save_every=10 ** 6)
+
+
 def phase_train(args, data):
+    from edgealex.errors import EdgeAlexError
     from edgealex.models.prune import prune
     from edgealex.train import train
     from edgealex.train.distill import distill
@@ -105,13 +116,13 @@ def phase_train(args, data):
             for keep, kd in ((70, False), (30, False), (50, True), (30, True)):
                 name = f"alexnet-pruned{keep}" + ("-kd" if kd else "")
                 start = time.perf_counter()
-                pr = prune(parent, os.path.join(root, name + ".pt"), keep / 100.0,
-                           fine_tune_epochs=args.kd_fine_tune_epochs if kd else args.fine_tune_epochs,
-                           data=data[setting], distill=kd, temperature=DISTILL_T, alpha=DISTILL_ALPHA, seed=seed,
-                           keep_last=False, lr=args.kd_lr if kd else 0.002, warmup_epochs=0.0,
-                           lr_steps=tuple(args.kd_lr_steps) if kd else (), input_size=args.input_size,
-                           resize=args.input_size * 256 // 224, threads=args.threads, reuse=True,
-                           save_every=10 ** 6)
+                try:
+                    pr = _prune_once(prune, parent, os.path.join(root, name + ".pt"), keep, kd, args, data[setting],
+                                     seed)
+                except EdgeAlexError as exc:  # a diverged fine-tuning is a result of the matrix, not its end
+                    print(f"{setting}/{seed}/{name}: FAILED: {exc}", flush=True)
+                    runs[f"{setting}/{seed}/{name}"] = {"failed": str(exc)}
+                    continue
                 from edgealex.train import TrainResult
                 _record(runs, runs_path, f"{setting}/{seed}/{name}", TrainResult.from_dict(pr.fine_tune),
                         time.perf_counter() - start, {"parameters": pr.parameters_after, "widths": pr.widths})
@@ -366,11 +377,13 @@ def phase_int8_accuracy(args, data):
     from edgealex.artifacts import write_json_atomic
 
     out = {}
+    runs_path = os.path.join(args.work, "runs.json")
+    runs = json.load(open(runs_path)) if os.path.isfile(runs_path) else {}
     for setting in SETTINGS:
         for seed in args.seeds:
             for name in TARGET_CANDIDATES:
                 ckpt = os.path.join(args.work, setting, f"seed{seed}", name + ".pt")
-                if not os.path.isfile(ckpt):
+                if not os.path.isfile(ckpt) or "failed" in runs.get(f"{setting}/{seed}/{name}", {}):
                     continue
                 where = os.path.join(args.work, "int8-accuracy", setting, f"seed{seed}", name)
                 print("int8 accuracy", setting, seed, name, flush=True)
@@ -534,7 +547,10 @@ def claims(acc, params, runs, seeds):
     return out
 
 
-def _missing_text(missing):
+def _missing_text(missing, failed=None):
+    if failed:
+        return ("**Failed trainings (not counted):** " + "; ".join(f"{k}: {v}" for k, v in sorted(failed.items()))
+                + ".\n\n" + _missing_text(missing))
     if not missing:
         return "Every training of the matrix finished (variants x settings x seeds).\n"
     by_cell = {}
@@ -570,7 +586,7 @@ def markdown(meta, rows, claim_rows, speed, args, target, acc_ref):
              "alone at that lr. Accuracy = FP32 PyTorch on the holdout split, mean ± half the range over the seeds. "
              "Speed: ONNX Runtime engines of the seed-0 normal checkpoints, batch 1, "
              f"{args.rounds} interleaved rounds of {args.seconds} s per subject, median.", "",
-             _missing_text(meta.get("missing_runs") or []),
+             _missing_text(meta.get("missing_runs") or [], meta.get("failed_runs")),
              "| variant | params | ONNX MB | FP32 img/s | INT8 img/s | INT8 × PyTorch-eager AlexNet | holdout % normal | holdout % hard | INT8 agreement | ESTIMATE Nano FP16 img/s | ESTIMATE AGX Xavier INT8 img/s |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -787,6 +803,7 @@ def main():
         target = target_check(rows, speed, acc, args, int8_acc)
         meta["loadavg_after"] = machine()["loadavg"]
         meta["missing_runs"] = missing_runs(runs, args.seeds)
+        meta["failed_runs"] = {k: v["failed"] for k, v in runs.items() if "failed" in v}
         data_out = {"machine": meta, "scale": vars(args), "rows": rows, "claims": claim_rows, "target": target,
                     "speed": speed, "runs": runs, "int8_accuracy": int8_acc}
         write_results(args.out, "variants", json.loads(dumps(data_out)), markdown(meta, rows, claim_rows, speed, args,
