@@ -107,7 +107,8 @@ def phase_train(args, data):
                 start = time.perf_counter()
                 pr = prune(parent, os.path.join(root, name + ".pt"), keep / 100.0,
                            fine_tune_epochs=args.kd_fine_tune_epochs if kd else args.fine_tune_epochs,
-                           data=data[setting], distill=kd, temperature=DISTILL_T, alpha=DISTILL_ALPHA, seed=seed,
+                           data=data[setting], distill=kd, seed=seed,
+                           **({"temperature": DISTILL_T, "alpha": DISTILL_ALPHA} if kd else {}),
                            keep_last=False, lr=0.002, warmup_epochs=0.0, lr_steps=(), input_size=args.input_size,
                            resize=args.input_size * 256 // 224, threads=args.threads, reuse=True,
                            save_every=10 ** 6)
