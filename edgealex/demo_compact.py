@@ -337,6 +337,11 @@ def _format_compact(c):
 class CompactDemoResult(DemoResult):
     """:class:`edgealex.demo.DemoResult` whose summary ends with the compact model's figures."""
 
+    def training_checkpoint_kept(self):
+        # "checkpoint" is the compact model's here; the trained AlexNet (the teacher) is kept only
+        # with --keep-checkpoint (else its ONNX stands for it)
+        return bool(self.artifacts.get("teacher_checkpoint"))
+
     def format(self):
         lines = DemoResult.format(self).split("\n")
         at = next((i for i, line in enumerate(lines) if line == "  artifacts:"), len(lines))

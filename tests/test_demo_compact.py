@@ -97,6 +97,9 @@ def test_compact_summary_figures_are_measured(compact_run):
     assert "compact model: pruned to 50%" in text and "issue 15 target" in text
     assert "MET:" not in text and "not checked: 10 holdout images" in text
     assert "ratio {:.1f}x".format(c["ratio"]) in text
+    # the AlexNet's training checkpoint was removed after export (issue 15 fresh-user attack: the disk
+    # line said "training checkpoint kept", looking at the compact model's checkpoint)
+    assert "(training checkpoint not kept: --keep-checkpoint)" in text
 
 
 def test_compact_and_plain_demos_share_one_teacher(compact_run):
