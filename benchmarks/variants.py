@@ -167,6 +167,17 @@ def phase_train(args, data):
     return runs
 
 
+def is_stale_export(onnx_path, ckpt):
+    """True unless ``onnx_path`` was exported from this very checkpoint file: its sidecar's provenance
+    names the checkpoint's sha256 (:func:`edgealex.train.trainer.exported_weights_sha256`). By content,
+    not by mtime: a checkpoint copied or restored with an older mtime (cp -p, rsync -t, a backup) is
+    still caught, and one merely touched is not re-exported."""
+    from edgealex.artifacts import sha256_file
+    from edgealex.train.trainer import exported_weights_sha256
+
+    return exported_weights_sha256(onnx_path) != sha256_file(ckpt)
+
+
 def _export_calibrate_build(ckpt, data_dir, out_dir):
     from edgealex.build.api import build_engine
     from edgealex.calib.pipeline import calibrate
@@ -174,7 +185,7 @@ def _export_calibrate_build(ckpt, data_dir, out_dir):
 
     name = os.path.splitext(os.path.basename(ckpt))[0]
     onnx_path = os.path.join(out_dir, name + ".onnx")
-    if os.path.isfile(onnx_path) and os.path.getmtime(ckpt) > os.path.getmtime(onnx_path):
+    if os.path.isfile(onnx_path) and os.path.isfile(ckpt) and is_stale_export(onnx_path, ckpt):
         import shutil
 
         shutil.rmtree(out_dir)  # the checkpoint was trained again: its ONNX, calibration and engines are stale
@@ -735,7 +746,7 @@ def _cpu_flags():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     parser.add_argument("--work", default="/tmp/edgealex-variants")
     parser.add_argument("--phase", choices=("train", "speed", "int8", "table", "all"), default="all")
@@ -763,8 +774,15 @@ def main():
     meta = machine()
     meta["loadavg_before"] = meta["loadavg"]
     meta["cpu_flags"] = _cpu_flags()
-    data = datasets(args.work, args.per_class, args.size)
     runs_path = os.path.join(args.work, "runs.json")
+    if args.phase == "table":  # the table reads the other phases' records: no dataset needed (nor made)
+        missing = [p for p in (runs_path, os.path.join(args.work, "speed.json")) if not os.path.isfile(p)]
+        if missing:
+            sys.exit(f"{args.work}: no {' or '.join(os.path.basename(p) for p in missing)} there; --phase table "
+                     "renders the records of --phase train and --phase speed: run those first (or pass the --work "
+                     "of a run that did)")
+    else:
+        data = datasets(args.work, args.per_class, args.size)
     if args.phase in ("train", "all"):
         phase_train(args, data)
     if args.phase in ("speed", "all"):
