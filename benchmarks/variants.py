@@ -664,20 +664,33 @@ def missing_runs(runs, seeds):
             if f"{setting}/{seed}/{name}" not in runs]
 
 
+def _int8_accuracy(entry, rule="demo_rule"):
+    """One int8_accuracy.json entry's INT8 holdout accuracy under ``rule`` ("demo_rule" or "entropy")."""
+    if rule != "entropy":
+        entry = entry.get(rule) or {}
+    return entry.get("int8_accuracy")
+
+
 def int8_stats(int8_acc, seeds, rule="demo_rule"):
     """{(candidate, setting): stats of its INT8 holdout accuracy over the seeds}; ``rule`` "demo_rule"
     (the demo's calibration-method rule) or "entropy" (entropy ranges only)."""
-    def one(entry):
-        if rule != "entropy":
-            entry = entry.get(rule) or {}
-        return entry.get("int8_accuracy")
-    return {(name, setting): _stats([one(int8_acc.get(f"{setting}/{s}/{name}", {})) for s in seeds])
+    return {(name, setting): _stats([_int8_accuracy(int8_acc.get(f"{setting}/{s}/{name}", {}), rule) for s in seeds])
             for name in TARGET_CANDIDATES for setting in SETTINGS}
 
 
-def target_check(rows, speed, acc, args, int8_acc=None):
+def paired_stats(int8_acc, runs, name, setting, seeds):
+    """(candidate INT8 stats, FP32 AlexNet stats) over the seeds where both were measured: a run cut
+    short (or a candidate that failed) must not compare a two-seed mean with a three-seed one."""
+    pairs = [(_int8_accuracy(int8_acc.get(f"{setting}/{s}/{name}", {})),
+              runs.get(f"{setting}/{s}/alexnet", {}).get("holdout_acc")) for s in seeds]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    return _stats([a for a, _ in pairs]), _stats([b for _, b in pairs])
+
+
+def target_check(rows, speed, acc, args, int8_acc=None, runs=None):
     """The >= 10x target: a compressed INT8 model against PyTorch eager FP32 AlexNet (speed, one run) and
-    against FP32 AlexNet's holdout accuracy (mean over the seeds, within 0.5 pts on both settings)."""
+    against FP32 AlexNet's holdout accuracy (mean over the seeds, within 0.5 pts on both settings).
+    With ``runs`` (runs.json) the two means are taken over the same seeds (those where both exist)."""
     _, base = _best_torch(speed["trained"])
     r224 = speed.get("random224")
     int8 = int8_stats(int8_acc or {}, args.seeds)
@@ -689,14 +702,18 @@ def target_check(rows, speed, acc, args, int8_acc=None):
             methods.setdefault(key.rsplit("/", 1)[1], []).append(chosen)
     cands = []
     for name in TARGET_CANDIDATES:
-        notes, unmeasured, ok = [], [], True
+        notes, unmeasured, ok, deltas = [], [], True, []
         for setting in SETTINGS:
-            a, b = int8[(name, setting)], acc[("alexnet", setting)]
+            if runs is not None:
+                a, b = paired_stats(int8_acc or {}, runs, name, setting, args.seeds)
+            else:
+                a, b = int8[(name, setting)], acc[("alexnet", setting)]
             if not a or not b:
                 unmeasured.append(setting)
                 notes.append(f"{setting} not measured")
                 continue
             d = (a["mean"] - b["mean"]) * 100
+            deltas.append(d)
             notes.append(f"{setting} {d:+.1f} pts ({_fmt_acc(a)} vs {_fmt_acc(b)})")
             ok = ok and d >= -0.5
         fps = speed["trained"][f"int8/{name}"]["img_per_s_median"]
@@ -705,9 +722,7 @@ def target_check(rows, speed, acc, args, int8_acc=None):
                 "accuracy_note": f"{name} INT8: " + ", ".join(notes),
                 "int8_holdout": {setting: int8[(name, setting)] for setting in SETTINGS},
                 "int8_holdout_entropy": {setting: entropy_only[(name, setting)] for setting in SETTINGS},
-                "methods_chosen": methods.get(name, []), "worst_delta_pts": min(
-                    [(int8[(name, s_)]["mean"] - acc[("alexnet", s_)]["mean"]) * 100 for s_ in SETTINGS
-                     if int8[(name, s_)] and acc[("alexnet", s_)]] or [float("-inf")])}
+                "methods_chosen": methods.get(name, []), "worst_delta_pts": min(deltas or [float("-inf")])}
         timing = f"int8/alexnet-{TIMING_WIDTH[name]}pct"
         if r224 and timing in r224:
             cand["ratio_224"] = r224[timing]["img_per_s_median"] / _best_torch(r224)[1]
@@ -803,7 +818,7 @@ def main():
             claim_rows = _options_from(claim_rows, args.options_from)
         int8_path = os.path.join(args.work, "int8_accuracy.json")
         int8_acc = json.load(open(int8_path)) if os.path.isfile(int8_path) else {}
-        target = target_check(rows, speed, acc, args, int8_acc)
+        target = target_check(rows, speed, acc, args, int8_acc, runs)
         meta["loadavg_after"] = machine()["loadavg"]
         meta["missing_runs"] = missing_runs(runs, args.seeds)
         data_out = {"machine": meta, "scale": vars(args), "rows": rows, "claims": claim_rows, "target": target,
