@@ -276,6 +276,11 @@ def test_fine_tuning_keeps_the_parents_input_size(tmp_path):
     ckpt = load_checkpoint(str(tmp_path / "o.pt"))
     assert ckpt["preprocess"]["input_size"] == 64 and ckpt["preprocess"]["resize"] == 72
     assert ckpt["settings"]["input_size"] == 64
+    assert "reused" not in res.output
+    # the same command with --reuse says that nothing was trained (it printed a fine-tuning as if it ran)
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--distill", "--fine-tune-epochs", "1",
+                                    "--data", str(data), "--preset", "fast", "-o", str(tmp_path / "o.pt"), "--reuse"])
+    assert res.exit_code == 0 and "(reused: " in res.output
 
 
 def test_prune_never_overwrites_a_parent_named_like_the_resume_state(tmp_path):
