@@ -131,6 +131,12 @@ def _flat(widths):
     return [int(w) for key in ("conv", "fc") for w in ((widths or {}).get(key) or [])]
 
 
+def unfinetuned_path(output):
+    """Where :func:`prune` keeps the pruned, not yet fine-tuned weights: ``<output stem>.unfinetuned.pt``."""
+    base, ext = os.path.splitext(str(output))
+    return base + ".unfinetuned" + ext
+
+
 def _interrupted(checkpoint, output, target, data, distill):
     """The user error for a fine-tuning stopped by Ctrl-C/SIGTERM: what each file now holds, how to go on."""
     from edgealex.train.trainer import last_path_for
@@ -201,8 +207,7 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
         from edgealex.artifacts import sidecar_path
         from edgealex.train.trainer import last_path_for
 
-        base, ext = os.path.splitext(output)
-        target = base + ".unfinetuned" + ext
+        target = unfinetuned_path(output)
         # the fine-tuning also writes the resume state (removed at the end) and the training record
         written += [target, last_path_for(output), sidecar_path(output)]
     for path in written:
