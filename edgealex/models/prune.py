@@ -146,8 +146,10 @@ def _interrupted(checkpoint, output, target, data, distill):
         kept.append(f"{output} holds the best weights of the epochs finished so far (not the finished fine-tuning)")
     last = last_path_for(output)
     if os.path.isfile(last) and os.path.getmtime(last) >= os.path.getmtime(target):
-        command = (f"edgealex distill --teacher {checkpoint}" if distill else "edgealex train") + \
-            f" --data {data} -o {output} --resume {last}"
+        from shlex import quote
+
+        command = (f"edgealex distill --teacher {quote(str(checkpoint))}" if distill else "edgealex train") + \
+            f" --data {quote(str(data))} -o {quote(output)} --resume {quote(last)}"
         note = f"continue the fine-tuning with `{command}`, or run the same command again to start it over"
     else:
         note = "run the same command again to start the fine-tuning over"
