@@ -17,7 +17,7 @@ def prune(
     keep: Annotated[float, typer.Option(help="Fraction of conv filters and hidden FC neurons kept per layer, (0, 1].")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Pruned checkpoint to write.")] = Path("pruned.pt"),
     multiple_of: Annotated[int, typer.Option(help="Round kept channel counts to this multiple.")] = 8,
-    fine_tune_epochs: Annotated[int, typer.Option(help="Fine-tune this many epochs after pruning (needs --data).")] = 0,
+    fine_tune_epochs: Annotated[int, typer.Option(help="Fine-tune this many epochs after pruning (needs --data; at the checkpoint's input size).")] = 0,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset for fine-tuning.")] = None,
     distill: Annotated[bool, typer.Option(help="Fine-tune distilling from the unpruned checkpoint (Hinton loss).")] = False,
     temperature: Annotated[Optional[float], typer.Option(help="With --distill: softmax temperature T of the soft targets (default 4).")] = None,

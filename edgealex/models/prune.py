@@ -141,11 +141,12 @@ def _interrupted(checkpoint, output, target, data, distill):
     """The user error for a fine-tuning stopped by Ctrl-C/SIGTERM: what each file now holds, how to go on."""
     from edgealex.train.trainer import last_path_for
 
-    kept = [f"the pruned, not fine-tuned checkpoint is {target}"]
-    if os.path.isfile(output) and os.path.getmtime(output) >= os.path.getmtime(target):
+    started = os.path.getmtime(target) if os.path.isfile(target) else float("inf")  # written just before training
+    kept = [f"the pruned, not fine-tuned checkpoint is {target}"] if os.path.isfile(target) else []
+    if os.path.isfile(output) and os.path.getmtime(output) >= started:
         kept.append(f"{output} holds the best weights of the epochs finished so far (not the finished fine-tuning)")
     last = last_path_for(output)
-    if os.path.isfile(last) and os.path.getmtime(last) >= os.path.getmtime(target):
+    if os.path.isfile(last) and os.path.getmtime(last) >= started:
         from shlex import quote
 
         command = (f"edgealex distill --teacher {quote(str(checkpoint))}" if distill else "edgealex train") + \
@@ -153,7 +154,7 @@ def _interrupted(checkpoint, output, target, data, distill):
         note = f"continue the fine-tuning with `{command}`, or run the same command again to start it over"
     else:
         note = "run the same command again to start the fine-tuning over"
-    return EdgeAlexError(output, "fine-tuning interrupted; " + "; ".join(kept), note)
+    return EdgeAlexError(output, "; ".join(["fine-tuning interrupted"] + kept), note)
 
 
 def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None, distill=False, temperature=None,
