@@ -310,7 +310,7 @@ def test_interrupted_fine_tune_says_what_is_on_disk_and_how_to_continue(tmp_path
 
     from conftest import default_sigint
 
-    data = easy_dataset(tmp_path / "data")
+    easy_dataset(tmp_path / "data")
     parent = _tiny_parent(tmp_path / "p.pt")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=repo)

@@ -50,4 +50,5 @@ def prune(
         hold = result.fine_tune.get("holdout_acc")
         echo(f"fine-tuned {fine_tune_epochs} epoch(s): best val accuracy {result.fine_tune['best_val_acc']:.1%}"
              + (f", holdout {hold:.1%}" if hold is not None else "")
-             + (f" (reused: {result.path} was fine-tuned identically before)" if result.fine_tune.get("reused") else ""))
+             + (f" (reused: {result.path} was fine-tuned identically before)"
+                if result.fine_tune.get("reused") else ""))

@@ -225,7 +225,7 @@ def _difference(out_dir, params):
         return json.dumps(d[k]) if k in d else "(none)"
 
     return ": it was made with other parameters ({})".format("; ".join(
-        "{}: {} there, {} asked".format(k, shown(old, k), shown(params, k)) for k in changed))
+        f"{k}: {shown(old, k)} there, {shown(params, k)} asked" for k in changed))
 
 
 def _result_from_manifest(out_dir, data, seconds, reused):
@@ -296,8 +296,8 @@ def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float]
             logger.info(f"reusing the identical dataset in {out_dir} (data_hash {cached['data_hash'][:12]})")
             return _result_from_manifest(out_dir, cached, time.perf_counter() - start, True)
         if not force:
-            raise EdgeAlexError(out_dir, "is not empty and does not hold this exact dataset" + _difference(out_dir, params),
-                                "pass --force to replace it, or choose another -o/--out")
+            raise EdgeAlexError(out_dir, "is not empty and does not hold this exact dataset"
+                                + _difference(out_dir, params), "pass --force to replace it, or choose another -o/--out")
 
     # Rendered into a staging folder beside out_dir, swapped in at the end (an old out_dir goes
     # only after that); removed on any failure, a full disk included.

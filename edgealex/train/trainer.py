@@ -162,8 +162,9 @@ class TrainSettings:
         if not float(self.warmup_epochs) >= 0.0:
             problems.append((f"--warmup-epochs {self.warmup_epochs}", "must be >= 0", "e.g. --warmup-epochs 5"))
         # finite: an infinite T passed this check and made the first step's loss nan ("lower --lr")
-        for option, value, bounds, example in (("--temperature", self.distill_temperature, {"low": 0, "low_open": True}, "4"),
-                                               ("--alpha", self.distill_alpha, {"low": 0, "high": 1}, "0.9")):
+        for option, value, bounds, example in (
+                ("--temperature", self.distill_temperature, {"low": 0, "low_open": True}, "4"),
+                ("--alpha", self.distill_alpha, {"low": 0, "high": 1}, "0.9")):
             try:
                 check_float(option, value, example=example, **bounds)
             except EdgeAlexError as exc:
