@@ -86,7 +86,8 @@ def _prune_once(prune, parent, out, keep, kd, args, data_dir, seed):
     """Prune ``parent`` to ``keep`` % and fine-tune: plainly (``--fine-tune-epochs``, lr 0.002) or
     distilling from the parent (``--kd-*``)."""
     return prune(parent, out, keep / 100.0, fine_tune_epochs=args.kd_fine_tune_epochs if kd else args.fine_tune_epochs,
-                 data=data_dir, distill=kd, temperature=DISTILL_T, alpha=DISTILL_ALPHA, seed=seed, keep_last=False,
+                 data=data_dir, distill=kd, seed=seed, keep_last=False,
+                 **({"temperature": DISTILL_T, "alpha": DISTILL_ALPHA} if kd else {}),
                  lr=args.kd_lr if kd else 0.002, warmup_epochs=0.0, lr_steps=tuple(args.kd_lr_steps) if kd else (),
                  input_size=args.input_size, resize=args.input_size * 256 // 224, threads=args.threads, reuse=True,
                  save_every=10 ** 6)
@@ -177,6 +178,17 @@ def phase_train(args, data):
     return runs
 
 
+def is_stale_export(onnx_path, ckpt):
+    """True unless ``onnx_path`` was exported from this very checkpoint file: its sidecar's provenance
+    names the checkpoint's sha256 (:func:`edgealex.train.trainer.exported_weights_sha256`). By content,
+    not by mtime: a checkpoint copied or restored with an older mtime (cp -p, rsync -t, a backup) is
+    still caught, and one merely touched is not re-exported."""
+    from edgealex.artifacts import sha256_file
+    from edgealex.train.trainer import exported_weights_sha256
+
+    return exported_weights_sha256(onnx_path) != sha256_file(ckpt)
+
+
 def _export_calibrate_build(ckpt, data_dir, out_dir):
     from edgealex.build.api import build_engine
     from edgealex.calib.pipeline import calibrate
@@ -184,7 +196,7 @@ def _export_calibrate_build(ckpt, data_dir, out_dir):
 
     name = os.path.splitext(os.path.basename(ckpt))[0]
     onnx_path = os.path.join(out_dir, name + ".onnx")
-    if os.path.isfile(onnx_path) and os.path.getmtime(ckpt) > os.path.getmtime(onnx_path):
+    if os.path.isfile(onnx_path) and os.path.isfile(ckpt) and is_stale_export(onnx_path, ckpt):
         import shutil
 
         shutil.rmtree(out_dir)  # the checkpoint was trained again: its ONNX, calibration and engines are stale
@@ -668,20 +680,33 @@ def missing_runs(runs, seeds):
             if f"{setting}/{seed}/{name}" not in runs]
 
 
+def _int8_accuracy(entry, rule="demo_rule"):
+    """One int8_accuracy.json entry's INT8 holdout accuracy under ``rule`` ("demo_rule" or "entropy")."""
+    if rule != "entropy":
+        entry = entry.get(rule) or {}
+    return entry.get("int8_accuracy")
+
+
 def int8_stats(int8_acc, seeds, rule="demo_rule"):
     """{(candidate, setting): stats of its INT8 holdout accuracy over the seeds}; ``rule`` "demo_rule"
     (the demo's calibration-method rule) or "entropy" (entropy ranges only)."""
-    def one(entry):
-        if rule != "entropy":
-            entry = entry.get(rule) or {}
-        return entry.get("int8_accuracy")
-    return {(name, setting): _stats([one(int8_acc.get(f"{setting}/{s}/{name}", {})) for s in seeds])
+    return {(name, setting): _stats([_int8_accuracy(int8_acc.get(f"{setting}/{s}/{name}", {}), rule) for s in seeds])
             for name in TARGET_CANDIDATES for setting in SETTINGS}
 
 
-def target_check(rows, speed, acc, args, int8_acc=None):
+def paired_stats(int8_acc, runs, name, setting, seeds):
+    """(candidate INT8 stats, FP32 AlexNet stats) over the seeds where both were measured: a run cut
+    short (or a candidate that failed) must not compare a two-seed mean with a three-seed one."""
+    pairs = [(_int8_accuracy(int8_acc.get(f"{setting}/{s}/{name}", {})),
+              runs.get(f"{setting}/{s}/alexnet", {}).get("holdout_acc")) for s in seeds]
+    pairs = [(a, b) for a, b in pairs if a is not None and b is not None]
+    return _stats([a for a, _ in pairs]), _stats([b for _, b in pairs])
+
+
+def target_check(rows, speed, acc, args, int8_acc=None, runs=None):
     """The >= 10x target: a compressed INT8 model against PyTorch eager FP32 AlexNet (speed, one run) and
-    against FP32 AlexNet's holdout accuracy (mean over the seeds, within 0.5 pts on both settings)."""
+    against FP32 AlexNet's holdout accuracy (mean over the seeds, within 0.5 pts on both settings).
+    With ``runs`` (runs.json) the two means are taken over the same seeds (those where both exist)."""
     _, base = _best_torch(speed["trained"])
     r224 = speed.get("random224")
     int8 = int8_stats(int8_acc or {}, args.seeds)
@@ -693,14 +718,18 @@ def target_check(rows, speed, acc, args, int8_acc=None):
             methods.setdefault(key.rsplit("/", 1)[1], []).append(chosen)
     cands = []
     for name in TARGET_CANDIDATES:
-        notes, unmeasured, ok = [], [], True
+        notes, unmeasured, ok, deltas = [], [], True, []
         for setting in SETTINGS:
-            a, b = int8[(name, setting)], acc[("alexnet", setting)]
+            if runs is not None:
+                a, b = paired_stats(int8_acc or {}, runs, name, setting, args.seeds)
+            else:
+                a, b = int8[(name, setting)], acc[("alexnet", setting)]
             if not a or not b:
                 unmeasured.append(setting)
                 notes.append(f"{setting} not measured")
                 continue
             d = (a["mean"] - b["mean"]) * 100
+            deltas.append(d)
             notes.append(f"{setting} {d:+.1f} pts ({_fmt_acc(a)} vs {_fmt_acc(b)})")
             ok = ok and d >= -0.5
         fps = speed["trained"][f"int8/{name}"]["img_per_s_median"]
@@ -709,9 +738,7 @@ def target_check(rows, speed, acc, args, int8_acc=None):
                 "accuracy_note": f"{name} INT8: " + ", ".join(notes),
                 "int8_holdout": {setting: int8[(name, setting)] for setting in SETTINGS},
                 "int8_holdout_entropy": {setting: entropy_only[(name, setting)] for setting in SETTINGS},
-                "methods_chosen": methods.get(name, []), "worst_delta_pts": min(
-                    [(int8[(name, s_)]["mean"] - acc[("alexnet", s_)]["mean"]) * 100 for s_ in SETTINGS
-                     if int8[(name, s_)] and acc[("alexnet", s_)]] or [float("-inf")])}
+                "methods_chosen": methods.get(name, []), "worst_delta_pts": min(deltas or [float("-inf")])}
         timing = f"int8/alexnet-{TIMING_WIDTH[name]}pct"
         if r224 and timing in r224:
             cand["ratio_224"] = r224[timing]["img_per_s_median"] / _best_torch(r224)[1]
@@ -750,7 +777,7 @@ def _cpu_flags():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=" ".join(__doc__.split("\n\n")[0].split()))
     parser.add_argument("--out", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))
     parser.add_argument("--work", default="/tmp/edgealex-variants")
     parser.add_argument("--phase", choices=("train", "speed", "int8", "table", "all"), default="all")
@@ -778,8 +805,15 @@ def main():
     meta = machine()
     meta["loadavg_before"] = meta["loadavg"]
     meta["cpu_flags"] = _cpu_flags()
-    data = datasets(args.work, args.per_class, args.size)
     runs_path = os.path.join(args.work, "runs.json")
+    if args.phase == "table":  # the table reads the other phases' records: no dataset needed (nor made)
+        missing = [p for p in (runs_path, os.path.join(args.work, "speed.json")) if not os.path.isfile(p)]
+        if missing:
+            sys.exit(f"{args.work}: no {' or '.join(os.path.basename(p) for p in missing)} there; --phase table "
+                     "renders the records of --phase train and --phase speed: run those first (or pass the --work "
+                     "of a run that did)")
+    else:
+        data = datasets(args.work, args.per_class, args.size)
     if args.phase in ("train", "all"):
         phase_train(args, data)
     if args.phase in ("speed", "all"):
@@ -800,7 +834,7 @@ def main():
             claim_rows = _options_from(claim_rows, args.options_from)
         int8_path = os.path.join(args.work, "int8_accuracy.json")
         int8_acc = json.load(open(int8_path)) if os.path.isfile(int8_path) else {}
-        target = target_check(rows, speed, acc, args, int8_acc)
+        target = target_check(rows, speed, acc, args, int8_acc, runs)
         meta["loadavg_after"] = machine()["loadavg"]
         meta["missing_runs"] = missing_runs(runs, args.seeds)
         meta["failed_runs"] = {k: v["failed"] for k, v in runs.items() if "failed" in v}

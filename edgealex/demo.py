@@ -96,6 +96,10 @@ class DemoResult:
     def to_dict(self):
         return asdict(self)
 
+    def training_checkpoint_kept(self):
+        """Whether the trained AlexNet's PyTorch checkpoint is still on disk (``--keep-checkpoint``)."""
+        return bool(self.artifacts.get("checkpoint"))
+
     def format(self):
         """The one-screen summary printed at the end."""
         f, a = self.figures, self.artifacts
@@ -128,7 +132,7 @@ class DemoResult:
         for name, reason in self.skipped:
             lines.append(f"  skipped {name}: {reason}")
         if f.get("disk_mb") is not None:
-            kept = "kept" if a.get("checkpoint") else "not kept: --keep-checkpoint"
+            kept = "kept" if self.training_checkpoint_kept() else "not kept: --keep-checkpoint"
             lines.append(f"  disk: {f['disk_mb']:.0f} MB in {self.out_dir} (training checkpoint {kept})")
         lines.append("  artifacts:")
         for key in ("dataset", "checkpoint", "onnx", "calibration", "engines_dir", "video", "verdicts",

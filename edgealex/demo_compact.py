@@ -192,7 +192,7 @@ def _compact_layout(out_dir, teacher_paths):
 
 def _compress(paths, teacher, profile, cprofile, keep, progress):
     """Prune the teacher and fine-tune the result distilling from it (reused when identical)."""
-    from edgealex.models.prune import prune
+    from edgealex.models.prune import prune, unfinetuned_path
 
     ensure_dir(os.path.dirname(paths["checkpoint"]), "compact model folder")
     bar = None
@@ -200,10 +200,15 @@ def _compress(paths, teacher, profile, cprofile, keep, progress):
         from edgealex.train.progress import BarProgress
 
         bar = BarProgress()
-    return prune(teacher, paths["checkpoint"], keep, fine_tune_epochs=cprofile.fine_tune_epochs, data=paths["data"],
-                 preset=profile.train_preset, lr=cprofile.lr, lr_steps=tuple(cprofile.lr_steps),
-                 warmup_epochs=cprofile.warmup_epochs, distill=True, temperature=cprofile.temperature,
-                 alpha=cprofile.alpha, reuse=True, keep_last=False, save_every=10 ** 6, progress=bar)
+    result = prune(teacher, paths["checkpoint"], keep, fine_tune_epochs=cprofile.fine_tune_epochs, data=paths["data"],
+                   preset=profile.train_preset, lr=cprofile.lr, lr_steps=tuple(cprofile.lr_steps),
+                   warmup_epochs=cprofile.warmup_epochs, distill=True, temperature=cprofile.temperature,
+                   alpha=cprofile.alpha, reuse=True, keep_last=False, save_every=10 ** 6, progress=bar)
+    # the pruned, not fine-tuned intermediate (as large as the compact model) serves nothing here:
+    # a later run prunes the teacher again (same weights, same init_sha256) and reuses the fine-tuning
+    if os.path.isfile(unfinetuned_path(paths["checkpoint"])):
+        os.remove(unfinetuned_path(paths["checkpoint"]))
+    return result
 
 
 def _precision_of(engine):
@@ -336,6 +341,11 @@ def _format_compact(c):
 
 class CompactDemoResult(DemoResult):
     """:class:`edgealex.demo.DemoResult` whose summary ends with the compact model's figures."""
+
+    def training_checkpoint_kept(self):
+        # "checkpoint" is the compact model's here; the trained AlexNet (the teacher) is kept only
+        # with --keep-checkpoint (else its ONNX stands for it)
+        return bool(self.artifacts.get("teacher_checkpoint"))
 
     def format(self):
         lines = DemoResult.format(self).split("\n")

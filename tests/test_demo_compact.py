@@ -55,6 +55,8 @@ def test_compact_model_is_smaller_and_made_from_the_trained_alexnet(compact_run)
     assert teacher == os.path.join(str(out), "model", "alexnet-defects.onnx") and os.path.isfile(teacher)
     assert not os.path.exists(os.path.join(str(out), "model", "alexnet-defects.pt"))
     assert student.startswith(os.path.join(str(out), "compact")) and os.path.isfile(student)
+    # nor the pruned, not fine-tuned intermediate (issue 15 fresh-user attack: 57 MB more per full demo)
+    assert not glob.glob(os.path.join(str(out), "compact", "model", "*.unfinetuned.pt"))
     s_ckpt = load_checkpoint(student)
     assert s_ckpt["parent"]["sha256"] == sha256_file(teacher)
     assert c["parameters"] == parameter_count(model_from_checkpoint(s_ckpt))
@@ -97,6 +99,9 @@ def test_compact_summary_figures_are_measured(compact_run):
     assert "compact model: pruned to 50%" in text and "issue 15 target" in text
     assert "MET:" not in text and "not checked: 10 holdout images" in text
     assert "ratio {:.1f}x".format(c["ratio"]) in text
+    # the AlexNet's training checkpoint was removed after export (issue 15 fresh-user attack: the disk
+    # line said "training checkpoint kept", looking at the compact model's checkpoint)
+    assert "(training checkpoint not kept: --keep-checkpoint)" in text
 
 
 def test_compact_and_plain_demos_share_one_teacher(compact_run):

@@ -99,7 +99,9 @@ def test_teacher_with_other_classes_is_refused(data, tmp_path):
                                    str(tmp_path / "s.pt")])
     assert res.exit_code == 1 and "trained with other classes" in res.output and "Traceback" not in res.output
     res = cli_runner().invoke(app, ["distill", "--teacher", str(teacher), "--data", str(data), "--alpha", "2"])
-    assert res.exit_code == 1 and "--alpha 2" in res.output
+    assert res.exit_code == 1 and res.output.startswith("--alpha | must be between 0 and 1, got 2")
+    res = cli_runner().invoke(app, ["distill", "--teacher", str(teacher), "--data", str(data), "--temperature", "inf"])
+    assert res.exit_code == 1 and res.output.startswith("--temperature | inf is not a finite number")
 
 
 def test_cli_distill_json(data, hole_teacher, tmp_path):

@@ -228,3 +228,122 @@ def test_prune_distill_fine_tunes_with_the_parent_as_teacher(tmp_path):
     res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--distill", "--fine-tune-epochs", "1",
                                     "--data", str(data), "--alpha", "1.5", "-o", str(tmp_path / "y.pt")])
     assert res.exit_code == 1 and "Traceback" not in res.output and not list(tmp_path.glob("y*.pt"))
+
+
+def _tiny_parent(path, input_size=64, resize=72):
+    save_checkpoint(str(path), build_model("alexnet", 2, seed=0, widths=TINY_WIDTHS), ["ok", "hole"],
+                    Preprocess(input_size=input_size, resize=resize))
+    return path
+
+
+@pytest.mark.parametrize("option, value", [("--temperature", "inf"), ("--temperature", "0"), ("--alpha", "nan")])
+def test_prune_distill_settings_are_checked_before_anything_is_written(tmp_path, option, value):
+    """Found by a fresh-user attack (issue 15): --temperature inf passed the check and failed at the
+    first step as "lower --lr"; every bad T/alpha was found only after the pruned intermediate had
+    been written over an existing <out>.unfinetuned.pt."""
+    data = easy_dataset(tmp_path / "data")
+    parent = _tiny_parent(tmp_path / "p.pt")
+    existing = tmp_path / "o.unfinetuned.pt"
+    _tiny_parent(existing, input_size=96, resize=110)  # an earlier run's intermediate
+    before = sha256_file(existing)
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--distill", "--fine-tune-epochs", "1",
+                                    "--data", str(data), "--preset", "fast", option, value, "-o", str(tmp_path / "o.pt")])
+    assert res.exit_code == 1 and res.output.startswith(f"{option} | ") and "Traceback" not in res.output
+    assert "pruned" not in res.output  # refused before the pruning
+    assert sha256_file(existing) == before and not (tmp_path / "o.pt").exists()
+
+
+def test_distillation_options_without_distill_are_refused(tmp_path):
+    """Found by a fresh-user attack (issue 15): `prune --temperature 2` without --distill fine-tuned on
+    the labels alone, without a word."""
+    data = easy_dataset(tmp_path / "data")
+    parent = _tiny_parent(tmp_path / "p.pt")
+    for option in ("--temperature", "--alpha"):
+        res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--fine-tune-epochs", "1", "--data",
+                                        str(data), "--preset", "fast", option, "0.5", "-o", str(tmp_path / "o.pt")])
+        assert res.exit_code == 1 and res.output.startswith(f"{option} 0.5 | is a distillation setting, and --distill")
+        assert not list(tmp_path.glob("o*"))
+
+
+def test_fine_tuning_keeps_the_parents_input_size(tmp_path):
+    """Found by a fresh-user attack (issue 15): from the CLI the fine-tuning took the preset's 224 px,
+    so a 64 px parent came back as a 224 px model (and taught the student on images it never saw)."""
+    data = easy_dataset(tmp_path / "data")
+    parent = _tiny_parent(tmp_path / "p.pt")
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--distill", "--fine-tune-epochs", "1",
+                                    "--data", str(data), "--preset", "fast", "-o", str(tmp_path / "o.pt")])
+    assert res.exit_code == 0, res.output
+    ckpt = load_checkpoint(str(tmp_path / "o.pt"))
+    assert ckpt["preprocess"]["input_size"] == 64 and ckpt["preprocess"]["resize"] == 72
+    assert ckpt["settings"]["input_size"] == 64
+    assert "reused" not in res.output
+    # the same command with --reuse says that nothing was trained (it printed a fine-tuning as if it ran)
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--distill", "--fine-tune-epochs", "1",
+                                    "--data", str(data), "--preset", "fast", "-o", str(tmp_path / "o.pt"), "--reuse"])
+    assert res.exit_code == 0 and "(reused: " in res.output
+
+
+def test_prune_never_overwrites_a_parent_named_like_the_resume_state(tmp_path):
+    """Found by a fresh-user attack (issue 15): `prune q.last.pt -o q.pt --fine-tune-epochs 2` wrote the
+    fine-tuning's resume state over the parent, then deleted it."""
+    data = easy_dataset(tmp_path / "data")
+    parent = _tiny_parent(tmp_path / "q.last.pt")
+    before = sha256_file(parent)
+    res = cli_runner().invoke(app, ["prune", str(parent), "--keep", "0.5", "--fine-tune-epochs", "2", "--data",
+                                    str(data), "--preset", "fast", "-o", str(tmp_path / "q.pt")])
+    assert res.exit_code == 1 and "would overwrite the checkpoint being pruned" in res.output
+    assert sha256_file(parent) == before and not (tmp_path / "q.pt").exists()
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGINT"])
+def test_interrupted_fine_tune_says_what_is_on_disk_and_how_to_continue(tmp_path, sig):
+    """Found by a fresh-user attack (issue 15): an interrupted `prune --distill` fine-tuning ended with
+    exit 130 and "continue with --resume <out>.last.pt", an option prune does not have. Now: one
+    user error (exit 1) naming the files and a command that continues it, which keeps the lineage."""
+    import os
+    import re
+    import shlex
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from conftest import default_sigint
+
+    easy_dataset(tmp_path / "data")
+    parent = _tiny_parent(tmp_path / "p.pt")
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=repo)
+    last = tmp_path / "o.last.pt"
+    # far more epochs than the test waits for: the signal always lands during the fine-tuning
+    proc = subprocess.Popen([sys.executable, "-m", "edgealex", "prune", "p.pt", "--keep", "0.5", "--distill",
+                             "--fine-tune-epochs", "100000", "--data", "data", "--preset", "fast", "--threads", "1",
+                             "-o", "o.pt"], cwd=str(tmp_path), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            universal_newlines=True, env=env, preexec_fn=default_sigint)
+    try:
+        for _ in range(6000):
+            if last.exists() or proc.poll() is not None:
+                break
+            time.sleep(0.02)
+        proc.send_signal(getattr(signal, sig))
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    message = err[err.index("o.pt | fine-tuning interrupted"):]
+    assert "o.unfinetuned.pt" in message and "--resume o.last.pt" in message
+    command = re.search(r"`(edgealex distill [^`]*)`", message).group(1)
+    assert command == "edgealex distill --teacher p.pt --data data -o o.pt --resume o.last.pt"
+    reached = load_checkpoint(str(last))["epoch"]
+    cwd = os.getcwd()
+    os.chdir(str(tmp_path))
+    try:  # the command continues the fine-tuning (one epoch more, not 100000)
+        res = cli_runner().invoke(app, shlex.split(command)[1:] + ["--epochs", str(reached + 1)])
+    finally:
+        os.chdir(cwd)
+    assert res.exit_code == 0, res.output
+    done = load_checkpoint(str(tmp_path / "o.pt"))
+    assert done["epoch"] == reached + 1 and done["settings"]["teacher_sha256"]
+    assert done["parent"]["sha256"] == sha256_file(parent) and done["pruning"]["keep"] == 0.5
+    assert done["widths"] == {"conv": [8] * 5, "fc": [16, 16]}

@@ -215,3 +215,29 @@ def test_hard_dataset_records_its_difficulty(tmp_path):
     res = cli_runner().invoke(app, ["data", "synth", "-o", str(tmp_path / "x"), "--per-class", "4", "--size", "64",
                                    "--difficulty", "extreme"])
     assert res.exit_code == 1 and "unknown difficulty" in res.output
+
+
+def test_a_hard_dataset_of_the_earlier_generator_is_refused_with_the_difference(tmp_path):
+    """Found by a fresh-user attack (issue 15): a hard dataset made before the hard contrast changed
+    (its manifest has no "hard" parameters) was refused as "does not hold this exact dataset" without
+    saying why; --force replaces it with one that records them."""
+    import json
+
+    out = tmp_path / "hard"
+    synthesize(str(out), per_class=4, size=64, difficulty="hard", workers=1)
+    manifest = json.loads((out / "dataset.json").read_text())
+    del manifest["params"]["hard"]  # what the earlier generator wrote
+    (out / "dataset.json").write_text(json.dumps(manifest))
+    args = ["data", "synth", "-o", str(out), "--per-class", "4", "--size", "64", "--difficulty", "hard"]
+    res = cli_runner().invoke(app, args)
+    assert res.exit_code == 1 and "it was made with other parameters (hard: (none) there, " in res.output
+    assert '"contrast": [0.6, 0.9]} asked' in res.output and "Traceback" not in res.output
+    res = cli_runner().invoke(app, ["data", "synth", "-o", str(out), "--per-class", "4", "--size", "64"])
+    assert res.exit_code == 1 and 'difficulty: "hard" there, (none) asked' in res.output
+    res = cli_runner().invoke(app, args + ["--force"])
+    assert res.exit_code == 0, res.output
+    assert json.loads((out / "dataset.json").read_text())["params"]["hard"] == {"box_scale": 0.55,
+                                                                               "contrast": [0.6, 0.9]}
+    (out / "train" / "ok" / "00000.jpg").unlink()  # same parameters, a file gone
+    res = cli_runner().invoke(app, args)
+    assert res.exit_code == 1 and "made with these parameters but files are missing or changed" in res.output

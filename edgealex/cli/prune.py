@@ -17,11 +17,11 @@ def prune(
     keep: Annotated[float, typer.Option(help="Fraction of conv filters and hidden FC neurons kept per layer, (0, 1].")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Pruned checkpoint to write.")] = Path("pruned.pt"),
     multiple_of: Annotated[int, typer.Option(help="Round kept channel counts to this multiple.")] = 8,
-    fine_tune_epochs: Annotated[int, typer.Option(help="Fine-tune this many epochs after pruning (needs --data).")] = 0,
+    fine_tune_epochs: Annotated[int, typer.Option(help="Fine-tune this many epochs after pruning (needs --data; at the checkpoint's input size).")] = 0,
     data: Annotated[Optional[Path], typer.Option("--data", "-d", help="Dataset for fine-tuning.")] = None,
     distill: Annotated[bool, typer.Option(help="Fine-tune distilling from the unpruned checkpoint (Hinton loss).")] = False,
-    temperature: Annotated[float, typer.Option(help="With --distill: softmax temperature T of the soft targets.")] = 4.0,
-    alpha: Annotated[float, typer.Option(help="With --distill: weight of the soft-target loss.")] = 0.9,
+    temperature: Annotated[Optional[float], typer.Option(help="With --distill: softmax temperature T of the soft targets (default 4).")] = None,
+    alpha: Annotated[Optional[float], typer.Option(help="With --distill: weight of the soft-target loss (default 0.9).")] = None,
     preset: Annotated[str, typer.Option(help="Training recipe for fine-tuning (see `edgealex train`).")] = "demo",
     lr: Annotated[Optional[float], typer.Option(help="Fine-tuning learning rate (default: the preset's).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed for fine-tuning.")] = None,
@@ -49,4 +49,6 @@ def prune(
     if result.fine_tune:
         hold = result.fine_tune.get("holdout_acc")
         echo(f"fine-tuned {fine_tune_epochs} epoch(s): best val accuracy {result.fine_tune['best_val_acc']:.1%}"
-             + (f", holdout {hold:.1%}" if hold is not None else ""))
+             + (f", holdout {hold:.1%}" if hold is not None else "")
+             + (f" (reused: {result.path} was fine-tuned identically before)"
+                if result.fine_tune.get("reused") else ""))

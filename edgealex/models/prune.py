@@ -131,8 +131,34 @@ def _flat(widths):
     return [int(w) for key in ("conv", "fc") for w in ((widths or {}).get(key) or [])]
 
 
-def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None, distill=False, temperature=4.0,
-          alpha=0.9, **train_options):
+def unfinetuned_path(output):
+    """Where :func:`prune` keeps the pruned, not yet fine-tuned weights: ``<output stem>.unfinetuned.pt``."""
+    base, ext = os.path.splitext(str(output))
+    return base + ".unfinetuned" + ext
+
+
+def _interrupted(checkpoint, output, target, data, distill):
+    """The user error for a fine-tuning stopped by Ctrl-C/SIGTERM: what each file now holds, how to go on."""
+    from edgealex.train.trainer import last_path_for
+
+    started = os.path.getmtime(target) if os.path.isfile(target) else float("inf")  # written just before training
+    kept = [f"the pruned, not fine-tuned checkpoint is {target}"] if os.path.isfile(target) else []
+    if os.path.isfile(output) and os.path.getmtime(output) >= started:
+        kept.append(f"{output} holds the best weights of the epochs finished so far (not the finished fine-tuning)")
+    last = last_path_for(output)
+    if os.path.isfile(last) and os.path.getmtime(last) >= started:
+        from shlex import quote
+
+        command = (f"edgealex distill --teacher {quote(str(checkpoint))}" if distill else "edgealex train") + \
+            f" --data {quote(str(data))} -o {quote(output)} --resume {quote(last)}"
+        note = f"continue the fine-tuning with `{command}`, or run the same command again to start it over"
+    else:
+        note = "run the same command again to start the fine-tuning over"
+    return EdgeAlexError(output, "; ".join(["fine-tuning interrupted"] + kept), note)
+
+
+def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None, distill=False, temperature=None,
+          alpha=None, **train_options):
     """Prune a checkpoint and write the smaller one (optionally fine-tuned on ``data``).
 
     Args:
@@ -146,8 +172,9 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
         distill (bool): fine-tune with the unpruned ``checkpoint`` as the distillation teacher
             (Hinton loss, :func:`edgealex.train.trainer.distillation_loss`), the usual way to win back
             what pruning lost. Needs ``fine_tune_epochs``. Defaults to False (labels only).
-        temperature (float): distillation temperature T. Defaults to 4.0.
-        alpha (float): weight of the soft-target term, in [0, 1]. Defaults to 0.9.
+        temperature (float): distillation temperature T (only with ``distill``). Defaults to None (4.0).
+        alpha (float): weight of the soft-target term, in [0, 1] (only with ``distill``). Defaults to
+            None (0.9).
         **train_options: passed to :func:`edgealex.train.trainer.train` (preset, lr, threads, reuse, ...).
 
     Returns:
@@ -162,6 +189,15 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
     if isinstance(fine_tune_epochs, bool) or not isinstance(fine_tune_epochs, int) or fine_tune_epochs < 0:
         raise EdgeAlexError(f"--fine-tune-epochs {fine_tune_epochs}", "must be a whole number, 0 or more",
                             "pass --fine-tune-epochs 0 (no fine-tuning) or more")
+    for option, value in (("--temperature", temperature), ("--alpha", alpha)):
+        if value is not None and not distill:  # else a forgotten --distill fine-tunes on labels alone, silently
+            raise EdgeAlexError(f"{option} {value}", "is a distillation setting, and --distill was not given",
+                                f"add --distill to fine-tune distilling from the unpruned checkpoint, or drop {option}")
+    from edgealex.train.trainer import TrainSettings
+
+    # the trainer's defaults (those of `edgealex distill` too)
+    temperature = TrainSettings.distill_temperature if temperature is None else temperature
+    alpha = TrainSettings.distill_alpha if alpha is None else alpha
     if distill and not fine_tune_epochs:
         raise EdgeAlexError("--distill", "distillation happens during fine-tuning, and none was asked for",
                             "pass --fine-tune-epochs N (and --data DIR) with --distill")
@@ -169,30 +205,48 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
         raise EdgeAlexError(f"--fine-tune-epochs {fine_tune_epochs}", "fine-tuning needs training data",
                             "pass --data DIR (e.g. the dataset the parent was trained on)")
     target = output
+    written = [output]
     if fine_tune_epochs:
-        base, ext = os.path.splitext(output)
-        target = base + ".unfinetuned" + ext
-    for written in {output, target}:
-        if same_file(written, checkpoint):
-            raise EdgeAlexError(written, "would overwrite the checkpoint being pruned", "choose another -o")
-    if fine_tune_epochs:
-        from edgealex.train.data import find_train_data
-        from edgealex.train.trainer import settings_for
+        from edgealex.artifacts import sidecar_path
+        from edgealex.train.trainer import last_path_for
 
+        target = unfinetuned_path(output)
+        # the fine-tuning also writes the resume state (removed at the end) and the training record
+        written += [target, last_path_for(output), sidecar_path(output)]
+    for path in written:
+        if same_file(path, checkpoint):
+            raise EdgeAlexError(path, "would overwrite the checkpoint being pruned", "choose another -o")
+    ckpt = load_checkpoint(checkpoint)
+    spec = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else Preprocess()
+    if fine_tune_epochs:
+        from dataclasses import fields
+
+        from edgealex.train.data import find_train_data
+        from edgealex.train.trainer import TrainSettings, settings_for
+
+        train_options = dict(train_options)
+        # the parent's input geometry, unless asked otherwise: the preset's 224 px would silently
+        # change the model's input (and show the teacher images of a size it never saw)
+        train_options.setdefault("input_size", spec.input_size)
+        train_options.setdefault("resize", spec.resize)
+        if distill:
+            train_options.update(distill_temperature=temperature, distill_alpha=alpha)
         # the fine-tuning's data and settings are checked before anything is written
         train_data = find_train_data(data)
-        settings_for(train_options.get("preset", "demo"), epochs=int(fine_tune_epochs),
-                     **{k: v for k, v in train_options.items() if k in ("lr", "batch", "optimizer")})
-    ckpt = load_checkpoint(checkpoint)
+        known = {f.name for f in fields(TrainSettings)} - {"arch", "widths", "init_sha256", "teacher_sha256"}
+        settings_for(train_options.get("preset", "demo"),
+                     **dict({k: v for k, v in train_options.items() if k in known}, epochs=int(fine_tune_epochs)))
     if fine_tune_epochs and ckpt.get("labels") and list(ckpt["labels"]) != list(train_data.labels):
         raise EdgeAlexError(f"--data {data}", "its classes ({}) are not the checkpoint's ({})".format(
             ", ".join(train_data.labels), ", ".join(ckpt["labels"])),
             "fine-tune on the dataset the checkpoint was trained on")
+    if distill and not ckpt.get("labels"):
+        raise EdgeAlexError(str(checkpoint), "has no class labels, so it cannot teach the classes of --data",
+                            "prune a checkpoint written by `edgealex train` (or its exported ONNX) to distil from it")
     model = model_from_checkpoint(ckpt, source=str(checkpoint)).eval()
     pruned = prune_model(model, keep, multiple_of)
     before, after = parameter_count(model), parameter_count(pruned)
     labels = ckpt.get("labels") or [f"class_{i}" for i in range(pruned.classifier[-1].out_features)]
-    spec = Preprocess.from_dict(ckpt["preprocess"]) if ckpt.get("preprocess") else Preprocess()
     parent = {"path": os.path.abspath(str(checkpoint)), "sha256": sha256_file(checkpoint), "arch": model.arch,
               "widths": model.widths, "parameters": before, "parent": ckpt.get("parent")}
     pruning = {"keep": float(keep), "criterion": CRITERION, "multiple_of": int(multiple_of),
@@ -213,14 +267,16 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
         options = dict(train_options)
         options.setdefault("preset", "demo")
         options.setdefault("keep_last", False)  # prune has no --resume: no resume state is left behind
-        if distill:  # the parent teaches its pruned self; the trainer validates T and alpha
-            options.update(teacher=str(checkpoint), distill_temperature=temperature, distill_alpha=alpha)
+        if distill:  # the parent teaches its pruned self (T and alpha are in train_options, checked above)
+            options["teacher"] = str(checkpoint)
         try:
             result = train(str(data), output, epochs=int(fine_tune_epochs), init_weights=target, **options)
         except EdgeAlexError:
             if not existed and os.path.isfile(target):
                 os.remove(target)  # made by this call for a fine-tuning that did not start
             raise
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: say what is on disk and how to go on (prune has no --resume)
+            raise _interrupted(checkpoint, output, target, data, distill) from None
         fine = result.to_dict()
     return PruneResult(path=output, arch=model.arch, widths=pruned.widths, parameters_before=before,
                        parameters_after=after, keep=float(keep), parent={"path": parent["path"], "sha256": parent["sha256"]},

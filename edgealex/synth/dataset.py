@@ -208,6 +208,26 @@ def _reusable(out_dir, params):
     return data
 
 
+def _difference(out_dir, params):
+    """Why an edgealex dataset in ``out_dir`` is not the one asked for (e.g. a hard dataset made
+    before the hard parameters changed), as text to append to the refusal; "" for other folders."""
+    try:
+        data = read_json(os.path.join(out_dir, MANIFEST_NAME), "dataset manifest")
+    except EdgeAlexError:
+        return ""
+    old = data.get("params") if data.get("format") == DATASET_FORMAT else None
+    if not isinstance(old, dict):
+        return ""
+    if old == params:
+        return ": it was made with these parameters but files are missing or changed"
+    changed = [k for k in sorted(set(old) | set(params)) if old.get(k) != params.get(k)]
+    def shown(d, k):
+        return json.dumps(d[k]) if k in d else "(none)"
+
+    return ": it was made with other parameters ({})".format("; ".join(
+        f"{k}: {shown(old, k)} there, {shown(params, k)} asked" for k in changed))
+
+
 def _result_from_manifest(out_dir, data, seconds, reused):
     return SynthResult(out_dir=out_dir, labels=list(data["labels"]), counts=data["counts"],
                        data_hash=data["data_hash"], split_hashes=data["split_hashes"], seconds=seconds,
@@ -276,8 +296,8 @@ def synthesize(out_dir, per_class=400, size=256, seed=0, splits: Sequence[float]
             logger.info(f"reusing the identical dataset in {out_dir} (data_hash {cached['data_hash'][:12]})")
             return _result_from_manifest(out_dir, cached, time.perf_counter() - start, True)
         if not force:
-            raise EdgeAlexError(out_dir, "is not empty and does not hold this exact dataset",
-                                "pass --force to replace it, or choose another -o/--out")
+            raise EdgeAlexError(out_dir, "is not empty and does not hold this exact dataset"
+                                + _difference(out_dir, params), "pass --force to replace it, or choose another -o/--out")
 
     # Rendered into a staging folder beside out_dir, swapped in at the end (an old out_dir goes
     # only after that); removed on any failure, a full disk included.

@@ -161,10 +161,14 @@ class TrainSettings:
             problems.append((f"--dropout {self.dropout}", "must be in [0, 1)", "e.g. --dropout 0.5"))
         if not float(self.warmup_epochs) >= 0.0:
             problems.append((f"--warmup-epochs {self.warmup_epochs}", "must be >= 0", "e.g. --warmup-epochs 5"))
-        if not float(self.distill_temperature) > 0.0:
-            problems.append((f"--temperature {self.distill_temperature}", "must be positive", "e.g. --temperature 4"))
-        if not 0.0 <= float(self.distill_alpha) <= 1.0:
-            problems.append((f"--alpha {self.distill_alpha}", "must be in [0, 1]", "e.g. --alpha 0.9"))
+        # finite: an infinite T passed this check and made the first step's loss nan ("lower --lr")
+        for option, value, bounds, example in (
+                ("--temperature", self.distill_temperature, {"low": 0, "low_open": True}, "4"),
+                ("--alpha", self.distill_alpha, {"low": 0, "high": 1}, "0.9")):
+            try:
+                check_float(option, value, example=example, **bounds)
+            except EdgeAlexError as exc:
+                problems.append((exc.subject, exc.what, exc.note))
         if problems:
             raise EdgeAlexError(*problems[0])
         if self.widths is not None:
@@ -531,6 +535,9 @@ def train(data_dir, out_path, arch=None, epochs=None, batch=None, optimizer=None
     explicit = dict(overrides, arch=arch, epochs=epochs, batch=batch, optimizer=optimizer, lr=lr)
     aux = _auxiliary_models(init_weights, teacher, explicit)
     resume_state = load_checkpoint(resume) if resume is not None else None
+    for key in ("parent", "pruning", "init_weights"):  # a resumed fine-tuning keeps its start's lineage
+        if resume_state is not None and resume_state.get(key) is not None:
+            aux["provenance"].setdefault(key, resume_state[key])
     if resume_state is not None and isinstance(resume_state.get("settings"), dict):
         # a resumed run keeps the settings it was started with; explicit arguments still win
         stored = TrainSettings.from_dict(resume_state["settings"]).to_dict()
@@ -723,7 +730,9 @@ def _run(torch, settings, data, spec, num_classes, out_path, resume, resume_stat
                                              settings.distill_temperature, settings.distill_alpha)
                 if not torch.isfinite(loss):
                     raise EdgeAlexError(f"epoch {epoch} step {step + 1}", "the training loss diverged (not finite)",
-                                        "lower --lr (e.g. by 10x) or use --optimizer adam")
+                                        "lower --lr (e.g. by 10x) or use --optimizer adam" + (
+                                            "; when distilling, also a moderate --temperature (e.g. 4)"
+                                            if teacher is not None else ""))
                 if step % accum == 0:
                     optimizer.zero_grad(set_to_none=True)
                 (loss / accum if accum > 1 else loss).backward()
