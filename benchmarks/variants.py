@@ -124,6 +124,9 @@ def phase_train(args, data):
                 except EdgeAlexError as exc:  # a diverged fine-tuning is a result of the matrix, not its end
                     print(f"{setting}/{seed}/{name}: FAILED: {exc}", flush=True)
                     runs[f"{setting}/{seed}/{name}"] = {"failed": str(exc)}
+                    from edgealex.artifacts import write_json_atomic
+
+                    write_json_atomic(runs_path, runs)
                     continue
                 from edgealex.train import TrainResult
                 _record(runs, runs_path, f"{setting}/{seed}/{name}", TrainResult.from_dict(pr.fine_tune),
