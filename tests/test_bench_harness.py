@@ -195,8 +195,11 @@ def _start_long_run(tmp_path):
         found = glob.glob(os.path.join(str(out), "*.json"))
         if found:
             with open(found[0]) as handle:
-                if json.load(handle)["status"] == "measuring":
-                    return proc, found[0]
+                text = handle.read()
+            # empty until the first record replaces it: the run id is reserved by creating the file
+            # (edgealex.bench.result.unique_run_id, O_EXCL)
+            if text.strip() and json.loads(text)["status"] == "measuring":
+                return proc, found[0]
         time.sleep(0.1)
     proc.kill()
     raise AssertionError("the run never reached 'measuring': " + proc.stderr.read().decode()[-2000:])
