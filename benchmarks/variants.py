@@ -36,11 +36,12 @@ SETTINGS = ("normal", "hard")
 FULL = ("alexnet", "alexnet-v1", "alexnet-se", "alexnet-dw", "alexnet-bn")
 COMPRESSED = ("alexnet-pruned70", "alexnet-pruned30", "slim30-alone", "slim30-alone-lr0.0025", "slim30-distilled",
               "alexnet-pruned70-kd", "alexnet-pruned50-kd", "alexnet-pruned30-kd")
-# candidates for the >= 10x target: their INT8 (ONNX Runtime, entropy-calibrated) holdout accuracy is
-# measured for every seed and setting, since the target is about the INT8 model
+# every compressed model's widths, in % of AlexNet's (pruned: --keep; slim: --width-mult)
+WIDTH_PCT = {"alexnet-pruned70": 70, "alexnet-pruned30": 30, "slim30-alone": 30, "slim30-alone-lr0.0025": 30,
+             "slim30-distilled": 30, "alexnet-pruned70-kd": 70, "alexnet-pruned50-kd": 50, "alexnet-pruned30-kd": 30}
+# candidates for the >= 10x target: their INT8 (ONNX Runtime, the demo's calibration rule) holdout
+# accuracy is measured for every seed and setting, since the target is about the INT8 model
 TARGET_CANDIDATES = ("alexnet-pruned70", "alexnet-pruned70-kd", "alexnet-pruned50-kd", "alexnet-pruned30-kd")
-TIMING_WIDTH = {"alexnet-pruned70": 70, "alexnet-pruned70-kd": 70, "alexnet-pruned50-kd": 50,
-                "alexnet-pruned30-kd": 30}  # % widths
 # Distillation's soft term, T^2 * KL(teacher/T || student/T), has the gradient T * (p_s - p_t) per
 # logit: at the recipe's lr 0.01 and T 4 a slim student from scratch collapsed to one class (20.0%
 # holdout, normal setting, seed 0, 128 px); students distil at lr 0.01 / T, and the same slim model
@@ -166,8 +167,6 @@ def phase_train(args, data):
                            keep_last=False, **dict(base, **extra))
             _record(runs, runs_path, f"normal/options/{name}", result, time.perf_counter() - start)
 
-    # a run cut short still has every variant for its first seeds: seed 0 on both settings, the
-    # options, the other seeds on the normal setting, then on the hard one
     # a run cut short still has every variant for its first seeds on both settings; the training
     # options (one run each) come last
     if args.order == "seed":
@@ -193,7 +192,10 @@ def is_stale_export(onnx_path, ckpt):
     return exported_weights_sha256(onnx_path) != sha256_file(ckpt)
 
 
-def _export_calibrate_build(ckpt, data_dir, out_dir):
+def _export_calibrate_build(ckpt, data_dir, out_dir, holdout=True, parity_samples=2):
+    """Export ``ckpt`` into ``out_dir``, calibrate it on ``data_dir``'s calib split (the agreement gate
+    on its holdout split unless ``holdout`` is False) and build its FP32 and INT8 CPU engines; each
+    step is skipped when its output is there and the ONNX is not stale (:func:`is_stale_export`)."""
     from edgealex.build.api import build_engine
     from edgealex.calib.pipeline import calibrate
     from edgealex.export.onnx import export_onnx
@@ -206,11 +208,11 @@ def _export_calibrate_build(ckpt, data_dir, out_dir):
         shutil.rmtree(out_dir)  # the checkpoint was trained again: its ONNX, calibration and engines are stale
     os.makedirs(out_dir, exist_ok=True)
     if not os.path.isfile(onnx_path):
-        export_onnx(onnx_path, weights=ckpt, parity_samples=2)
+        export_onnx(onnx_path, weights=ckpt, parity_samples=parity_samples)
     calib_dir = os.path.join(out_dir, name + "-calib")
     if not os.path.isfile(os.path.join(calib_dir, "calibration.json")):  # the gate's agreement lands in its manifest
-        calibrate(onnx_path, os.path.join(data_dir, "calib"), calib_dir, holdout=os.path.join(data_dir, "holdout"),
-                  min_agreement=0.0, progress=False)
+        calibrate(onnx_path, os.path.join(data_dir, "calib"), calib_dir,
+                  holdout=os.path.join(data_dir, "holdout") if holdout else None, min_agreement=0.0, progress=False)
     fp32 = build_engine(onnx_path, target="cpu", precision="fp32", out_dir=os.path.join(out_dir, "engines")).engine_path
     int8 = build_engine(onnx_path, target="cpu", precision="int8", calib=calib_dir,
                         out_dir=os.path.join(out_dir, "engines")).engine_path
@@ -220,35 +222,21 @@ def _export_calibrate_build(ckpt, data_dir, out_dir):
 
 def _timing_models(work, input_size):
     """Random-init FP32/INT8 engines at ``input_size`` for AlexNet and the candidates' widths (timing only)."""
-    from edgealex.calib.pipeline import calibrate
-    from edgealex.build.api import build_engine
-    from edgealex.export.onnx import export_onnx
-    from edgealex.models.alexnet import scaled_widths
-    from edgealex.models.alexnet import build_model, save_checkpoint
+    from edgealex.models.alexnet import build_model, save_checkpoint, scaled_widths
     from edgealex.preprocess import Preprocess
 
     out = os.path.join(work, f"timing{input_size}")
-    os.makedirs(out, exist_ok=True)
     made = {}
     for name, widths in [("alexnet", None)] + [(f"alexnet-{pct}pct", scaled_widths("alexnet", pct / 100.0))
-                                                for pct in sorted(set(TIMING_WIDTH.values()))]:
+                                                for pct in sorted({WIDTH_PCT[c] for c in TARGET_CANDIDATES})]:
         ckpt = os.path.join(out, name + ".pt")
         if not os.path.isfile(ckpt):
+            os.makedirs(out, exist_ok=True)
             save_checkpoint(ckpt, build_model("alexnet", 5, seed=0, widths=widths),
                             ["ok", "scratch", "stain", "crack", "hole"],
                             Preprocess(input_size=input_size, resize=input_size * 256 // 224))
-        onnx_path = os.path.join(out, name + ".onnx")
-        if not os.path.isfile(onnx_path):
-            export_onnx(onnx_path, weights=ckpt, parity_samples=1)
-        calib_dir = os.path.join(out, name + "-calib")
-        if not os.path.isfile(os.path.join(calib_dir, "calibration.json")):
-            calibrate(onnx_path, os.path.join(work, "data-normal", "calib"), calib_dir, min_agreement=0.0,
-                      progress=False)
-        made[name] = {
-            "ckpt": ckpt, "onnx_mb": round(os.path.getsize(onnx_path) / 1e6, 2),
-            "fp32_engine": build_engine(onnx_path, target="cpu", precision="fp32", out_dir=os.path.join(out, "e")).engine_path,
-            "int8_engine": build_engine(onnx_path, target="cpu", precision="int8", calib=calib_dir,
-                                        out_dir=os.path.join(out, "e")).engine_path}
+        made[name] = dict(_export_calibrate_build(ckpt, os.path.join(work, "data-normal"), os.path.join(out, name),
+                                                  holdout=False, parity_samples=1), ckpt=ckpt)
     return made
 
 
@@ -327,21 +315,16 @@ def phase_speed(args, data):
     for name, d in deployed.items():
         subjects[f"fp32/{name}"] = _runner(d["fp32_engine"])
         subjects[f"int8/{name}"] = _runner(d["int8_engine"])
-    speed = {"trained": _interleaved(subjects, (3, args.input_size, args.input_size), args.rounds, args.seconds)}
-    if args.input_size == 224:  # the trained models already are at 224: no random-init timing run
-        from edgealex.artifacts import write_json_atomic
-
-        speed["deployed"] = deployed
-        write_json_atomic(os.path.join(args.work, "speed.json"), speed)
-        return speed
-    timing = _timing_models(args.work, 224)
-    subjects = _torch_subjects(timing["alexnet"]["ckpt"], 224)
-    for name, d in timing.items():
-        subjects[f"fp32/{name}"] = _runner(d["fp32_engine"])
-        subjects[f"int8/{name}"] = _runner(d["int8_engine"])
-    speed["random224"] = _interleaved(subjects, (3, 224, 224), args.rounds, args.seconds)
-    speed["random224_onnx_mb"] = {k: v["onnx_mb"] for k, v in timing.items()}
-    speed["deployed"] = deployed
+    speed = {"trained": _interleaved(subjects, (3, args.input_size, args.input_size), args.rounds, args.seconds),
+             "deployed": deployed}
+    if args.input_size != 224:  # at 224 the trained models are the timing: no random-init run
+        timing = _timing_models(args.work, 224)
+        subjects = _torch_subjects(timing["alexnet"]["ckpt"], 224)
+        for name, d in timing.items():
+            subjects[f"fp32/{name}"] = _runner(d["fp32_engine"])
+            subjects[f"int8/{name}"] = _runner(d["int8_engine"])
+        speed["random224"] = _interleaved(subjects, (3, 224, 224), args.rounds, args.seconds)
+        speed["random224_onnx_mb"] = {k: v["onnx_mb"] for k, v in timing.items()}
     from edgealex.artifacts import write_json_atomic
 
     write_json_atomic(os.path.join(args.work, "speed.json"), speed)
@@ -432,14 +415,9 @@ def phase_table(args, runs, speed):
     from edgealex.models.alexnet import build_model, parameter_count, scaled_widths
 
     params = {arch: parameter_count(build_model(arch, 5)) for arch in FULL}
-    slim = parameter_count(build_model("alexnet", 5, widths=scaled_widths("alexnet", 0.3)))
-    params.update({"alexnet-pruned70": parameter_count(build_model("alexnet", 5, widths=scaled_widths("alexnet", 0.7))),
-                   "alexnet-pruned30": slim, "slim30-alone": slim, "slim30-alone-lr0.0025": slim,
-                   "slim30-distilled": slim, "alexnet-pruned30-kd": slim,
-                   "alexnet-pruned70-kd": parameter_count(build_model("alexnet", 5,
-                                                                      widths=scaled_widths("alexnet", 0.7))),
-                   "alexnet-pruned50-kd": parameter_count(build_model("alexnet", 5,
-                                                                      widths=scaled_widths("alexnet", 0.5)))})
+    at_width = {pct: parameter_count(build_model("alexnet", 5, widths=scaled_widths("alexnet", pct / 100.0)))
+                for pct in set(WIDTH_PCT.values())}
+    params.update({name: at_width[pct] for name, pct in WIDTH_PCT.items()})
     acc = {}
     for name in FULL + COMPRESSED:
         for setting in SETTINGS:
@@ -748,7 +726,7 @@ def target_check(rows, speed, acc, args, int8_acc=None, runs=None):
                 "int8_holdout": {setting: int8[(name, setting)] for setting in SETTINGS},
                 "int8_holdout_entropy": {setting: entropy_only[(name, setting)] for setting in SETTINGS},
                 "methods_chosen": methods.get(name, []), "worst_delta_pts": min(deltas or [float("-inf")])}
-        timing = f"int8/alexnet-{TIMING_WIDTH[name]}pct"
+        timing = f"int8/alexnet-{WIDTH_PCT[name]}pct"
         if r224 and timing in r224:
             cand["ratio_224"] = r224[timing]["img_per_s_median"] / _best_torch(r224)[1]
             cand["int8_224"] = r224[timing]["img_per_s_median"]

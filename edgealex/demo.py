@@ -223,11 +223,8 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
     onnx_path, cached = _export(paths, trained.path)
     steps.done(cached=cached)
     result.artifacts["onnx"] = onnx_path
-    if keep_checkpoint:
+    if _weights_kept_in(trained.path, onnx_path, keep_checkpoint) == trained.path:
         result.artifacts["checkpoint"] = trained.path
-    elif os.path.isfile(trained.path):
-        os.remove(trained.path)  # the ONNX holds the same weights (see keep_checkpoint)
-        logger.info("removed %s: its weights are in %s (--keep-checkpoint keeps it)", trained.path, onnx_path)
 
     _calibrate_step(result, steps, paths, onnx_path, profile)
 
@@ -258,6 +255,18 @@ def run_demo(out_dir=DEFAULT_OUT_DIR, fast=False, target=None, seed=0, progress=
 
     return _report_and_finish(result, steps, session, paths, started,
                               f"edgealex demo: {os.path.basename(onnx_path)} on {tgt.name}", SUMMARY_FILE)
+
+
+def _weights_kept_in(checkpoint, onnx_path, keep_checkpoint):
+    """Where the trained weights stay: ``checkpoint`` with ``keep_checkpoint``; else the checkpoint is
+    removed (``onnx_path`` holds the same float32 weights, which ``load_checkpoint`` reads) and
+    ``onnx_path`` is returned. Both demos' rule."""
+    if keep_checkpoint:
+        return checkpoint
+    if os.path.isfile(checkpoint):
+        os.remove(checkpoint)
+        logger.info("removed %s: its weights are in %s (--keep-checkpoint keeps it)", checkpoint, onnx_path)
+    return onnx_path
 
 
 def _calibrate_step(result, steps, paths, onnx_path, profile):

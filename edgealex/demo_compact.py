@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 from edgealex.artifacts import ensure_dir
 from edgealex.demo import DemoResult
+from edgealex.engine import read_record
 from edgealex.synth.render import LABELS as SYNTH_LABELS
 
 COMPACT_DIR = "compact"
@@ -124,12 +125,7 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
     teacher = D._train(teacher_paths, profile, progress=progress, keep_resume=keep_resume,
                        keep_checkpoint=keep_checkpoint)
     teacher_onnx, _ = D._export(teacher_paths, teacher.path)
-    if keep_checkpoint:
-        teacher_path = teacher.path
-    else:
-        if os.path.isfile(teacher.path):
-            os.remove(teacher.path)  # as the plain demo does: the ONNX holds the same weights
-        teacher_path = teacher_onnx  # load_checkpoint reads its initializers
+    teacher_path = D._weights_kept_in(teacher.path, teacher_onnx, keep_checkpoint)
     steps.done(cached=teacher.reused)
     result.artifacts["teacher_checkpoint" if keep_checkpoint else "teacher_onnx"] = teacher_path
     result.figures.update({"teacher_val_accuracy": teacher.best_val_acc,
@@ -170,7 +166,7 @@ def run_compact_demo(out_dir="edgealex-demo", fast=False, target=None, seed=0, p
                            "loop_distinct_images": (loop.get("accuracy") or {}).get("distinct_images")})
 
     steps.start("bench", "benchmark the compact engines against PyTorch eager FP32 AlexNet, batch 1")
-    bench_engines = [run_engine] + [e for e in engines if e != run_engine and _precision_of(e) == "fp32"][:1]
+    bench_engines = [run_engine] + [e for e in engines if e != run_engine and read_record(e).precision == "fp32"][:1]
     session = _bench(paths, bench_engines, teacher_path, profile, tgt, progress)
     steps.done()
     result.figures["bench"] = D._bench_rows(session)
@@ -214,11 +210,6 @@ def _compress(paths, teacher, profile, cprofile, keep, progress):
     return result
 
 
-def _precision_of(engine):
-    name = os.path.basename(str(engine)).lower()
-    return "int8" if "-int8" in name else "fp32" if "-fp32" in name else "other"
-
-
 def _bench(paths, engines, teacher, profile, target, progress):
     """One compare session: the compact engines first, then PyTorch eager FP32 on the teacher."""
     from edgealex.bench.harness import BenchOptions, run_bench
@@ -255,7 +246,7 @@ def compact_figures(results, pruned, onnx_path, int8_engine):
     torch_row = row(lambda r: r.get("kind") == "baseline" and "eager" in str((r.get("engine") or {}).get("name")))
     int8_row = row(lambda r: r.get("kind") == "engine" and os.path.abspath((r.get("engine") or {}).get("path", ""))
                    == os.path.abspath(int8_engine))
-    fp32_row = row(lambda r: r.get("kind") == "engine" and _precision_of((r.get("engine") or {}).get("path")) == "fp32")
+    fp32_row = row(lambda r: r.get("kind") == "engine" and (r.get("engine") or {}).get("precision") == "fp32")
 
     def fps(r):
         return None if r is None else (r.get("throughput") or {}).get("fps")

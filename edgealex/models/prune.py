@@ -193,11 +193,6 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
         if value is not None and not distill:  # else a forgotten --distill fine-tunes on labels alone, silently
             raise EdgeAlexError(f"{option} {value}", "is a distillation setting, and --distill was not given",
                                 f"add --distill to fine-tune distilling from the unpruned checkpoint, or drop {option}")
-    from edgealex.train.trainer import TrainSettings
-
-    # the trainer's defaults (those of `edgealex distill` too)
-    temperature = TrainSettings.distill_temperature if temperature is None else temperature
-    alpha = TrainSettings.distill_alpha if alpha is None else alpha
     if distill and not fine_tune_epochs:
         raise EdgeAlexError("--distill", "distillation happens during fine-tuning, and none was asked for",
                             "pass --fine-tune-epochs N (and --data DIR) with --distill")
@@ -229,8 +224,9 @@ def prune(checkpoint, output, keep, multiple_of=8, fine_tune_epochs=0, data=None
         # change the model's input (and show the teacher images of a size it never saw)
         train_options.setdefault("input_size", spec.input_size)
         train_options.setdefault("resize", spec.resize)
-        if distill:
-            train_options.update(distill_temperature=temperature, distill_alpha=alpha)
+        if distill:  # None leaves the trainer's defaults (those of `edgealex distill` too)
+            train_options.update({key: value for key, value in (("distill_temperature", temperature),
+                                                                 ("distill_alpha", alpha)) if value is not None})
         # the fine-tuning's data and settings are checked before anything is written
         train_data = find_train_data(data)
         known = {f.name for f in fields(TrainSettings)} - {"arch", "widths", "init_sha256", "teacher_sha256"}
